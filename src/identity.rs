@@ -1,0 +1,54 @@
+//! Who is who: the [`Directory`] of contacts and the addresses linked to them.
+//!
+//! The host owns its users; the crate needs only to find a contact by id or by a linked address,
+//! create one (auto-registration), link and unlink addresses, and merge a technical contact into
+//! a real one. [`Directory`] is that seam. `store::memory::MemoryDirectory` implements it
+//! in memory; a host implements it over its own user table.
+//!
+//! # Contract
+//!
+//! - An address is linked to at most one contact. [`Directory::link`] of an address linked to
+//!   another contact fails with [`StoreError::Conflict`]; linking it again to the same contact
+//!   succeeds and changes nothing.
+//! - [`Directory::create`] links the new contact's addresses atomically: if any of them is
+//!   already linked, nothing is created and the call fails with a conflict. Two concurrent
+//!   "create a contact for this new sender" calls therefore create one contact.
+//! - [`Directory::merge`] moves every address of `from` to `into`, fills `into`'s missing data
+//!   from `from`, and retires `from`, which the host may delete or keep as an alias.
+//!   The crate never deletes host data itself.
+
+use async_trait::async_trait;
+
+use crate::{
+    contact::{Address, Contact, ContactId, NewContact},
+    error::StoreError,
+};
+
+/// The contacts and their linked addresses. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// The contact with id `id`.
+    async fn get(&self, id: &ContactId) -> Result<Option<Contact>, StoreError>;
+
+    /// The contact `address` is linked to.
+    async fn find_by_address(&self, address: &Address) -> Result<Option<Contact>, StoreError>;
+
+    /// Creates a contact and links its addresses; the store assigns the id.
+    async fn create(&self, new: NewContact) -> Result<Contact, StoreError>;
+
+    /// Links `address` to contact `id`.
+    async fn link(&self, id: &ContactId, address: &Address) -> Result<(), StoreError>;
+
+    /// Unlinks `address`, returning the contact it was linked to, if any.
+    async fn unlink(&self, address: &Address) -> Result<Option<ContactId>, StoreError>;
+
+    /// Merges contact `from` into contact `into` and returns the merged contact.
+    async fn merge(&self, from: &ContactId, into: &ContactId) -> Result<Contact, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _object_safe(_: &dyn Directory) {}
+}

@@ -1,0 +1,333 @@
+//! The support inbox: every conversation with a contact, as entries in order.
+//!
+//! Incoming entries are what a contact wrote through any transport; outgoing entries are what
+//! agents (or the platform) sent, with one [`DeliveryRecord`] per transport tried, so that the
+//! inbox can show which transport delivered each message and how far it got (sent, delivered,
+//! read) or why it did not (refused, failed).
+//!
+//! [`Inbox`] is the seam: the host usually already has a support inbox and implements it over
+//! its own tables; `store::memory::MemoryInbox` is the reference implementation.
+//!
+//! # Contract
+//!
+//! - Recording an incoming entry whose `(channel, message_id)` is already recorded returns the
+//!   existing entry's id and stores nothing new, so a redelivered webhook never duplicates a
+//!   message.
+//! - A conversation is ordered by the transport's timestamp (then by recording order), not by
+//!   arrival, so events that arrive out of order still read in order.
+//! - Delivery statuses only move forward: `Sent` → `Delivered` → `Read`. A late delivery
+//!   receipt never turns a read message back into a delivered one; refused and failed records
+//!   are final.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    clock::Timestamp,
+    contact::{Channel, ContactId},
+    error::StoreError,
+    message::{Attachment, Message},
+};
+
+string_id!(
+    /// The inbox's id of an entry, assigned by the store.
+    EntryId
+);
+
+/// What a contact wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Incoming {
+    /// The channel it came by.
+    pub channel: Channel,
+    /// The transport's id of the message, if it has one.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The text, if any.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Attachments, as references.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// The payload of the choice the contact picked, when the message is an answer.
+    #[serde(default)]
+    pub choice: Option<String>,
+}
+
+impl Incoming {
+    /// An incoming entry on `channel` with nothing in it yet.
+    pub fn new(channel: Channel) -> Self {
+        Incoming {
+            channel,
+            message_id: None,
+            text: None,
+            attachments: Vec::new(),
+            choice: None,
+        }
+    }
+
+    /// Sets the transport's message id.
+    pub fn with_message_id(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
+    /// Sets the text.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Adds an attachment.
+    pub fn with_attachment(mut self, attachment: Attachment) -> Self {
+        self.attachments.push(attachment);
+        self
+    }
+
+    /// Marks the entry as an answer with the chosen payload.
+    pub fn with_choice(mut self, payload: impl Into<String>) -> Self {
+        self.choice = Some(payload.into());
+        self
+    }
+}
+
+/// How far one transport got with an outgoing message.
+///
+/// The order of the variants is the order statuses advance in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeliveryStatus {
+    /// The transport accepted it.
+    Sent,
+    /// The transport reports it reached the contact's device.
+    Delivered,
+    /// The contact read it.
+    Read,
+    /// The transport refused it before sending (window closed, invalid for the transport).
+    Refused,
+    /// Sending failed.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Whether the status can still change.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Read | DeliveryStatus::Refused | DeliveryStatus::Failed
+        )
+    }
+
+    /// Whether a message in this status reached the transport.
+    pub fn was_sent(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Sent | DeliveryStatus::Delivered | DeliveryStatus::Read
+        )
+    }
+
+    /// Whether moving from `self` to `next` is a step forward on the sent → delivered → read
+    /// path.
+    pub fn can_advance_to(self, next: DeliveryStatus) -> bool {
+        self.was_sent() && next.was_sent() && next > self
+    }
+}
+
+/// What happened to an outgoing message on one transport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeliveryRecord {
+    /// The transport's channel.
+    pub channel: Channel,
+    /// How far it got.
+    pub status: DeliveryStatus,
+    /// The transport's message ids, when it was sent.
+    #[serde(default)]
+    pub message_ids: Vec<String>,
+    /// Why it was refused or failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl DeliveryRecord {
+    /// Sent on `channel` with the transport's message ids.
+    pub fn sent(channel: Channel, message_ids: Vec<String>) -> Self {
+        DeliveryRecord {
+            channel,
+            status: DeliveryStatus::Sent,
+            message_ids,
+            reason: None,
+        }
+    }
+
+    /// Refused by the transport on `channel` before sending, with the reason.
+    pub fn refused(channel: Channel, reason: impl Into<String>) -> Self {
+        DeliveryRecord {
+            channel,
+            status: DeliveryStatus::Refused,
+            message_ids: Vec::new(),
+            reason: Some(reason.into()),
+        }
+    }
+
+    /// Failed on `channel`, with the reason.
+    pub fn failed(channel: Channel, reason: impl Into<String>) -> Self {
+        DeliveryRecord {
+            channel,
+            status: DeliveryStatus::Failed,
+            message_ids: Vec::new(),
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+/// What was sent to a contact, and per transport what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Outgoing {
+    /// The message.
+    pub message: Message,
+    /// Who wrote it (an agent id), if a person did.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// One record per transport tried. Empty means no transport could take it, which is
+    /// recorded rather than dropped.
+    #[serde(default)]
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+impl Outgoing {
+    /// An outgoing entry for `message` with no deliveries yet.
+    pub fn new(message: Message) -> Self {
+        Outgoing {
+            message,
+            author: None,
+            deliveries: Vec::new(),
+        }
+    }
+
+    /// Sets the author.
+    pub fn with_author(mut self, author: impl Into<String>) -> Self {
+        self.author = Some(author.into());
+        self
+    }
+
+    /// Adds a delivery record.
+    pub fn with_delivery(mut self, record: DeliveryRecord) -> Self {
+        self.deliveries.push(record);
+        self
+    }
+}
+
+/// Either side of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "direction", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EntryContent {
+    /// The contact wrote.
+    Incoming(Incoming),
+    /// The platform wrote.
+    Outgoing(Outgoing),
+}
+
+/// One entry of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Entry {
+    /// The store's id.
+    pub id: EntryId,
+    /// Whose conversation it is in.
+    pub contact: ContactId,
+    /// When it happened (the transport's time for incoming entries).
+    pub at: Timestamp,
+    /// What it is.
+    pub content: EntryContent,
+}
+
+impl Entry {
+    /// An entry; stores use this to build what they return.
+    pub fn new(id: EntryId, contact: ContactId, at: Timestamp, content: EntryContent) -> Self {
+        Entry {
+            id,
+            contact,
+            at,
+            content,
+        }
+    }
+}
+
+/// A change of delivery status reported by a transport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StatusUpdate {
+    /// The message with this transport id reached `status`.
+    Message {
+        /// The transport's channel.
+        channel: Channel,
+        /// The transport's message id.
+        message_id: String,
+        /// The new status.
+        status: DeliveryStatus,
+    },
+    /// Every message sent to `contact` on `channel` at or before `watermark` reached `status`
+    /// (Messenger reports reads, and sometimes deliveries, this way).
+    UpTo {
+        /// Whose messages.
+        contact: ContactId,
+        /// The transport's channel.
+        channel: Channel,
+        /// Up to when.
+        watermark: Timestamp,
+        /// The new status.
+        status: DeliveryStatus,
+    },
+}
+
+/// The conversations of contacts. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Records what `contact` wrote at `at`; idempotent on `(channel, message_id)`.
+    async fn record_incoming(
+        &self,
+        contact: &ContactId,
+        at: Timestamp,
+        entry: Incoming,
+    ) -> Result<EntryId, StoreError>;
+
+    /// Records what was sent to `contact` at `at`, with per-transport delivery records.
+    async fn record_outgoing(
+        &self,
+        contact: &ContactId,
+        at: Timestamp,
+        entry: Outgoing,
+    ) -> Result<EntryId, StoreError>;
+
+    /// Applies a status change; returns how many delivery records moved forward.
+    async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError>;
+
+    /// The last `limit` entries of `contact`'s conversation, oldest first.
+    async fn conversation(&self, contact: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _object_safe(_: &dyn Inbox) {}
+
+    #[test]
+    fn statuses_only_advance_along_sent_delivered_read() {
+        use DeliveryStatus::*;
+        assert!(Sent.can_advance_to(Delivered));
+        assert!(Sent.can_advance_to(Read));
+        assert!(Delivered.can_advance_to(Read));
+        assert!(!Read.can_advance_to(Delivered));
+        assert!(!Delivered.can_advance_to(Delivered));
+        assert!(!Failed.can_advance_to(Read));
+        assert!(!Refused.can_advance_to(Delivered));
+        assert!(!Sent.can_advance_to(Failed));
+        assert!(Read.is_final() && Failed.is_final() && !Sent.is_final());
+    }
+}

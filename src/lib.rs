@@ -1,0 +1,164 @@
+//! # tidings
+//!
+//! Reach the users of a course or membership platform over pluggable transports, Facebook
+//! Messenger first: connect a user's Messenger through an `m.me` link, route what they write
+//! into the platform's support inbox, send newsletters within Messenger's policy and limits,
+//! and run automation flows that ask questions and branch on the answers.
+//!
+//! The host platform supplies storage and HTTP glue by implementing small traits; the crate
+//! ships reference implementations (in memory now, SQLite behind a feature) so that it runs
+//! end to end out of the box.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tidings::{
+//!     clock::SystemClock,
+//!     contact::{Address, Channel, NewContact},
+//!     identity::Directory,
+//!     inbox::{DeliveryRecord, Inbox, Outgoing},
+//!     message::Message,
+//!     store::memory::{MemoryDirectory, MemoryInbox},
+//!     transport::{SendContext, SharedTransport, stub::StubTransport},
+//!     clock::Clock,
+//! };
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let directory = MemoryDirectory::new();
+//! let inbox = MemoryInbox::new();
+//! let messenger: SharedTransport = Arc::new(StubTransport::new(Channel::Messenger));
+//!
+//! let ann = directory
+//!     .create(NewContact::new()
+//!         .with_name("Ann", "Lee")
+//!         .with_address(Address::messenger("104812345678901", "6789012345678901")?))
+//!     .await?;
+//!
+//! let message = Message::builder("Lesson 3 is open. Ready?")
+//!     .choice("Start now", "L3_START")
+//!     .choice("Later", "L3_LATER")
+//!     .build()?;
+//! let address = ann.address_on(&Channel::Messenger).ok_or("no Messenger address")?;
+//! let receipt = messenger.send(address, &message, &SendContext::update()).await?;
+//!
+//! inbox
+//!     .record_outgoing(
+//!         &ann.id,
+//!         SystemClock.now(),
+//!         Outgoing::new(message).with_delivery(DeliveryRecord::sent(receipt.channel, receipt.message_ids)),
+//!     )
+//!     .await?;
+//! assert_eq!(inbox.conversation(&ann.id, 10).await?.len(), 1);
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+//! ```
+//!
+//! # The traits
+//!
+//! | trait | concern | what the host gives |
+//! |---|---|---|
+//! | [`Transport`](transport::Transport) | sending | one way of reaching contacts (Messenger, e-mail, SMS) |
+//! | [`Directory`](identity::Directory) | identity | contacts and their linked addresses |
+//! | [`Inbox`](inbox::Inbox) | support | conversations and per-transport delivery status |
+//! | [`SegmentQuery`](segment::SegmentQuery) | newsletters | who matches a [`Segment`](segment::Segment), page by page |
+//! | [`Outbox`](newsletter::Outbox) | newsletters | one outcome per campaign and recipient |
+//! | [`ProcessEngine`](process::ProcessEngine) | processes | runs flows, takes the answers meant for them |
+//! | [`ProcessStore`](process::ProcessStore) | processes | durable flow state |
+//! | [`SeenEvents`](seen::SeenEvents) | webhooks, tokens | what was already handled |
+//!
+//! All are `async` (through `async_trait`) and object-safe: the crate holds them as
+//! `Arc<dyn Trait>`, so host types never leak into the crate's types. Each store trait
+//! documents its contract, and the `testkit` feature publishes a conformance suite that checks
+//! an implementation against it.
+//!
+//! Time comes from an injected [`Clock`](clock::Clock); [`token`] makes the signed tokens
+//! behind m.me links and login links.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `messenger` | yes | the Facebook Messenger transport |
+//! | `memory` | yes | in-memory stores ([`store::memory`]) |
+//! | `sqlite` | no | SQLite stores |
+//! | `axum` | no | a ready-made axum router for the webhook |
+//! | `testkit` | no | the store conformance suite (and a fake Graph API) for host tests |
+//!
+//! # Security
+//!
+//! - Secrets (token keys, and later Page tokens and app secrets) are held so that `Debug` never
+//!   prints them.
+//! - Token signatures are checked in constant time before any claim is read.
+//! - Every constructor that takes outside input validates it and returns a typed error;
+//!   nothing on an input-driven path panics.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps an id.
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, concat!(stringify!($name), "({:?})"), self.0)
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+pub mod clock;
+pub mod contact;
+pub mod error;
+pub mod identity;
+pub mod inbox;
+pub mod message;
+pub mod newsletter;
+pub mod process;
+pub mod seen;
+pub mod segment;
+pub mod store;
+mod sync;
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
+pub mod token;
+pub mod transport;
+
+pub use secrecy;
+
+#[doc(inline)]
+pub use crate::{
+    clock::{Clock, Timestamp},
+    contact::{Address, Channel, Contact, ContactId},
+    error::{Error, StoreError},
+    message::{Inbound, Message, Receipt},
+    transport::{DeliveryError, Transport},
+};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

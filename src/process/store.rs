@@ -1,0 +1,129 @@
+//! Durable flow state: [`ProcessInstance`] and the [`ProcessStore`] that keeps it.
+//!
+//! # Contract
+//!
+//! - At most one unfinished instance per contact and flow: [`ProcessStore::insert`] of a second
+//!   one fails with [`StoreError::Conflict`], as does inserting an id that exists.
+//! - Writes are compare-and-swap on [`ProcessInstance::revision`]: [`ProcessStore::update`]
+//!   succeeds only if the stored revision equals the one the caller read, and stores the
+//!   instance with the revision incremented. Two answers processed at once therefore move an
+//!   instance once; the loser gets a conflict and re-reads.
+//! - [`ProcessStore::due`] returns unfinished instances whose `due_at` is at or before `now`,
+//!   earliest first, so a host's periodic `tick` finds waits and timeouts that expired.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{FlowId, InstanceId};
+use crate::{clock::Timestamp, contact::ContactId, error::StoreError};
+
+/// Where an instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum InstanceStatus {
+    /// Moving through blocks.
+    Running,
+    /// Waiting for an answer or for time to pass.
+    Waiting,
+    /// Done; kept for history.
+    Finished,
+}
+
+/// A step an instance took, for history and for telling stale answers apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StepRecord {
+    /// The block id.
+    pub step: String,
+    /// When the instance entered it.
+    pub at: Timestamp,
+    /// The answer that left it, if it was a question.
+    #[serde(default)]
+    pub answer: Option<String>,
+}
+
+impl StepRecord {
+    /// A record of entering `step` at `at`.
+    pub fn new(step: impl Into<String>, at: Timestamp) -> Self {
+        StepRecord {
+            step: step.into(),
+            at,
+            answer: None,
+        }
+    }
+}
+
+/// One run of a flow for one contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProcessInstance {
+    /// The instance id.
+    pub id: InstanceId,
+    /// The flow it runs.
+    pub flow: FlowId,
+    /// The version of the flow it started with (it keeps it when the flow is updated).
+    pub flow_version: u32,
+    /// The contact it runs for.
+    pub contact: ContactId,
+    /// The block it is at.
+    pub step: String,
+    /// Where it stands.
+    pub status: InstanceStatus,
+    /// When it needs attention without an event (end of a wait, answer timeout).
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
+    /// The revision the store holds; see the module's contract.
+    pub revision: u64,
+    /// The steps taken, oldest first.
+    #[serde(default)]
+    pub history: Vec<StepRecord>,
+}
+
+impl ProcessInstance {
+    /// A new running instance at `step`, revision 0.
+    pub fn new(
+        id: InstanceId,
+        flow: FlowId,
+        flow_version: u32,
+        contact: ContactId,
+        step: impl Into<String>,
+    ) -> Self {
+        ProcessInstance {
+            id,
+            flow,
+            flow_version,
+            contact,
+            step: step.into(),
+            status: InstanceStatus::Running,
+            due_at: None,
+            revision: 0,
+            history: Vec::new(),
+        }
+    }
+
+    /// Whether the instance has finished.
+    pub fn is_finished(&self) -> bool {
+        self.status == InstanceStatus::Finished
+    }
+}
+
+/// Keeps flow instances. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait ProcessStore: Send + Sync {
+    /// Stores a new instance.
+    async fn insert(&self, instance: &ProcessInstance) -> Result<(), StoreError>;
+
+    /// The instance with id `id`.
+    async fn get(&self, id: &InstanceId) -> Result<Option<ProcessInstance>, StoreError>;
+
+    /// The unfinished instances of `contact`.
+    async fn active_for(&self, contact: &ContactId) -> Result<Vec<ProcessInstance>, StoreError>;
+
+    /// Writes `instance` if the stored revision is `instance.revision`; returns the new
+    /// revision.
+    async fn update(&self, instance: &ProcessInstance) -> Result<u64, StoreError>;
+
+    /// Up to `limit` unfinished instances due at or before `now`, earliest first.
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError>;
+}

@@ -1,0 +1,41 @@
+//! Remembering what was already handled: webhook event ids, single-use token nonces.
+//!
+//! Meta redelivers webhook batches it thinks failed, for up to 36 hours, and a single-use
+//! token must be refused the second time. Both need a set of keys that forgets each key once
+//! it can no longer come back. [`SeenEvents`] is that set; keys are namespaced by the caller
+//! (`"messenger:<mid>"`, `"nonce:<hex>"`) so one store serves every use.
+//!
+//! # Contract
+//!
+//! - [`SeenEvents::mark_seen`] returns `true` if the key was not seen (or its mark had
+//!   expired) and marks it until `now + ttl`; `false` if it is marked. Concurrent calls for
+//!   the same key return `true` exactly once.
+//! - [`SeenEvents::is_seen`] does not mark.
+//! - Expired marks count as absent and are removed by [`SeenEvents::purge_expired`] (stores
+//!   may also drop them on their own).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{clock::Timestamp, error::StoreError};
+
+/// A set of keys with expiry. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait SeenEvents: Send + Sync {
+    /// Whether `key` is marked at `now`.
+    async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Marks `key` until `now + ttl`; `true` if it was not marked.
+    async fn mark_seen(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Removes marks expired at `now`; returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _object_safe(_: &dyn SeenEvents) {}
+}

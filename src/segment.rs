@@ -1,0 +1,564 @@
+//! Who a campaign goes to: the [`Segment`] filter and the [`SegmentQuery`] that resolves it.
+//!
+//! A segment is a serde-serializable filter over contacts: `all` / `any` / `not` over
+//! conditions on contact fields, tags, and linked channels. It is checked when it is built or
+//! deserialized (an unknown operator, a value of the wrong type, an empty `all`/`any`, nesting
+//! deeper than [`MAX_DEPTH`]), so an invalid segment never reaches a query.
+//!
+//! [`SegmentQuery`] resolves a segment page by page with an opaque [`Cursor`], so a segment of
+//! millions of contacts never sits in memory. `store::memory::MemoryDirectory` evaluates
+//! the filter with [`Segment::matches`]; a database implementation translates it into a query.
+//!
+//! # Fields
+//!
+//! A field condition names `id`, `email`, `first_name`, `last_name`, or else a custom field of
+//! [`Contact::fields`]. Comparisons (`gt`, `lt`) compare numbers with numbers and strings with
+//! strings (ISO dates compare correctly as strings); a value of another type never matches.
+//!
+//! ```
+//! use tidings::segment::Segment;
+//!
+//! let segment = Segment::from_json(r#"{"all":[
+//!     {"field":{"name":"plan","op":"eq","value":"pro"}},
+//!     {"not":{"tag":"unsubscribed"}},
+//!     {"has_address":"messenger"}
+//! ]}"#)?;
+//! assert!(Segment::from_json(r#"{"field":{"name":"plan","op":"like","value":"p%"}}"#).is_err());
+//! assert!(Segment::from_json(r#"{"field":{"name":"age","op":"gt","value":[1]}}"#).is_err());
+//! # let _ = segment;
+//! # Ok::<(), tidings::segment::SegmentError>(())
+//! ```
+
+use std::{cmp::Ordering, fmt, str::FromStr};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{
+    contact::{Channel, Contact},
+    error::StoreError,
+};
+
+/// Deepest nesting of `all` / `any` / `not` accepted.
+pub const MAX_DEPTH: usize = 32;
+
+/// Why a segment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// The JSON is not a segment (syntax, unknown condition kind, missing member).
+    #[error("segment is not valid JSON for a segment: {0}")]
+    Syntax(String),
+    /// A field condition names an operator that does not exist.
+    #[error("unknown operator {0:?} (known: eq, ne, contains, gt, lt, exists)")]
+    UnknownOperator(String),
+    /// A field condition has an empty field name.
+    #[error("field condition with an empty field name")]
+    EmptyFieldName,
+    /// An operator was given a value of a type it cannot use.
+    #[error("operator {op} on field {field:?} needs {expected}")]
+    WrongValueType {
+        /// The field.
+        field: String,
+        /// The operator.
+        op: FieldOp,
+        /// What the operator needs.
+        expected: &'static str,
+    },
+    /// `all` or `any` without conditions.
+    #[error("`{0}` needs at least one condition")]
+    EmptyGroup(&'static str),
+    /// `tag` with an empty name.
+    #[error("tag condition with an empty tag")]
+    EmptyTag,
+    /// Nesting deeper than [`MAX_DEPTH`].
+    #[error("segment nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+/// A comparison in a field condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+#[non_exhaustive]
+pub enum FieldOp {
+    /// Equal to the value.
+    Eq,
+    /// Not equal to the value (a missing field is not equal).
+    Ne,
+    /// A string field contains the value as a substring, or an array field contains it.
+    Contains,
+    /// Greater than the value.
+    Gt,
+    /// Less than the value.
+    Lt,
+    /// The field is present and not null (takes no value).
+    Exists,
+}
+
+impl FieldOp {
+    /// The operator's name in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldOp::Eq => "eq",
+            FieldOp::Ne => "ne",
+            FieldOp::Contains => "contains",
+            FieldOp::Gt => "gt",
+            FieldOp::Lt => "lt",
+            FieldOp::Exists => "exists",
+        }
+    }
+}
+
+impl fmt::Display for FieldOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FieldOp {
+    type Err = SegmentError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "eq" => FieldOp::Eq,
+            "ne" => FieldOp::Ne,
+            "contains" => FieldOp::Contains,
+            "gt" => FieldOp::Gt,
+            "lt" => FieldOp::Lt,
+            "exists" => FieldOp::Exists,
+            _ => return Err(SegmentError::UnknownOperator(s.to_owned())),
+        })
+    }
+}
+
+impl TryFrom<String> for FieldOp {
+    type Error = SegmentError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<FieldOp> for &'static str {
+    fn from(op: FieldOp) -> Self {
+        op.as_str()
+    }
+}
+
+/// A condition on one field of a contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldCondition {
+    name: String,
+    op: FieldOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<Value>,
+}
+
+impl FieldCondition {
+    /// Checks and builds a condition.
+    pub fn new(name: impl Into<String>, op: FieldOp, value: Option<Value>) -> Result<Self, SegmentError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(SegmentError::EmptyFieldName);
+        }
+        let wrong = |expected| SegmentError::WrongValueType {
+            field: name.clone(),
+            op,
+            expected,
+        };
+        match (op, &value) {
+            (FieldOp::Exists, None) => {}
+            (FieldOp::Exists, Some(_)) => return Err(wrong("no value")),
+            (FieldOp::Eq | FieldOp::Ne | FieldOp::Contains, Some(v)) if is_scalar(v) => {}
+            (FieldOp::Eq | FieldOp::Ne | FieldOp::Contains, _) => {
+                return Err(wrong("a string, number or boolean value"));
+            }
+            (FieldOp::Gt | FieldOp::Lt, Some(Value::Number(_) | Value::String(_))) => {}
+            (FieldOp::Gt | FieldOp::Lt, _) => return Err(wrong("a number or string value")),
+        }
+        Ok(FieldCondition { name, op, value })
+    }
+
+    /// The field's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The operator.
+    pub fn op(&self) -> FieldOp {
+        self.op
+    }
+
+    /// The value compared against (none for `exists`).
+    pub fn value(&self) -> Option<&Value> {
+        self.value.as_ref()
+    }
+
+    fn matches(&self, contact: &Contact) -> bool {
+        let field = field_value(contact, &self.name);
+        let Some(expected) = &self.value else {
+            return field.is_some_and(|v| !v.is_null());
+        };
+        match self.op {
+            FieldOp::Eq => field.is_some_and(|v| scalar_eq(&v, expected)),
+            FieldOp::Ne => !field.is_some_and(|v| scalar_eq(&v, expected)),
+            FieldOp::Contains => match (field.as_ref(), expected) {
+                (Some(Value::String(s)), Value::String(needle)) => s.contains(needle.as_str()),
+                (Some(Value::Array(items)), e) => items.iter().any(|i| scalar_eq(i, e)),
+                _ => false,
+            },
+            FieldOp::Gt => compare(field.as_ref(), expected) == Some(Ordering::Greater),
+            FieldOp::Lt => compare(field.as_ref(), expected) == Some(Ordering::Less),
+            FieldOp::Exists => field.is_some_and(|v| !v.is_null()),
+        }
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+fn scalar_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn compare(field: Option<&Value>, expected: &Value) -> Option<Ordering> {
+    match (field?, expected) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+        (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+fn field_value(contact: &Contact, name: &str) -> Option<Value> {
+    let text = |s: &Option<String>| s.as_ref().map(|s| Value::String(s.clone()));
+    match name {
+        "id" => Some(Value::String(contact.id.as_str().to_owned())),
+        "email" => text(&contact.email),
+        "first_name" => text(&contact.first_name),
+        "last_name" => text(&contact.last_name),
+        _ => contact.fields.get(name).cloned(),
+    }
+}
+
+/// A filter over contacts; see the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "SegmentRepr")]
+#[non_exhaustive]
+pub enum Segment {
+    /// Every contact.
+    Everyone,
+    /// Contacts matching every condition.
+    All(Vec<Segment>),
+    /// Contacts matching at least one condition.
+    Any(Vec<Segment>),
+    /// Contacts not matching the condition.
+    Not(Box<Segment>),
+    /// A condition on a field.
+    Field(FieldCondition),
+    /// Contacts with this tag (or in this group).
+    Tag(String),
+    /// Contacts with at least one address linked on this channel.
+    HasAddress(Channel),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum SegmentRepr {
+    Everyone,
+    All(Vec<SegmentRepr>),
+    Any(Vec<SegmentRepr>),
+    Not(Box<SegmentRepr>),
+    Field(FieldRepr),
+    Tag(String),
+    HasAddress(Channel),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldRepr {
+    name: String,
+    op: String,
+    #[serde(default)]
+    value: Option<Value>,
+}
+
+impl TryFrom<SegmentRepr> for Segment {
+    type Error = SegmentError;
+    fn try_from(r: SegmentRepr) -> Result<Self, Self::Error> {
+        let s = convert(r, 0)?;
+        Ok(s)
+    }
+}
+
+fn convert(r: SegmentRepr, depth: usize) -> Result<Segment, SegmentError> {
+    if depth > MAX_DEPTH {
+        return Err(SegmentError::TooDeep);
+    }
+    let group = |items: Vec<SegmentRepr>, name| {
+        if items.is_empty() {
+            return Err(SegmentError::EmptyGroup(name));
+        }
+        items.into_iter().map(|i| convert(i, depth + 1)).collect::<Result<Vec<_>, _>>()
+    };
+    Ok(match r {
+        SegmentRepr::Everyone => Segment::Everyone,
+        SegmentRepr::All(items) => Segment::All(group(items, "all")?),
+        SegmentRepr::Any(items) => Segment::Any(group(items, "any")?),
+        SegmentRepr::Not(inner) => Segment::Not(Box::new(convert(*inner, depth + 1)?)),
+        SegmentRepr::Field(f) => Segment::Field(FieldCondition::new(f.name, f.op.parse()?, f.value)?),
+        SegmentRepr::Tag(t) if t.is_empty() => return Err(SegmentError::EmptyTag),
+        SegmentRepr::Tag(t) => Segment::Tag(t),
+        SegmentRepr::HasAddress(c) => Segment::HasAddress(c),
+    })
+}
+
+impl Segment {
+    /// Parses and checks a segment from JSON, with a typed error.
+    pub fn from_json(json: &str) -> Result<Self, SegmentError> {
+        let repr: SegmentRepr =
+            serde_json::from_str(json).map_err(|e| SegmentError::Syntax(e.to_string()))?;
+        convert(repr, 0)
+    }
+
+    /// Contacts matching every one of `segments` (at least one).
+    pub fn all(segments: Vec<Segment>) -> Result<Self, SegmentError> {
+        Segment::group(segments, "all").map(Segment::All)
+    }
+
+    /// Contacts matching any of `segments` (at least one).
+    pub fn any(segments: Vec<Segment>) -> Result<Self, SegmentError> {
+        Segment::group(segments, "any").map(Segment::Any)
+    }
+
+    fn group(segments: Vec<Segment>, name: &'static str) -> Result<Vec<Segment>, SegmentError> {
+        if segments.is_empty() {
+            return Err(SegmentError::EmptyGroup(name));
+        }
+        if segments.iter().map(Segment::depth).max().unwrap_or(0) >= MAX_DEPTH {
+            return Err(SegmentError::TooDeep);
+        }
+        Ok(segments)
+    }
+
+    /// Contacts not matching `segment`.
+    pub fn negate(segment: Segment) -> Result<Self, SegmentError> {
+        if segment.depth() >= MAX_DEPTH {
+            return Err(SegmentError::TooDeep);
+        }
+        Ok(Segment::Not(Box::new(segment)))
+    }
+
+    /// A field condition.
+    pub fn field(name: impl Into<String>, op: FieldOp, value: Option<Value>) -> Result<Self, SegmentError> {
+        FieldCondition::new(name, op, value).map(Segment::Field)
+    }
+
+    /// Contacts with `tag`.
+    pub fn tag(tag: impl Into<String>) -> Result<Self, SegmentError> {
+        let tag = tag.into();
+        if tag.is_empty() {
+            return Err(SegmentError::EmptyTag);
+        }
+        Ok(Segment::Tag(tag))
+    }
+
+    /// How deeply the segment nests (a single condition is 0).
+    pub fn depth(&self) -> usize {
+        match self {
+            Segment::All(items) | Segment::Any(items) => {
+                1 + items.iter().map(Segment::depth).max().unwrap_or(0)
+            }
+            Segment::Not(inner) => 1 + inner.depth(),
+            _ => 0,
+        }
+    }
+
+    /// Whether `contact` belongs to the segment.
+    pub fn matches(&self, contact: &Contact) -> bool {
+        match self {
+            Segment::Everyone => true,
+            Segment::All(items) => items.iter().all(|s| s.matches(contact)),
+            Segment::Any(items) => items.iter().any(|s| s.matches(contact)),
+            Segment::Not(inner) => !inner.matches(contact),
+            Segment::Field(f) => f.matches(contact),
+            Segment::Tag(t) => contact.tags.contains(t),
+            Segment::HasAddress(c) => contact.address_on(c).is_some(),
+        }
+    }
+}
+
+/// An opaque position in a segment's results, issued by the [`SegmentQuery`] that returned it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(String);
+
+impl Cursor {
+    /// Wraps a store's cursor text.
+    pub fn new(text: impl Into<String>) -> Self {
+        Cursor(text.into())
+    }
+
+    /// The cursor text, to persist (a campaign resumes from it).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One page of a segment's contacts.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SegmentPage {
+    /// The contacts of this page, in the query's stable order.
+    pub contacts: Vec<Contact>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+impl SegmentPage {
+    /// A page; stores use this to build what they return.
+    pub fn new(contacts: Vec<Contact>, next: Option<Cursor>) -> Self {
+        SegmentPage { contacts, next }
+    }
+}
+
+/// Resolves segments into contacts, page by page.
+///
+/// Contract: pages follow a stable order; following `next` from the first page (`after =
+/// None`) yields every matching contact exactly once, provided contacts are not added or
+/// removed meanwhile; a page holds at most `limit` contacts and only the last page has
+/// `next = None`. A cursor the store did not issue, or a `limit` of 0, is refused with
+/// [`StoreError::Invalid`].
+#[async_trait]
+pub trait SegmentQuery: Send + Sync {
+    /// Up to `limit` contacts of `segment` after `after` (from the start when `None`).
+    async fn page(
+        &self,
+        segment: &Segment,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<SegmentPage, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::contact::{Address, ContactId};
+
+    fn _object_safe(_: &dyn SegmentQuery) {}
+
+    fn contact() -> Contact {
+        let mut c = Contact::new(ContactId::new("c1").unwrap());
+        c.email = Some("ann@example.org".into());
+        c.first_name = Some("Ann".into());
+        c.fields.insert("plan".into(), json!("pro"));
+        c.fields.insert("lessons_done".into(), json!(12));
+        c.fields.insert("joined".into(), json!("2026-03-01"));
+        c.fields.insert("courses".into(), json!(["rust", "go"]));
+        c.tags.insert("vip".into());
+        c.addresses.push(Address::messenger("p", "u").unwrap());
+        c
+    }
+
+    fn seg(v: serde_json::Value) -> Segment {
+        Segment::from_json(&v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn conditions_evaluate_against_built_in_and_custom_fields() {
+        let c = contact();
+        let yes = [
+            json!("everyone"),
+            json!({"field":{"name":"plan","op":"eq","value":"pro"}}),
+            json!({"field":{"name":"plan","op":"ne","value":"free"}}),
+            json!({"field":{"name":"missing","op":"ne","value":"x"}}),
+            json!({"field":{"name":"email","op":"contains","value":"@example."}}),
+            json!({"field":{"name":"courses","op":"contains","value":"go"}}),
+            json!({"field":{"name":"lessons_done","op":"gt","value":10}}),
+            json!({"field":{"name":"lessons_done","op":"eq","value":12.0}}),
+            json!({"field":{"name":"joined","op":"lt","value":"2026-04-01"}}),
+            json!({"field":{"name":"first_name","op":"exists"}}),
+            json!({"tag":"vip"}),
+            json!({"has_address":"messenger"}),
+            json!({"all":[{"tag":"vip"},{"not":{"has_address":"email"}}]}),
+            json!({"any":[{"tag":"nope"},{"field":{"name":"id","op":"eq","value":"c1"}}]}),
+        ];
+        for v in yes {
+            assert!(seg(v.clone()).matches(&c), "{v} should match");
+        }
+        let no = [
+            json!({"field":{"name":"plan","op":"eq","value":"free"}}),
+            json!({"field":{"name":"last_name","op":"exists"}}),
+            json!({"field":{"name":"lessons_done","op":"gt","value":"10"}}),
+            json!({"field":{"name":"missing","op":"lt","value":5}}),
+            json!({"tag":"nope"}),
+            json!({"not":"everyone"}),
+            json!({"all":[{"tag":"vip"},{"tag":"nope"}]}),
+        ];
+        for v in no {
+            assert!(!seg(v.clone()).matches(&c), "{v} should not match");
+        }
+    }
+
+    #[test]
+    fn invalid_segments_are_refused_with_typed_errors() {
+        let cases = [
+            (json!({"field":{"name":"a","op":"like","value":"x"}}), SegmentError::UnknownOperator("like".into())),
+            (json!({"field":{"name":"","op":"eq","value":"x"}}), SegmentError::EmptyFieldName),
+            (json!({"all":[]}), SegmentError::EmptyGroup("all")),
+            (json!({"any":[]}), SegmentError::EmptyGroup("any")),
+            (json!({"tag":""}), SegmentError::EmptyTag),
+        ];
+        for (v, expected) in cases {
+            assert_eq!(Segment::from_json(&v.to_string()), Err(expected), "{v}");
+        }
+        for v in [
+            json!({"field":{"name":"a","op":"gt","value":true}}),
+            json!({"field":{"name":"a","op":"eq","value":null}}),
+            json!({"field":{"name":"a","op":"eq"}}),
+            json!({"field":{"name":"a","op":"exists","value":1}}),
+            json!({"field":{"name":"a","op":"contains","value":{"x":1}}}),
+        ] {
+            assert!(
+                matches!(Segment::from_json(&v.to_string()), Err(SegmentError::WrongValueType { .. })),
+                "{v}"
+            );
+        }
+        for v in [json!({"unknown_kind":1}), json!({"has_address":"fax"}), json!(42)] {
+            assert!(matches!(Segment::from_json(&v.to_string()), Err(SegmentError::Syntax(_))), "{v}");
+        }
+        // Plain serde runs the same checks.
+        assert!(serde_json::from_value::<Segment>(json!({"all":[]})).is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut v = json!({"tag":"x"});
+        for _ in 0..=MAX_DEPTH {
+            v = json!({ "not": v });
+        }
+        assert_eq!(Segment::from_json(&v.to_string()), Err(SegmentError::TooDeep));
+        let mut s = Segment::tag("x").unwrap();
+        for _ in 0..MAX_DEPTH {
+            s = Segment::negate(s).unwrap();
+        }
+        assert_eq!(Segment::negate(s), Err(SegmentError::TooDeep));
+    }
+
+    #[test]
+    fn segments_round_trip_through_json() {
+        let s = Segment::all(vec![
+            Segment::field("plan", FieldOp::Eq, Some(json!("pro"))).unwrap(),
+            Segment::negate(Segment::tag("unsubscribed").unwrap()).unwrap(),
+            Segment::HasAddress(Channel::Messenger),
+        ])
+        .unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(Segment::from_json(&json).unwrap(), s);
+        assert!(json.contains(r#""op":"eq""#), "{json}");
+    }
+}

@@ -1,0 +1,213 @@
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::Bound,
+    sync::Mutex,
+};
+
+use async_trait::async_trait;
+
+use crate::{
+    contact::{Address, Contact, ContactId, NewContact},
+    error::StoreError,
+    identity::Directory,
+    segment::{Cursor, Segment, SegmentPage, SegmentQuery},
+    sync::lock,
+};
+
+const CURSOR_PREFIX: &str = "after:";
+
+#[derive(Debug, Default)]
+struct State {
+    contacts: BTreeMap<ContactId, Contact>,
+    by_address: HashMap<Address, ContactId>,
+    next_id: u64,
+}
+
+impl State {
+    fn owner_conflict(&self, address: &Address, id: &ContactId) -> Option<StoreError> {
+        match self.by_address.get(address) {
+            Some(owner) if owner != id => Some(StoreError::conflict(format!(
+                "address {address} is linked to contact {owner}"
+            ))),
+            _ => None,
+        }
+    }
+}
+
+/// Contacts in memory: a [`Directory`] and a [`SegmentQuery`] over them.
+///
+/// Ids are assigned as `c1`, `c2`, ...; [`MemoryDirectory::insert`] takes contacts with ids of
+/// the host's choosing. Segment pages follow contact-id order.
+#[derive(Debug, Default)]
+pub struct MemoryDirectory {
+    state: Mutex<State>,
+}
+
+impl MemoryDirectory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        MemoryDirectory::default()
+    }
+
+    /// Stores `contact` under its own id, linking its addresses. Fails with a conflict if the
+    /// id exists or an address is linked.
+    pub fn insert(&self, contact: Contact) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if state.contacts.contains_key(&contact.id) {
+            return Err(StoreError::conflict(format!("contact {} exists", contact.id)));
+        }
+        if let Some(e) = contact.addresses.iter().find_map(|a| state.owner_conflict(a, &contact.id)) {
+            return Err(e);
+        }
+        for a in &contact.addresses {
+            state.by_address.insert(a.clone(), contact.id.clone());
+        }
+        state.contacts.insert(contact.id.clone(), contact);
+        Ok(())
+    }
+
+    /// How many contacts are stored.
+    pub fn len(&self) -> usize {
+        lock(&self.state).contacts.len()
+    }
+
+    /// Whether no contact is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl Directory for MemoryDirectory {
+    async fn get(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        Ok(lock(&self.state).contacts.get(id).cloned())
+    }
+
+    async fn find_by_address(&self, address: &Address) -> Result<Option<Contact>, StoreError> {
+        let state = lock(&self.state);
+        Ok(state
+            .by_address
+            .get(address)
+            .and_then(|id| state.contacts.get(id))
+            .cloned())
+    }
+
+    async fn create(&self, new: NewContact) -> Result<Contact, StoreError> {
+        let mut state = lock(&self.state);
+        let id = loop {
+            state.next_id += 1;
+            let candidate = ContactId::new(format!("c{}", state.next_id))
+                .map_err(|e| StoreError::backend(e))?;
+            if !state.contacts.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        if let Some(e) = new.addresses.iter().find_map(|a| state.owner_conflict(a, &id)) {
+            return Err(e);
+        }
+        let mut contact = new.into_contact(id.clone());
+        contact.addresses.dedup();
+        for a in &contact.addresses {
+            state.by_address.insert(a.clone(), id.clone());
+        }
+        state.contacts.insert(id, contact.clone());
+        Ok(contact)
+    }
+
+    async fn link(&self, id: &ContactId, address: &Address) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if !state.contacts.contains_key(id) {
+            return Err(StoreError::not_found("contact", id.as_str()));
+        }
+        if let Some(e) = state.owner_conflict(address, id) {
+            return Err(e);
+        }
+        if state.by_address.insert(address.clone(), id.clone()).is_none() {
+            if let Some(c) = state.contacts.get_mut(id) {
+                c.addresses.push(address.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn unlink(&self, address: &Address) -> Result<Option<ContactId>, StoreError> {
+        let mut state = lock(&self.state);
+        let owner = state.by_address.remove(address);
+        if let Some(c) = owner.as_ref().and_then(|id| state.contacts.get_mut(id)) {
+            c.addresses.retain(|a| a != address);
+        }
+        Ok(owner)
+    }
+
+    async fn merge(&self, from: &ContactId, into: &ContactId) -> Result<Contact, StoreError> {
+        if from == into {
+            return Err(StoreError::conflict(format!("cannot merge contact {from} into itself")));
+        }
+        let mut state = lock(&self.state);
+        if !state.contacts.contains_key(into) {
+            return Err(StoreError::not_found("contact", into.as_str()));
+        }
+        let source = state
+            .contacts
+            .remove(from)
+            .ok_or_else(|| StoreError::not_found("contact", from.as_str()))?;
+        for a in &source.addresses {
+            state.by_address.insert(a.clone(), into.clone());
+        }
+        let target = state
+            .contacts
+            .get_mut(into)
+            .ok_or_else(|| StoreError::not_found("contact", into.as_str()))?;
+        target.email = target.email.take().or(source.email);
+        target.first_name = target.first_name.take().or(source.first_name);
+        target.last_name = target.last_name.take().or(source.last_name);
+        for (k, v) in source.fields {
+            target.fields.entry(k).or_insert(v);
+        }
+        target.tags.extend(source.tags);
+        for a in source.addresses {
+            if !target.addresses.contains(&a) {
+                target.addresses.push(a);
+            }
+        }
+        Ok(target.clone())
+    }
+}
+
+#[async_trait]
+impl SegmentQuery for MemoryDirectory {
+    async fn page(
+        &self,
+        segment: &Segment,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<SegmentPage, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::invalid("page limit must be at least 1"));
+        }
+        let start = match after {
+            None => Bound::Unbounded,
+            Some(cursor) => {
+                let id = cursor
+                    .as_str()
+                    .strip_prefix(CURSOR_PREFIX)
+                    .and_then(|id| ContactId::new(id).ok())
+                    .ok_or_else(|| StoreError::invalid(format!("cursor {:?} was not issued by this store", cursor.as_str())))?;
+                Bound::Excluded(id)
+            }
+        };
+        let state = lock(&self.state);
+        let mut matching = state
+            .contacts
+            .range((start, Bound::Unbounded))
+            .map(|(_, c)| c)
+            .filter(|c| segment.matches(c));
+        let contacts: Vec<Contact> = matching.by_ref().take(limit).cloned().collect();
+        let more = matching.next().is_some();
+        let next = match contacts.last() {
+            Some(last) if more => Some(Cursor::new(format!("{CURSOR_PREFIX}{}", last.id))),
+            _ => None,
+        };
+        Ok(SegmentPage::new(contacts, next))
+    }
+}

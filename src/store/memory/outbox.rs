@@ -1,0 +1,67 @@
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::Bound,
+    sync::Mutex,
+};
+
+use async_trait::async_trait;
+
+use crate::{
+    contact::ContactId,
+    error::StoreError,
+    newsletter::{CampaignId, Outbox, OutcomeRecord, Recorded},
+    sync::lock,
+};
+
+/// Campaign outcomes in memory: an [`Outbox`].
+#[derive(Debug, Default)]
+pub struct MemoryOutbox {
+    campaigns: Mutex<HashMap<CampaignId, BTreeMap<ContactId, OutcomeRecord>>>,
+}
+
+impl MemoryOutbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        MemoryOutbox::default()
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryOutbox {
+    async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError> {
+        let mut campaigns = lock(&self.campaigns);
+        let outcomes = campaigns.entry(record.campaign.clone()).or_default();
+        match outcomes.get(&record.contact) {
+            Some(existing) => Ok(Recorded::Existing(existing.clone())),
+            None => {
+                outcomes.insert(record.contact.clone(), record.clone());
+                Ok(Recorded::New)
+            }
+        }
+    }
+
+    async fn get(&self, campaign: &CampaignId, contact: &ContactId) -> Result<Option<OutcomeRecord>, StoreError> {
+        Ok(lock(&self.campaigns)
+            .get(campaign)
+            .and_then(|o| o.get(contact))
+            .cloned())
+    }
+
+    async fn list(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<OutcomeRecord>, StoreError> {
+        let campaigns = lock(&self.campaigns);
+        let Some(outcomes) = campaigns.get(campaign) else {
+            return Ok(Vec::new());
+        };
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(outcomes
+            .range::<ContactId, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+}

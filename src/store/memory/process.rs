@@ -1,0 +1,109 @@
+use std::{collections::HashMap, sync::Mutex};
+
+use async_trait::async_trait;
+
+use crate::{
+    clock::Timestamp,
+    contact::ContactId,
+    error::StoreError,
+    process::{FlowId, InstanceId, ProcessInstance, ProcessStore},
+    sync::lock,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    instances: HashMap<InstanceId, ProcessInstance>,
+    /// The unfinished instance of each (contact, flow).
+    active: HashMap<(ContactId, FlowId), InstanceId>,
+}
+
+/// Flow instances in memory: a [`ProcessStore`].
+#[derive(Debug, Default)]
+pub struct MemoryProcessStore {
+    state: Mutex<State>,
+}
+
+impl MemoryProcessStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryProcessStore::default()
+    }
+}
+
+#[async_trait]
+impl ProcessStore for MemoryProcessStore {
+    async fn insert(&self, instance: &ProcessInstance) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if state.instances.contains_key(&instance.id) {
+            return Err(StoreError::conflict(format!("instance {} exists", instance.id)));
+        }
+        let key = (instance.contact.clone(), instance.flow.clone());
+        if !instance.is_finished() {
+            if let Some(running) = state.active.get(&key) {
+                return Err(StoreError::conflict(format!(
+                    "contact {} already runs flow {} as instance {running}",
+                    instance.contact, instance.flow
+                )));
+            }
+            state.active.insert(key, instance.id.clone());
+        }
+        state.instances.insert(instance.id.clone(), instance.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &InstanceId) -> Result<Option<ProcessInstance>, StoreError> {
+        Ok(lock(&self.state).instances.get(id).cloned())
+    }
+
+    async fn active_for(&self, contact: &ContactId) -> Result<Vec<ProcessInstance>, StoreError> {
+        let state = lock(&self.state);
+        let mut found: Vec<ProcessInstance> = state
+            .active
+            .iter()
+            .filter(|((c, _), _)| c == contact)
+            .filter_map(|(_, id)| state.instances.get(id).cloned())
+            .collect();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
+    }
+
+    async fn update(&self, instance: &ProcessInstance) -> Result<u64, StoreError> {
+        let mut state = lock(&self.state);
+        let stored = state
+            .instances
+            .get(&instance.id)
+            .ok_or_else(|| StoreError::not_found("process instance", instance.id.as_str()))?;
+        if stored.revision != instance.revision {
+            return Err(StoreError::conflict(format!(
+                "instance {} is at revision {}, the update was based on {}",
+                instance.id, stored.revision, instance.revision
+            )));
+        }
+        if stored.contact != instance.contact || stored.flow != instance.flow {
+            return Err(StoreError::invalid(format!(
+                "instance {} cannot change its contact or flow",
+                instance.id
+            )));
+        }
+        let mut next = instance.clone();
+        next.revision += 1;
+        let revision = next.revision;
+        if next.is_finished() {
+            state.active.remove(&(next.contact.clone(), next.flow.clone()));
+        }
+        state.instances.insert(next.id.clone(), next);
+        Ok(revision)
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
+        let state = lock(&self.state);
+        let mut due: Vec<&ProcessInstance> = state
+            .active
+            .values()
+            .filter_map(|id| state.instances.get(id))
+            .filter(|i| i.due_at.is_some_and(|d| d <= now))
+            .collect();
+        due.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
+        Ok(due.into_iter().take(limit).cloned().collect())
+    }
+}

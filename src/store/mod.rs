@@ -1,0 +1,16 @@
+//! Reference implementations of the store traits.
+//!
+//! | module | feature | for |
+//! |---|---|---|
+//! | [`memory`] | `memory` (default) | tests, examples, single-process hosts that can lose state on restart |
+//!
+//! Each store trait lives in the module of its concern
+//! ([`Directory`](crate::identity::Directory), [`Inbox`](crate::inbox::Inbox),
+//! [`SegmentQuery`](crate::segment::SegmentQuery), [`Outbox`](crate::newsletter::Outbox),
+//! [`ProcessStore`](crate::process::ProcessStore), [`SeenEvents`](crate::seen::SeenEvents));
+//! a host implements the same traits over its own database and checks them with the
+//! conformance suite of the `testkit` feature.
+
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub mod memory;
