@@ -1,1 +1,54 @@
+//! The in-memory stores pass the published conformance suite.
 
+use std::sync::Arc;
+
+use tidings::{
+    store::memory::{MemoryDirectory, MemoryInbox, MemoryOutbox, MemoryProcessStore, MemorySeenEvents},
+    testkit::conformance,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_directory_keeps_the_directory_contract() {
+    conformance::directory(Arc::new(MemoryDirectory::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_directory_keeps_the_segment_query_contract() {
+    let dir = Arc::new(MemoryDirectory::new());
+    conformance::segment_query(dir.clone(), dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_inbox_keeps_the_inbox_contract() {
+    conformance::inbox(Arc::new(MemoryInbox::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_outbox_keeps_the_outbox_contract() {
+    conformance::outbox(Arc::new(MemoryOutbox::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_process_store_keeps_the_process_store_contract() {
+    conformance::process_store(Arc::new(MemoryProcessStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_seen_events_keeps_the_seen_events_contract() {
+    conformance::seen_events(Arc::new(MemorySeenEvents::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_can_run_twice_against_one_store() {
+    let dir = Arc::new(MemoryDirectory::new());
+    let inbox = Arc::new(MemoryInbox::new());
+    let seen = Arc::new(MemorySeenEvents::new());
+    let processes = Arc::new(MemoryProcessStore::new());
+    for _ in 0..2 {
+        conformance::directory(dir.clone()).await;
+        conformance::segment_query(dir.clone(), dir.clone()).await;
+        conformance::inbox(inbox.clone()).await;
+        conformance::seen_events(seen.clone()).await;
+        conformance::process_store(processes.clone()).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! The conformance suite fails implementations that break their contract: a suite that passed
+//! everything would prove nothing about a host's store.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use tidings::{
+    clock::Timestamp,
+    contact::ContactId,
+    error::StoreError,
+    inbox::{Entry, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
+    newsletter::{CampaignId, Outbox, OutcomeRecord, Recorded},
+    seen::SeenEvents,
+    store::memory::{MemoryInbox, MemoryOutbox},
+    testkit::conformance,
+};
+
+/// Forgets nothing and remembers nothing: every key is new.
+struct AmnesiacSeen;
+
+#[async_trait]
+impl SeenEvents for AmnesiacSeen {
+    async fn is_seen(&self, _: &str, _: Timestamp) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn mark_seen(&self, _: &str, _: Timestamp, _: Duration) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    async fn purge_expired(&self, _: Timestamp) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Overwrites outcomes instead of keeping the first.
+#[derive(Default)]
+struct OverwritingOutbox(MemoryOutbox);
+
+#[async_trait]
+impl Outbox for OverwritingOutbox {
+    async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError> {
+        let _ = self.0.record(record).await?;
+        Ok(Recorded::New)
+    }
+    async fn get(&self, c: &CampaignId, id: &ContactId) -> Result<Option<OutcomeRecord>, StoreError> {
+        self.0.get(c, id).await
+    }
+    async fn list(&self, c: &CampaignId, after: Option<&ContactId>, limit: usize) -> Result<Vec<OutcomeRecord>, StoreError> {
+        self.0.list(c, after, limit).await
+    }
+}
+
+/// Lets a late delivery receipt turn a read message back into a delivered one.
+#[derive(Default)]
+struct BackwardsInbox(MemoryInbox);
+
+#[async_trait]
+impl Inbox for BackwardsInbox {
+    async fn record_incoming(&self, c: &ContactId, at: Timestamp, e: Incoming) -> Result<EntryId, StoreError> {
+        self.0.record_incoming(c, at, e).await
+    }
+    async fn record_outgoing(&self, c: &ContactId, at: Timestamp, e: Outgoing) -> Result<EntryId, StoreError> {
+        self.0.record_outgoing(c, at, e).await
+    }
+    async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError> {
+        // Claims a change for every update, as a naive SQL UPDATE without a status guard would.
+        let _ = self.0.update_status(update).await?;
+        Ok(1)
+    }
+    async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.0.conversation(c, limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "mark_seen: a marked key is refused")]
+async fn a_seen_store_that_never_remembers_fails() {
+    conformance::seen_events(Arc::new(AmnesiacSeen)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "record: a second outcome changes nothing")]
+async fn an_outbox_that_overwrites_fails() {
+    conformance::outbox(Arc::new(OverwritingOutbox::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "update_status: repeating a status moves nothing")]
+async fn an_inbox_whose_statuses_move_backwards_fails() {
+    conformance::inbox(Arc::new(BackwardsInbox::default())).await;
+}

@@ -1,0 +1,99 @@
+//! Property: any change to a valid token is refused; nothing panics on arbitrary input.
+
+use std::time::Duration;
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use proptest::prelude::*;
+use tidings::{
+    clock::{ManualClock, Timestamp},
+    secrecy::SecretSlice,
+    token::{Purpose, TokenKey, Tokens},
+};
+
+fn tokens() -> Tokens {
+    let clock = ManualClock::new(Timestamp::from_secs(1_718_000_000));
+    Tokens::new(TokenKey::new(3, SecretSlice::from(b"0123456789abcdef0123456789abcdef".to_vec())).unwrap())
+        .with_clock(clock.shared())
+}
+
+const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ .é";
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Replace(usize, char),
+    Delete(usize),
+    Insert(usize, char),
+    Truncate(usize),
+    Swap(usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let ch = prop::sample::select(ALPHABET.chars().collect::<Vec<_>>());
+    prop_oneof![
+        (any::<usize>(), ch.clone()).prop_map(|(i, c)| Mutation::Replace(i, c)),
+        any::<usize>().prop_map(Mutation::Delete),
+        (any::<usize>(), ch).prop_map(|(i, c)| Mutation::Insert(i, c)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<usize>()).prop_map(|(i, j)| Mutation::Swap(i, j)),
+    ]
+}
+
+fn apply(token: &str, m: &Mutation) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let n = chars.len();
+    match *m {
+        Mutation::Replace(i, c) => chars[i % n] = c,
+        Mutation::Delete(i) => {
+            chars.remove(i % n);
+        }
+        Mutation::Insert(i, c) => chars.insert(i % (n + 1), c),
+        Mutation::Truncate(len) => chars.truncate(len % n),
+        Mutation::Swap(i, j) => chars.swap(i % n, j % n),
+    }
+    chars.into_iter().collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn any_textual_mutation_of_a_valid_token_is_refused(
+        subject in "[a-zA-Z0-9_-]{1,40}",
+        data in "[ -~]{0,30}",
+        login in any::<bool>(),
+        m in mutation(),
+    ) {
+        let tokens = tokens();
+        let purpose = if login { Purpose::LOGIN } else { Purpose::CONNECT };
+        let token = tokens.issue_with_data(&purpose, &subject, Duration::from_secs(900), &data).unwrap();
+        let mutant = apply(&token, &m);
+        prop_assume!(mutant != token);
+        prop_assert!(tokens.verify(&mutant, &purpose).is_err(), "accepted {mutant:?} from {token:?} by {m:?}");
+    }
+
+    #[test]
+    fn any_bit_flip_in_the_decoded_token_is_refused(
+        subject in "[a-z0-9]{1,36}",
+        index in any::<usize>(),
+        mask in 1u8..=255,
+    ) {
+        let tokens = tokens();
+        let token = tokens.issue(&Purpose::CONNECT, &subject, Duration::from_secs(900)).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let i = index % bytes.len();
+        bytes[i] ^= mask;
+        let mutant = URL_SAFE_NO_PAD.encode(&bytes);
+        prop_assert!(tokens.verify(&mutant, &Purpose::CONNECT).is_err());
+    }
+
+    #[test]
+    fn arbitrary_text_never_verifies_and_never_panics(text in "\\PC{0,200}") {
+        prop_assert!(tokens().verify(&text, &Purpose::CONNECT).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_encoded_as_a_token_never_verify(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let text = URL_SAFE_NO_PAD.encode(&bytes);
+        prop_assert!(tokens().verify(&text, &Purpose::CONNECT).is_err());
+    }
+}
