@@ -277,7 +277,14 @@ fn check_part(value: &str, what: &'static str) -> Result<(), ContactError> {
             len: value.len(),
         });
     }
-    check_no_control(value, if what == "id" { "address id" } else { "address scope" })
+    check_no_control(
+        value,
+        if what == "id" {
+            "address id"
+        } else {
+            "address scope"
+        },
+    )
 }
 
 impl Address {
@@ -310,7 +317,10 @@ impl Address {
     }
 
     /// A Messenger address: the Page id and the page-scoped user id (PSID).
-    pub fn messenger(page_id: impl Into<String>, psid: impl Into<String>) -> Result<Self, ContactError> {
+    pub fn messenger(
+        page_id: impl Into<String>,
+        psid: impl Into<String>,
+    ) -> Result<Self, ContactError> {
         Address::new(Channel::Messenger, Some(page_id.into()), psid)
     }
 
@@ -458,7 +468,11 @@ impl NewContact {
     }
 
     /// Sets a custom field.
-    pub fn with_field(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+    pub fn with_field(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
         self.fields.insert(name.into(), value.into());
         self
     }
@@ -504,7 +518,10 @@ mod tests {
             ContactId::new("a\nb"),
             Err(ContactError::ControlCharacter { .. })
         ));
-        assert_eq!(ContactId::new("x".repeat(255)).map(|c| c.as_str().len()), Ok(255));
+        assert_eq!(
+            ContactId::new("x".repeat(255)).map(|c| c.as_str().len()),
+            Ok(255)
+        );
     }
 
     #[test]
@@ -525,7 +542,10 @@ mod tests {
             let json = serde_json::to_string(&c).unwrap();
             assert_eq!(serde_json::from_str::<Channel>(&json).unwrap(), c);
         }
-        assert_eq!(serde_json::to_string(&Channel::custom("sms").unwrap()).unwrap(), "\"custom:sms\"");
+        assert_eq!(
+            serde_json::to_string(&Channel::custom("sms").unwrap()).unwrap(),
+            "\"custom:sms\""
+        );
     }
 
     #[test]
@@ -534,7 +554,10 @@ mod tests {
             "facebook".parse::<Channel>(),
             Err(ContactError::UnknownChannel("facebook".into()))
         );
-        assert_eq!("".parse::<Channel>(), Err(ContactError::UnknownChannel(String::new())));
+        assert_eq!(
+            "".parse::<Channel>(),
+            Err(ContactError::UnknownChannel(String::new()))
+        );
         assert!(matches!(
             "custom:".parse::<Channel>(),
             Err(ContactError::InvalidChannelName(_))
@@ -554,11 +577,11 @@ mod tests {
                 channel: Channel::Messenger
             })
         );
+        assert_eq!(Address::messenger("", "123"), Err(ContactError::EmptyScope));
         assert_eq!(
-            Address::messenger("", "123"),
-            Err(ContactError::EmptyScope)
+            Address::messenger("p", ""),
+            Err(ContactError::EmptyAddressId)
         );
-        assert_eq!(Address::messenger("p", ""), Err(ContactError::EmptyAddressId));
         let a = Address::messenger("p1", "u1").unwrap();
         let b = Address::messenger("p2", "u1").unwrap();
         assert_ne!(a, b, "the same PSID on two Pages is two addresses");
@@ -591,7 +614,10 @@ mod tests {
             r#"{"channel":"email","id":"nope"}"#,
             r#"{"channel":"email","id":""}"#,
         ] {
-            assert!(serde_json::from_str::<Address>(bad).is_err(), "{bad} accepted");
+            assert!(
+                serde_json::from_str::<Address>(bad).is_err(),
+                "{bad} accepted"
+            );
         }
         let json = serde_json::to_string(&Address::email("a@b.c").unwrap()).unwrap();
         assert_eq!(json, r#"{"channel":"email","id":"a@b.c"}"#);

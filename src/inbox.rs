@@ -308,7 +308,11 @@ pub trait Inbox: Send + Sync {
     async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError>;
 
     /// The last `limit` entries of `contact`'s conversation, oldest first.
-    async fn conversation(&self, contact: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError>;
+    async fn conversation(
+        &self,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
 }
 
 #[cfg(test)]

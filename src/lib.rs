@@ -58,7 +58,7 @@
 //!
 //! | trait | concern | what the host gives |
 //! |---|---|---|
-//! | [`Transport`](transport::Transport) | sending | one way of reaching contacts (Messenger, e-mail, SMS) |
+//! | [`Transport`] | sending | one way of reaching contacts (Messenger, e-mail, SMS) |
 //! | [`Directory`](identity::Directory) | identity | contacts and their linked addresses |
 //! | [`Inbox`](inbox::Inbox) | support | conversations and per-transport delivery status |
 //! | [`SegmentQuery`](segment::SegmentQuery) | newsletters | who matches a [`Segment`](segment::Segment), page by page |
@@ -72,7 +72,7 @@
 //! documents its contract, and the `testkit` feature publishes a conformance suite that checks
 //! an implementation against it.
 //!
-//! Time comes from an injected [`Clock`](clock::Clock); [`token`] makes the signed tokens
+//! Time comes from an injected [`Clock`]; [`token`] makes the signed tokens
 //! behind m.me links and login links.
 //!
 //! # Features
@@ -94,7 +94,12 @@
 //!   nothing on an input-driven path panics.
 
 #![forbid(unsafe_code)]
-#![deny(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![deny(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 macro_rules! string_id {

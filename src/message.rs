@@ -133,7 +133,9 @@ impl TryFrom<LinkRepr> for Link {
 impl Link {
     /// Validates and builds a link: the URL must be absolute `http` or `https`.
     pub fn new(url: &str, title: Option<String>) -> Result<Self, MessageError> {
-        let invalid = || MessageError::InvalidLink { url: url.to_owned() };
+        let invalid = || MessageError::InvalidLink {
+            url: url.to_owned(),
+        };
         let parsed = Url::parse(url).map_err(|_| invalid())?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(invalid());
@@ -259,7 +261,10 @@ impl Message {
             if c.payload.is_empty() {
                 return Err(MessageError::EmptyChoicePayload { index });
             }
-            if let Some(first) = self.choices[..index].iter().position(|p| p.payload == c.payload) {
+            if let Some(first) = self.choices[..index]
+                .iter()
+                .position(|p| p.payload == c.payload)
+            {
                 return Err(MessageError::DuplicateChoicePayload {
                     first,
                     second: index,
@@ -494,14 +499,28 @@ mod tests {
             Err(MessageError::EmptyChoiceLabel { index: 0 })
         );
         assert_eq!(
-            Message::builder("q").choice("a", "P").choice("b", "").build(),
+            Message::builder("q")
+                .choice("a", "P")
+                .choice("b", "")
+                .build(),
             Err(MessageError::EmptyChoicePayload { index: 1 })
         );
         assert_eq!(
-            Message::builder("q").choice("a", "P").choice("b", "P").build(),
-            Err(MessageError::DuplicateChoicePayload { first: 0, second: 1 })
+            Message::builder("q")
+                .choice("a", "P")
+                .choice("b", "P")
+                .build(),
+            Err(MessageError::DuplicateChoicePayload {
+                first: 0,
+                second: 1
+            })
         );
-        for bad in ["not a url", "ftp://x.example/f", "/relative", "mailto:a@b.c"] {
+        for bad in [
+            "not a url",
+            "ftp://x.example/f",
+            "/relative",
+            "mailto:a@b.c",
+        ] {
             assert!(
                 matches!(
                     Message::builder("q").link(bad, None).build(),
@@ -516,10 +535,15 @@ mod tests {
     fn the_choice_limit_is_inclusive() {
         let build = |n: usize| {
             (0..n)
-                .fold(Message::builder("q"), |b, i| b.choice(format!("c{i}"), format!("p{i}")))
+                .fold(Message::builder("q"), |b, i| {
+                    b.choice(format!("c{i}"), format!("p{i}"))
+                })
                 .build()
         };
-        assert_eq!(build(Message::MAX_CHOICES).map(|m| m.choices().len()), Ok(13));
+        assert_eq!(
+            build(Message::MAX_CHOICES).map(|m| m.choices().len()),
+            Ok(13)
+        );
         assert_eq!(
             build(Message::MAX_CHOICES + 1),
             Err(MessageError::TooManyChoices { count: 14, max: 13 })
@@ -543,7 +567,8 @@ mod tests {
             serde_json::from_str::<Message>(r#"{"text":"q","links":[{"url":"ftp://x.y/z"}]}"#)
                 .is_err()
         );
-        let dup = r#"{"text":"q","choices":[{"label":"a","payload":"p"},{"label":"b","payload":"p"}]}"#;
+        let dup =
+            r#"{"text":"q","choices":[{"label":"a","payload":"p"},{"label":"b","payload":"p"}]}"#;
         assert!(serde_json::from_str::<Message>(dup).is_err());
     }
 

@@ -27,7 +27,8 @@ pub trait SeenEvents: Send + Sync {
     async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, StoreError>;
 
     /// Marks `key` until `now + ttl`; `true` if it was not marked.
-    async fn mark_seen(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError>;
+    async fn mark_seen(&self, key: &str, now: Timestamp, ttl: Duration)
+    -> Result<bool, StoreError>;
 
     /// Removes marks expired at `now`; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError>;

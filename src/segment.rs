@@ -155,7 +155,11 @@ pub struct FieldCondition {
 
 impl FieldCondition {
     /// Checks and builds a condition.
-    pub fn new(name: impl Into<String>, op: FieldOp, value: Option<Value>) -> Result<Self, SegmentError> {
+    pub fn new(
+        name: impl Into<String>,
+        op: FieldOp,
+        value: Option<Value>,
+    ) -> Result<Self, SegmentError> {
         let name = name.into();
         if name.is_empty() {
             return Err(SegmentError::EmptyFieldName);
@@ -301,14 +305,19 @@ fn convert(r: SegmentRepr, depth: usize) -> Result<Segment, SegmentError> {
         if items.is_empty() {
             return Err(SegmentError::EmptyGroup(name));
         }
-        items.into_iter().map(|i| convert(i, depth + 1)).collect::<Result<Vec<_>, _>>()
+        items
+            .into_iter()
+            .map(|i| convert(i, depth + 1))
+            .collect::<Result<Vec<_>, _>>()
     };
     Ok(match r {
         SegmentRepr::Everyone => Segment::Everyone,
         SegmentRepr::All(items) => Segment::All(group(items, "all")?),
         SegmentRepr::Any(items) => Segment::Any(group(items, "any")?),
         SegmentRepr::Not(inner) => Segment::Not(Box::new(convert(*inner, depth + 1)?)),
-        SegmentRepr::Field(f) => Segment::Field(FieldCondition::new(f.name, f.op.parse()?, f.value)?),
+        SegmentRepr::Field(f) => {
+            Segment::Field(FieldCondition::new(f.name, f.op.parse()?, f.value)?)
+        }
         SegmentRepr::Tag(t) if t.is_empty() => return Err(SegmentError::EmptyTag),
         SegmentRepr::Tag(t) => Segment::Tag(t),
         SegmentRepr::HasAddress(c) => Segment::HasAddress(c),
@@ -352,7 +361,11 @@ impl Segment {
     }
 
     /// A field condition.
-    pub fn field(name: impl Into<String>, op: FieldOp, value: Option<Value>) -> Result<Self, SegmentError> {
+    pub fn field(
+        name: impl Into<String>,
+        op: FieldOp,
+        value: Option<Value>,
+    ) -> Result<Self, SegmentError> {
         FieldCondition::new(name, op, value).map(Segment::Field)
     }
 
@@ -507,8 +520,14 @@ mod tests {
     #[test]
     fn invalid_segments_are_refused_with_typed_errors() {
         let cases = [
-            (json!({"field":{"name":"a","op":"like","value":"x"}}), SegmentError::UnknownOperator("like".into())),
-            (json!({"field":{"name":"","op":"eq","value":"x"}}), SegmentError::EmptyFieldName),
+            (
+                json!({"field":{"name":"a","op":"like","value":"x"}}),
+                SegmentError::UnknownOperator("like".into()),
+            ),
+            (
+                json!({"field":{"name":"","op":"eq","value":"x"}}),
+                SegmentError::EmptyFieldName,
+            ),
             (json!({"all":[]}), SegmentError::EmptyGroup("all")),
             (json!({"any":[]}), SegmentError::EmptyGroup("any")),
             (json!({"tag":""}), SegmentError::EmptyTag),
@@ -524,12 +543,25 @@ mod tests {
             json!({"field":{"name":"a","op":"contains","value":{"x":1}}}),
         ] {
             assert!(
-                matches!(Segment::from_json(&v.to_string()), Err(SegmentError::WrongValueType { .. })),
+                matches!(
+                    Segment::from_json(&v.to_string()),
+                    Err(SegmentError::WrongValueType { .. })
+                ),
                 "{v}"
             );
         }
-        for v in [json!({"unknown_kind":1}), json!({"has_address":"fax"}), json!(42)] {
-            assert!(matches!(Segment::from_json(&v.to_string()), Err(SegmentError::Syntax(_))), "{v}");
+        for v in [
+            json!({"unknown_kind":1}),
+            json!({"has_address":"fax"}),
+            json!(42),
+        ] {
+            assert!(
+                matches!(
+                    Segment::from_json(&v.to_string()),
+                    Err(SegmentError::Syntax(_))
+                ),
+                "{v}"
+            );
         }
         // Plain serde runs the same checks.
         assert!(serde_json::from_value::<Segment>(json!({"all":[]})).is_err());
@@ -541,7 +573,10 @@ mod tests {
         for _ in 0..=MAX_DEPTH {
             v = json!({ "not": v });
         }
-        assert_eq!(Segment::from_json(&v.to_string()), Err(SegmentError::TooDeep));
+        assert_eq!(
+            Segment::from_json(&v.to_string()),
+            Err(SegmentError::TooDeep)
+        );
         let mut s = Segment::tag("x").unwrap();
         for _ in 0..MAX_DEPTH {
             s = Segment::negate(s).unwrap();

@@ -78,7 +78,8 @@ pub const MAX_SUBJECT_LEN: usize = 255;
 /// Longest data, in bytes.
 pub const MAX_DATA_LEN: usize = u16::MAX as usize;
 /// Longest token text accepted by [`Tokens::verify`]; anything longer is malformed unread.
-pub const MAX_TOKEN_LEN: usize = 4 * (FIXED_LEN + MAX_PURPOSE_LEN + MAX_SUBJECT_LEN + MAX_DATA_LEN) / 3 + 4;
+pub const MAX_TOKEN_LEN: usize =
+    4 * (FIXED_LEN + MAX_PURPOSE_LEN + MAX_SUBJECT_LEN + MAX_DATA_LEN) / 3 + 4;
 
 /// Why a token could not be issued, or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -253,7 +254,8 @@ impl TokenKey {
         if bytes.len() < MIN_KEY_LEN {
             return Err(TokenError::WeakKey(bytes.len()));
         }
-        let mac = HmacSha256::new_from_slice(bytes).map_err(|_| TokenError::WeakKey(bytes.len()))?;
+        let mac =
+            HmacSha256::new_from_slice(bytes).map_err(|_| TokenError::WeakKey(bytes.len()))?;
         Ok(TokenKey { id, mac })
     }
 
@@ -318,7 +320,12 @@ impl Tokens {
     }
 
     /// A token for `purpose` naming `subject`, valid for `ttl` from now.
-    pub fn issue(&self, purpose: &Purpose, subject: &str, ttl: Duration) -> Result<String, TokenError> {
+    pub fn issue(
+        &self,
+        purpose: &Purpose,
+        subject: &str,
+        ttl: Duration,
+    ) -> Result<String, TokenError> {
         self.issue_with_data(purpose, subject, ttl, "")
     }
 
@@ -340,7 +347,9 @@ impl Tokens {
         getrandom::fill(&mut nonce).map_err(|_| TokenError::Randomness)?;
         let expires = self.clock.now().saturating_add(ttl).as_millis();
         // Round up to whole seconds so a token never expires before its ttl.
-        let expires_secs = u64::try_from(expires.div_euclid(1000) + i64::from(expires.rem_euclid(1000) != 0)).unwrap_or(0);
+        let expires_secs =
+            u64::try_from(expires.div_euclid(1000) + i64::from(expires.rem_euclid(1000) != 0))
+                .unwrap_or(0);
 
         let purpose = purpose.as_str().as_bytes();
         let mut buf = Vec::with_capacity(FIXED_LEN + purpose.len() + subject.len() + data.len());
@@ -472,12 +481,17 @@ mod tests {
     #[test]
     fn a_connect_token_fits_the_strictest_ref_limit() {
         let (_, tokens) = setup();
-        let t = tokens.issue(&Purpose::CONNECT, "user-000000000000042", TTL).unwrap();
+        let t = tokens
+            .issue(&Purpose::CONNECT, "user-000000000000042", TTL)
+            .unwrap();
         assert_eq!(t.len(), 87);
         let uuid = "0b9f6f2e-6a55-4c1e-9d3b-3f0f8f1c2a11";
         let t = tokens.issue(&Purpose::CONNECT, uuid, TTL).unwrap();
         assert!(t.len() < 150, "{} chars", t.len());
-        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
     }
 
     #[test]
@@ -524,9 +538,18 @@ mod tests {
     fn each_refusal_has_its_own_variant() {
         let (_, tokens) = setup();
         let t = tokens.issue(&Purpose::CONNECT, "c1", TTL).unwrap();
-        assert_eq!(tokens.verify("", &Purpose::CONNECT), Err(TokenError::Malformed));
-        assert_eq!(tokens.verify("!!!", &Purpose::CONNECT), Err(TokenError::Malformed));
-        assert_eq!(tokens.verify("AAAA", &Purpose::CONNECT), Err(TokenError::Malformed));
+        assert_eq!(
+            tokens.verify("", &Purpose::CONNECT),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            tokens.verify("!!!", &Purpose::CONNECT),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            tokens.verify("AAAA", &Purpose::CONNECT),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(
             tokens.verify(&"A".repeat(MAX_TOKEN_LEN + 1), &Purpose::CONNECT),
             Err(TokenError::Malformed)
@@ -562,7 +585,10 @@ mod tests {
         let (clock, tokens) = setup();
         let forger = Tokens::new(key(1, 8)).with_clock(clock.shared());
         let forged = forger.issue(&Purpose::CONNECT, "victim", TTL).unwrap();
-        assert_eq!(tokens.verify(&forged, &Purpose::CONNECT), Err(TokenError::Tampered));
+        assert_eq!(
+            tokens.verify(&forged, &Purpose::CONNECT),
+            Err(TokenError::Tampered)
+        );
     }
 
     #[test]
@@ -573,12 +599,27 @@ mod tests {
             .accept(key(1, 7))
             .unwrap()
             .with_clock(clock.shared());
-        assert_eq!(rotated.verify(&old_token, &Purpose::CONNECT).unwrap().key_id(), 1);
+        assert_eq!(
+            rotated
+                .verify(&old_token, &Purpose::CONNECT)
+                .unwrap()
+                .key_id(),
+            1
+        );
         let new_token = rotated.issue(&Purpose::CONNECT, "c1", TTL).unwrap();
-        assert_eq!(rotated.verify(&new_token, &Purpose::CONNECT).unwrap().key_id(), 2);
+        assert_eq!(
+            rotated
+                .verify(&new_token, &Purpose::CONNECT)
+                .unwrap()
+                .key_id(),
+            2
+        );
         // After the old key is dropped, its tokens are refused by id.
         let dropped = Tokens::new(key(2, 9)).with_clock(clock.shared());
-        assert_eq!(dropped.verify(&old_token, &Purpose::CONNECT), Err(TokenError::UnknownKey(1)));
+        assert_eq!(
+            dropped.verify(&old_token, &Purpose::CONNECT),
+            Err(TokenError::UnknownKey(1))
+        );
         assert_eq!(
             Tokens::new(key(2, 9)).accept(key(2, 1)).map(|_| ()),
             Err(TokenError::DuplicateKeyId(2))
@@ -588,7 +629,10 @@ mod tests {
     #[test]
     fn bad_inputs_to_issue_and_keys_are_refused() {
         let (_, tokens) = setup();
-        assert_eq!(tokens.issue(&Purpose::CONNECT, "", TTL), Err(TokenError::InvalidSubject(0)));
+        assert_eq!(
+            tokens.issue(&Purpose::CONNECT, "", TTL),
+            Err(TokenError::InvalidSubject(0))
+        );
         assert_eq!(
             tokens.issue(&Purpose::CONNECT, &"x".repeat(256), TTL),
             Err(TokenError::InvalidSubject(256))
@@ -611,7 +655,10 @@ mod tests {
     fn debug_never_shows_key_material() {
         let (_, tokens) = setup();
         let shown = format!("{tokens:?} {:?}", key(3, 0x41));
-        assert!(!shown.contains("AAAA") && !shown.contains("65, 65"), "{shown}");
+        assert!(
+            !shown.contains("AAAA") && !shown.contains("65, 65"),
+            "{shown}"
+        );
         assert!(shown.contains("[redacted]") || shown.contains("current_key"));
     }
 }

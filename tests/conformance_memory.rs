@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use tidings::{
-    store::memory::{MemoryDirectory, MemoryInbox, MemoryOutbox, MemoryProcessStore, MemorySeenEvents},
+    store::memory::{
+        MemoryDirectory, MemoryInbox, MemoryOutbox, MemoryProcessStore, MemorySeenEvents,
+    },
     testkit::conformance,
 };
 

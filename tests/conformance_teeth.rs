@@ -41,10 +41,19 @@ impl Outbox for OverwritingOutbox {
         let _ = self.0.record(record).await?;
         Ok(Recorded::New)
     }
-    async fn get(&self, c: &CampaignId, id: &ContactId) -> Result<Option<OutcomeRecord>, StoreError> {
+    async fn get(
+        &self,
+        c: &CampaignId,
+        id: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, StoreError> {
         self.0.get(c, id).await
     }
-    async fn list(&self, c: &CampaignId, after: Option<&ContactId>, limit: usize) -> Result<Vec<OutcomeRecord>, StoreError> {
+    async fn list(
+        &self,
+        c: &CampaignId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<OutcomeRecord>, StoreError> {
         self.0.list(c, after, limit).await
     }
 }
@@ -55,10 +64,20 @@ struct BackwardsInbox(MemoryInbox);
 
 #[async_trait]
 impl Inbox for BackwardsInbox {
-    async fn record_incoming(&self, c: &ContactId, at: Timestamp, e: Incoming) -> Result<EntryId, StoreError> {
+    async fn record_incoming(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Incoming,
+    ) -> Result<EntryId, StoreError> {
         self.0.record_incoming(c, at, e).await
     }
-    async fn record_outgoing(&self, c: &ContactId, at: Timestamp, e: Outgoing) -> Result<EntryId, StoreError> {
+    async fn record_outgoing(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Outgoing,
+    ) -> Result<EntryId, StoreError> {
         self.0.record_outgoing(c, at, e).await
     }
     async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError> {

@@ -8,8 +8,8 @@ use tidings::{
     contact::{Address, Channel},
     message::{Message, Receipt},
     transport::{
-        Capabilities, DeliveryError, DeliveryErrorKind, Fallback, SendContext, SharedTransport, Transport,
-        fallback::AttemptFailure, stub::StubTransport,
+        Capabilities, DeliveryError, DeliveryErrorKind, Fallback, SendContext, SharedTransport,
+        Transport, fallback::AttemptFailure, stub::StubTransport,
     },
 };
 
@@ -46,11 +46,20 @@ async fn window_closed_and_unreachable_fall_through_to_the_next_transport() {
     ] {
         let messenger = failing(Channel::Messenger, error.clone());
         let email = Arc::new(StubTransport::new(Channel::Email));
-        let fallback = Fallback::new([messenger.clone() as SharedTransport, email.clone() as SharedTransport]);
+        let fallback = Fallback::new([
+            messenger.clone() as SharedTransport,
+            email.clone() as SharedTransport,
+        ]);
 
-        let delivered = fallback.send(&addresses(), &msg(), &SendContext::update()).await.unwrap();
+        let delivered = fallback
+            .send(&addresses(), &msg(), &SendContext::update())
+            .await
+            .unwrap();
         assert_eq!(delivered.receipt.channel, Channel::Email);
-        assert_eq!(delivered.address, Address::email("ann@example.org").unwrap());
+        assert_eq!(
+            delivered.address,
+            Address::email("ann@example.org").unwrap()
+        );
         assert_eq!(delivered.passed_over.len(), 1);
         match &delivered.passed_over[0].failure {
             AttemptFailure::Failed(e) => assert_eq!(e.kind(), error.kind()),
@@ -73,13 +82,27 @@ async fn retryable_invalid_unauthorized_and_other_stop_without_trying_the_next()
         let mut email = MockRoute::new();
         email.expect_channel().return_const(Channel::Email);
         email.expect_send().times(0);
-        let fallback = Fallback::new([messenger.clone() as SharedTransport, Arc::new(email) as SharedTransport]);
+        let fallback = Fallback::new([
+            messenger.clone() as SharedTransport,
+            Arc::new(email) as SharedTransport,
+        ]);
 
-        let undelivered = fallback.send(&addresses(), &msg(), &SendContext::update()).await.unwrap_err();
+        let undelivered = fallback
+            .send(&addresses(), &msg(), &SendContext::update())
+            .await
+            .unwrap_err();
         assert!(undelivered.stopped, "{error} should stop the fallback");
         assert_eq!(undelivered.attempts.len(), 1);
-        assert_eq!(undelivered.last_error().map(|e| e.kind()), Some(error.kind()));
-        assert!(undelivered.to_string().starts_with("not delivered: stopped at"), "{undelivered}");
+        assert_eq!(
+            undelivered.last_error().map(|e| e.kind()),
+            Some(error.kind())
+        );
+        assert!(
+            undelivered
+                .to_string()
+                .starts_with("not delivered: stopped at"),
+            "{undelivered}"
+        );
     }
 }
 
@@ -89,12 +112,21 @@ async fn a_transport_without_an_address_is_passed_over() {
     messenger.expect_channel().return_const(Channel::Messenger);
     messenger.expect_send().times(0);
     let email = Arc::new(StubTransport::new(Channel::Email));
-    let fallback = Fallback::new([Arc::new(messenger) as SharedTransport, email.clone() as SharedTransport]);
+    let fallback = Fallback::new([
+        Arc::new(messenger) as SharedTransport,
+        email.clone() as SharedTransport,
+    ]);
 
     let only_email = [Address::email("ann@example.org").unwrap()];
-    let delivered = fallback.send(&only_email, &msg(), &SendContext::update()).await.unwrap();
+    let delivered = fallback
+        .send(&only_email, &msg(), &SendContext::update())
+        .await
+        .unwrap();
     assert_eq!(delivered.receipt.channel, Channel::Email);
-    assert!(matches!(delivered.passed_over[0].failure, AttemptFailure::NoAddress));
+    assert!(matches!(
+        delivered.passed_over[0].failure,
+        AttemptFailure::NoAddress
+    ));
     assert_eq!(delivered.passed_over[0].channel, Channel::Messenger);
 }
 
@@ -115,14 +147,21 @@ async fn every_address_of_a_channel_is_tried_in_order() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(|to, _, _| {
-            Ok(Receipt::new(to.channel().clone(), vec!["mid.2".into()], tidings::Timestamp::from_millis(1)))
+            Ok(Receipt::new(
+                to.channel().clone(),
+                vec!["mid.2".into()],
+                tidings::Timestamp::from_millis(1),
+            ))
         });
     let fallback = Fallback::new([Arc::new(messenger) as SharedTransport]);
     let two_pages = [
         Address::messenger("page-1", "psid-1").unwrap(),
         Address::messenger("page-2", "psid-9").unwrap(),
     ];
-    let delivered = fallback.send(&two_pages, &msg(), &SendContext::update()).await.unwrap();
+    let delivered = fallback
+        .send(&two_pages, &msg(), &SendContext::update())
+        .await
+        .unwrap();
     assert_eq!(delivered.receipt.message_ids, ["mid.2"]);
     assert_eq!(delivered.address.scope(), Some("page-2"));
 }
@@ -134,38 +173,70 @@ async fn exhausting_every_route_reports_each_attempt() {
     let sms: SharedTransport = Arc::new(StubTransport::new(Channel::custom("sms").unwrap()));
     let fallback = Fallback::new([messenger as SharedTransport, email as SharedTransport, sms]);
 
-    let undelivered = fallback.send(&addresses(), &msg(), &SendContext::update()).await.unwrap_err();
+    let undelivered = fallback
+        .send(&addresses(), &msg(), &SendContext::update())
+        .await
+        .unwrap_err();
     assert!(!undelivered.stopped);
-    let channels: Vec<String> = undelivered.attempts.iter().map(|a| a.channel.to_string()).collect();
+    let channels: Vec<String> = undelivered
+        .attempts
+        .iter()
+        .map(|a| a.channel.to_string())
+        .collect();
     assert_eq!(channels, ["messenger", "email", "custom:sms"]);
-    assert!(matches!(undelivered.attempts[2].failure, AttemptFailure::NoAddress));
-    assert_eq!(undelivered.last_error().map(|e| e.kind()), Some(DeliveryErrorKind::Unreachable));
+    assert!(matches!(
+        undelivered.attempts[2].failure,
+        AttemptFailure::NoAddress
+    ));
+    assert_eq!(
+        undelivered.last_error().map(|e| e.kind()),
+        Some(DeliveryErrorKind::Unreachable)
+    );
 
     let nobody = Fallback::new(Vec::<SharedTransport>::new());
-    let err = nobody.send(&addresses(), &msg(), &SendContext::update()).await.unwrap_err();
+    let err = nobody
+        .send(&addresses(), &msg(), &SendContext::update())
+        .await
+        .unwrap_err();
     assert!(err.attempts.is_empty());
-    assert_eq!(err.to_string(), "not delivered: no transport has an address for this recipient");
+    assert_eq!(
+        err.to_string(),
+        "not delivered: no transport has an address for this recipient"
+    );
 }
 
 #[tokio::test]
 async fn the_stub_checks_channel_and_capabilities_before_sending() {
-    let narrow = StubTransport::new(Channel::Messenger).with_capabilities(Capabilities::text_only().with_choices(3, Some(20)));
+    let narrow = StubTransport::new(Channel::Messenger)
+        .with_capabilities(Capabilities::text_only().with_choices(3, Some(20)));
     let four = (0..4)
-        .fold(Message::builder("Pick"), |b, i| b.choice(format!("c{i}"), format!("p{i}")))
+        .fold(Message::builder("Pick"), |b, i| {
+            b.choice(format!("c{i}"), format!("p{i}"))
+        })
         .build()
         .unwrap();
     let to = Address::messenger("p", "u").unwrap();
-    let err = narrow.send(&to, &four, &SendContext::reply()).await.unwrap_err();
+    let err = narrow
+        .send(&to, &four, &SendContext::reply())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), DeliveryErrorKind::InvalidMessage);
     let err = narrow
-        .send(&Address::email("a@b.c").unwrap(), &msg(), &SendContext::reply())
+        .send(
+            &Address::email("a@b.c").unwrap(),
+            &msg(),
+            &SendContext::reply(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), DeliveryErrorKind::InvalidMessage);
     assert!(narrow.sent().is_empty());
     assert_eq!(narrow.attempts(), 2);
 
-    let receipt = narrow.send(&to, &msg(), &SendContext::reply()).await.unwrap();
+    let receipt = narrow
+        .send(&to, &msg(), &SendContext::reply())
+        .await
+        .unwrap();
     let sent = narrow.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].receipt, receipt);

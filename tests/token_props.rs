@@ -12,8 +12,14 @@ use tidings::{
 
 fn tokens() -> Tokens {
     let clock = ManualClock::new(Timestamp::from_secs(1_718_000_000));
-    Tokens::new(TokenKey::new(3, SecretSlice::from(b"0123456789abcdef0123456789abcdef".to_vec())).unwrap())
-        .with_clock(clock.shared())
+    Tokens::new(
+        TokenKey::new(
+            3,
+            SecretSlice::from(b"0123456789abcdef0123456789abcdef".to_vec()),
+        )
+        .unwrap(),
+    )
+    .with_clock(clock.shared())
 }
 
 const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ .é";

@@ -93,7 +93,11 @@ pub trait Outbox: Send + Sync {
     async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError>;
 
     /// The outcome of `contact` in `campaign`.
-    async fn get(&self, campaign: &CampaignId, contact: &ContactId) -> Result<Option<OutcomeRecord>, StoreError>;
+    async fn get(
+        &self,
+        campaign: &CampaignId,
+        contact: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, StoreError>;
 
     /// Up to `limit` records of `campaign` with contact ids after `after`, in contact-id order.
     async fn list(

@@ -7,18 +7,12 @@
 //!
 //! Flow state lives in a [`ProcessStore`] ([`store`]).
 
+use crate::{contact::ContactId, error::StoreError, message::Inbound, transport::DeliveryError};
 use async_trait::async_trait;
-use crate::{
-    contact::ContactId,
-    error::StoreError,
-    message::Inbound,
-    transport::DeliveryError,
-};
 
 pub mod store;
 
 pub use store::{InstanceStatus, ProcessInstance, ProcessStore};
-
 
 string_id!(
     /// The id of a flow definition.

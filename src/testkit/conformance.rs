@@ -31,7 +31,9 @@ use crate::{
     contact::{Address, Channel, ContactId, NewContact},
     error::StoreError,
     identity::Directory,
-    inbox::{DeliveryRecord, DeliveryStatus, EntryContent, Inbox, Incoming, Outgoing, StatusUpdate},
+    inbox::{
+        DeliveryRecord, DeliveryStatus, EntryContent, Inbox, Incoming, Outgoing, StatusUpdate,
+    },
     message::Message,
     newsletter::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded},
     process::{FlowId, InstanceId, InstanceStatus, ProcessInstance, ProcessStore},
@@ -50,7 +52,8 @@ fn unique(prefix: &str) -> String {
 }
 
 fn id(text: &str) -> ContactId {
-    ContactId::new(text).unwrap_or_else(|e| panic!("conformance bug: invalid contact id {text:?}: {e}"))
+    ContactId::new(text)
+        .unwrap_or_else(|e| panic!("conformance bug: invalid contact id {text:?}: {e}"))
 }
 
 fn messenger(psid: &str) -> Address {
@@ -85,25 +88,55 @@ pub async fn directory(dir: Arc<dyn Directory>) {
     // create links the addresses and get / find_by_address return the contact.
     let ann = ok(
         "create",
-        dir.create(NewContact::new().with_email("ann@example.org").with_name("Ann", "Lee").with_address(a.clone()))
-            .await,
+        dir.create(
+            NewContact::new()
+                .with_email("ann@example.org")
+                .with_name("Ann", "Lee")
+                .with_address(a.clone()),
+        )
+        .await,
     );
-    assert_eq!(ann.addresses, vec![a.clone()], "create: the new contact lists its address");
-    assert_eq!(ann.email.as_deref(), Some("ann@example.org"), "create: keeps the e-mail");
+    assert_eq!(
+        ann.addresses,
+        vec![a.clone()],
+        "create: the new contact lists its address"
+    );
+    assert_eq!(
+        ann.email.as_deref(),
+        Some("ann@example.org"),
+        "create: keeps the e-mail"
+    );
     let got = ok("get", dir.get(&ann.id).await);
     assert_eq!(got.as_ref(), Some(&ann), "get: returns the created contact");
     let found = ok("find_by_address", dir.find_by_address(&a).await);
-    assert_eq!(found.map(|c| c.id), Some(ann.id.clone()), "find_by_address: finds the owner");
-    assert_eq!(ok("get unknown", dir.get(&id(&unique("nobody"))).await), None, "get: unknown id is None");
+    assert_eq!(
+        found.map(|c| c.id),
+        Some(ann.id.clone()),
+        "find_by_address: finds the owner"
+    );
+    assert_eq!(
+        ok("get unknown", dir.get(&id(&unique("nobody"))).await),
+        None,
+        "get: unknown id is None"
+    );
     assert!(
-        ok("find unknown", dir.find_by_address(&messenger(&unique("nobody"))).await).is_none(),
+        ok(
+            "find unknown",
+            dir.find_by_address(&messenger(&unique("nobody"))).await
+        )
+        .is_none(),
         "find_by_address: unlinked address is None"
     );
 
     // create with a linked address conflicts and creates nothing.
     expect_conflict(
         "create with an address linked to another contact",
-        dir.create(NewContact::new().with_address(a.clone()).with_address(b.clone())).await,
+        dir.create(
+            NewContact::new()
+                .with_address(a.clone())
+                .with_address(b.clone()),
+        )
+        .await,
     );
     assert!(
         ok("find after refused create", dir.find_by_address(&b).await).is_none(),
@@ -112,25 +145,62 @@ pub async fn directory(dir: Arc<dyn Directory>) {
 
     // link is idempotent for the owner and conflicts for anyone else.
     ok("link", dir.link(&ann.id, &b).await);
-    ok("link again to the same contact", dir.link(&ann.id, &b).await);
-    let ann_now = ok("get after link", dir.get(&ann.id).await).unwrap_or_else(|| panic!("get after link: contact vanished"));
+    ok(
+        "link again to the same contact",
+        dir.link(&ann.id, &b).await,
+    );
+    let ann_now = ok("get after link", dir.get(&ann.id).await)
+        .unwrap_or_else(|| panic!("get after link: contact vanished"));
     assert_eq!(
         ann_now.addresses.iter().filter(|x| **x == b).count(),
         1,
         "link: linking twice lists the address once"
     );
-    let bob = ok("create second", dir.create(NewContact::new().with_email("bob@example.org").with_address(c.clone())).await);
+    let bob = ok(
+        "create second",
+        dir.create(
+            NewContact::new()
+                .with_email("bob@example.org")
+                .with_address(c.clone()),
+        )
+        .await,
+    );
     assert_ne!(bob.id, ann.id, "create: assigns distinct ids");
-    expect_conflict("link an address owned by another contact", dir.link(&bob.id, &b).await);
-    expect_not_found("link to a missing contact", dir.link(&id(&unique("ghost")), &messenger(&unique("x"))).await);
+    expect_conflict(
+        "link an address owned by another contact",
+        dir.link(&bob.id, &b).await,
+    );
+    expect_not_found(
+        "link to a missing contact",
+        dir.link(&id(&unique("ghost")), &messenger(&unique("x")))
+            .await,
+    );
 
     // unlink returns the owner once.
-    assert_eq!(ok("unlink", dir.unlink(&b).await), Some(ann.id.clone()), "unlink: returns the owner");
-    assert_eq!(ok("unlink again", dir.unlink(&b).await), None, "unlink: a second unlink finds nothing");
-    assert!(ok("find after unlink", dir.find_by_address(&b).await).is_none(), "unlink: address is free");
-    let ann_now = ok("get after unlink", dir.get(&ann.id).await).unwrap_or_else(|| panic!("contact vanished"));
-    assert!(!ann_now.addresses.contains(&b), "unlink: the contact no longer lists the address");
-    ok("link a freed address elsewhere", dir.link(&bob.id, &b).await);
+    assert_eq!(
+        ok("unlink", dir.unlink(&b).await),
+        Some(ann.id.clone()),
+        "unlink: returns the owner"
+    );
+    assert_eq!(
+        ok("unlink again", dir.unlink(&b).await),
+        None,
+        "unlink: a second unlink finds nothing"
+    );
+    assert!(
+        ok("find after unlink", dir.find_by_address(&b).await).is_none(),
+        "unlink: address is free"
+    );
+    let ann_now = ok("get after unlink", dir.get(&ann.id).await)
+        .unwrap_or_else(|| panic!("contact vanished"));
+    assert!(
+        !ann_now.addresses.contains(&b),
+        "unlink: the contact no longer lists the address"
+    );
+    ok(
+        "link a freed address elsewhere",
+        dir.link(&bob.id, &b).await,
+    );
 
     // merge moves addresses, keeps the target's data, fills what it lacks.
     let tech = ok(
@@ -147,14 +217,39 @@ pub async fn directory(dir: Arc<dyn Directory>) {
     let tech_address = tech.addresses[0].clone();
     let merged = ok("merge", dir.merge(&tech.id, &ann.id).await);
     assert_eq!(merged.id, ann.id, "merge: returns the target");
-    assert_eq!(merged.email.as_deref(), Some("ann@example.org"), "merge: keeps the target's e-mail");
-    assert_eq!(merged.first_name.as_deref(), Some("Ann"), "merge: keeps the target's name");
-    assert_eq!(merged.fields.get("source"), Some(&json!("messenger")), "merge: fills missing fields");
-    assert!(merged.addresses.contains(&tech_address) && merged.addresses.contains(&a), "merge: moves addresses");
+    assert_eq!(
+        merged.email.as_deref(),
+        Some("ann@example.org"),
+        "merge: keeps the target's e-mail"
+    );
+    assert_eq!(
+        merged.first_name.as_deref(),
+        Some("Ann"),
+        "merge: keeps the target's name"
+    );
+    assert_eq!(
+        merged.fields.get("source"),
+        Some(&json!("messenger")),
+        "merge: fills missing fields"
+    );
+    assert!(
+        merged.addresses.contains(&tech_address) && merged.addresses.contains(&a),
+        "merge: moves addresses"
+    );
     let owner = ok("find after merge", dir.find_by_address(&tech_address).await).map(|c| c.id);
-    assert_eq!(owner, Some(ann.id.clone()), "merge: moved addresses resolve to the target");
-    expect_conflict("merge a contact into itself", dir.merge(&ann.id, &ann.id).await);
-    expect_not_found("merge a missing contact", dir.merge(&id(&unique("ghost")), &ann.id).await);
+    assert_eq!(
+        owner,
+        Some(ann.id.clone()),
+        "merge: moved addresses resolve to the target"
+    );
+    expect_conflict(
+        "merge a contact into itself",
+        dir.merge(&ann.id, &ann.id).await,
+    );
+    expect_not_found(
+        "merge a missing contact",
+        dir.merge(&id(&unique("ghost")), &ann.id).await,
+    );
 
     // Racing creates for one new sender create one contact.
     let racer = messenger(&unique("psid-race"));
@@ -167,13 +262,19 @@ pub async fn directory(dir: Arc<dyn Directory>) {
         .collect();
     let mut created = 0;
     for t in tasks {
-        match t.await.unwrap_or_else(|e| panic!("racing create task failed: {e}")) {
+        match t
+            .await
+            .unwrap_or_else(|e| panic!("racing create task failed: {e}"))
+        {
             Ok(_) => created += 1,
             Err(e) if e.is_conflict() => {}
             Err(e) => panic!("racing create: unexpected error {e:?}"),
         }
     }
-    assert_eq!(created, 1, "create: racing creates with one address create exactly one contact");
+    assert_eq!(
+        created, 1,
+        "create: racing creates with one address create exactly one contact"
+    );
 }
 
 /// Runs the [`SegmentQuery`] contract; contacts are created through `dir`, which must be the
@@ -182,7 +283,9 @@ pub async fn segment_query(dir: Arc<dyn Directory>, query: Arc<dyn SegmentQuery>
     let tag = unique("cohort");
     let mut expected = BTreeSet::new();
     for i in 0..25 {
-        let mut new = NewContact::new().with_tag(tag.clone()).with_field("lesson", i);
+        let mut new = NewContact::new()
+            .with_tag(tag.clone())
+            .with_field("lesson", i);
         if i % 3 == 0 {
             new = new.with_address(messenger(&unique("psid-seg")));
         }
@@ -191,7 +294,10 @@ pub async fn segment_query(dir: Arc<dyn Directory>, query: Arc<dyn SegmentQuery>
             expected.insert(c.id);
         }
     }
-    let _outsider = ok("create outsider", dir.create(NewContact::new().with_field("lesson", 99)).await);
+    let _outsider = ok(
+        "create outsider",
+        dir.create(NewContact::new().with_field("lesson", 99)).await,
+    );
     let segment = Segment::from_json(
         &json!({"all":[{"tag": tag},{"any":[{"has_address":"messenger"},{"field":{"name":"lesson","op":"gt","value":19}}]}]})
             .to_string(),
@@ -204,27 +310,52 @@ pub async fn segment_query(dir: Arc<dyn Directory>, query: Arc<dyn SegmentQuery>
     loop {
         let page = ok("page", query.page(&segment, after.as_ref(), 4).await);
         pages += 1;
-        assert!(page.contacts.len() <= 4, "page: holds at most `limit` contacts");
+        assert!(
+            page.contacts.len() <= 4,
+            "page: holds at most `limit` contacts"
+        );
         for c in &page.contacts {
-            assert!(segment.matches(c), "page: returns only matching contacts ({})", c.id);
-            assert!(seen.insert(c.id.clone()), "page: returns each contact once ({})", c.id);
+            assert!(
+                segment.matches(c),
+                "page: returns only matching contacts ({})",
+                c.id
+            );
+            assert!(
+                seen.insert(c.id.clone()),
+                "page: returns each contact once ({})",
+                c.id
+            );
         }
         match page.next {
             Some(next) => {
-                assert!(!page.contacts.is_empty(), "page: a page with a next cursor is not empty");
+                assert!(
+                    !page.contacts.is_empty(),
+                    "page: a page with a next cursor is not empty"
+                );
                 after = Some(next);
             }
             None => break,
         }
         assert!(pages < 100, "page: paging never ends");
     }
-    assert_eq!(seen, expected, "page: following the cursors yields exactly the matching contacts");
+    assert_eq!(
+        seen, expected,
+        "page: following the cursors yields exactly the matching contacts"
+    );
     assert!(
-        matches!(query.page(&segment, Some(&Cursor::new("\u{1}not a cursor")), 4).await, Err(StoreError::Invalid { .. })),
+        matches!(
+            query
+                .page(&segment, Some(&Cursor::new("\u{1}not a cursor")), 4)
+                .await,
+            Err(StoreError::Invalid { .. })
+        ),
         "page: a cursor the store did not issue is refused as invalid"
     );
     assert!(
-        matches!(query.page(&segment, None, 0).await, Err(StoreError::Invalid { .. })),
+        matches!(
+            query.page(&segment, None, 0).await,
+            Err(StoreError::Invalid { .. })
+        ),
         "page: a limit of 0 is refused as invalid"
     );
 }
@@ -240,37 +371,97 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
     // Out-of-order arrival still reads in transport-time order.
     let late = ok(
         "record incoming",
-        inbox.record_incoming(&contact, t(3000), Incoming::new(Channel::Messenger).with_message_id(mid("m2")).with_text("second")).await,
+        inbox
+            .record_incoming(
+                &contact,
+                t(3000),
+                Incoming::new(Channel::Messenger)
+                    .with_message_id(mid("m2"))
+                    .with_text("second"),
+            )
+            .await,
     );
     ok(
         "record incoming",
-        inbox.record_incoming(&contact, t(1000), Incoming::new(Channel::Messenger).with_message_id(mid("m1")).with_text("first")).await,
+        inbox
+            .record_incoming(
+                &contact,
+                t(1000),
+                Incoming::new(Channel::Messenger)
+                    .with_message_id(mid("m1"))
+                    .with_text("first"),
+            )
+            .await,
     );
     let again = ok(
         "record incoming twice",
-        inbox.record_incoming(&contact, t(3000), Incoming::new(Channel::Messenger).with_message_id(mid("m2")).with_text("second")).await,
+        inbox
+            .record_incoming(
+                &contact,
+                t(3000),
+                Incoming::new(Channel::Messenger)
+                    .with_message_id(mid("m2"))
+                    .with_text("second"),
+            )
+            .await,
     );
-    assert_eq!(again, late, "record_incoming: a redelivered message returns the existing entry");
-    ok("record for another contact", inbox.record_incoming(&other, t(1500), Incoming::new(Channel::Email).with_text("hi")).await);
+    assert_eq!(
+        again, late,
+        "record_incoming: a redelivered message returns the existing entry"
+    );
+    ok(
+        "record for another contact",
+        inbox
+            .record_incoming(
+                &other,
+                t(1500),
+                Incoming::new(Channel::Email).with_text("hi"),
+            )
+            .await,
+    );
 
     let reply = Outgoing::new(text("reply"))
         .with_author("agent-7")
         .with_delivery(DeliveryRecord::sent(Channel::Messenger, vec![mid("o1")]))
         .with_delivery(DeliveryRecord::refused(Channel::Email, "no e-mail address"));
-    ok("record outgoing", inbox.record_outgoing(&contact, t(2000), reply).await);
+    ok(
+        "record outgoing",
+        inbox.record_outgoing(&contact, t(2000), reply).await,
+    );
 
     let conv = ok("conversation", inbox.conversation(&contact, 100).await);
-    let order: Vec<i64> = conv.iter().map(|e| e.at.as_millis() - t(0).as_millis()).collect();
-    assert_eq!(order, vec![1000, 2000, 3000], "conversation: ordered by transport time, duplicates dropped");
-    assert!(conv.iter().all(|e| e.contact == contact), "conversation: only the contact's entries");
+    let order: Vec<i64> = conv
+        .iter()
+        .map(|e| e.at.as_millis() - t(0).as_millis())
+        .collect();
+    assert_eq!(
+        order,
+        vec![1000, 2000, 3000],
+        "conversation: ordered by transport time, duplicates dropped"
+    );
+    assert!(
+        conv.iter().all(|e| e.contact == contact),
+        "conversation: only the contact's entries"
+    );
     match &conv[1].content {
         EntryContent::Outgoing(out) => {
-            assert_eq!(out.author.as_deref(), Some("agent-7"), "record_outgoing: keeps the author");
-            assert_eq!(out.deliveries.len(), 2, "record_outgoing: keeps every delivery record");
+            assert_eq!(
+                out.author.as_deref(),
+                Some("agent-7"),
+                "record_outgoing: keeps the author"
+            );
+            assert_eq!(
+                out.deliveries.len(),
+                2,
+                "record_outgoing: keeps every delivery record"
+            );
         }
         other => panic!("conversation: expected the outgoing entry second, got {other:?}"),
     }
-    let last_two = ok("conversation with limit", inbox.conversation(&contact, 2).await);
+    let last_two = ok(
+        "conversation with limit",
+        inbox.conversation(&contact, 2).await,
+    );
     assert_eq!(
         last_two.iter().map(|e| e.at).collect::<Vec<_>>(),
         vec![t(2000), t(3000)],
@@ -278,13 +469,53 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
     );
 
     // Statuses only move forward.
-    let by_id = |status| StatusUpdate::Message { channel: Channel::Messenger, message_id: mid("o1"), status };
-    assert_eq!(ok("delivered", inbox.update_status(&by_id(DeliveryStatus::Delivered)).await), 1, "update_status: sent → delivered");
-    assert_eq!(ok("delivered twice", inbox.update_status(&by_id(DeliveryStatus::Delivered)).await), 0, "update_status: repeating a status moves nothing");
-    assert_eq!(ok("read", inbox.update_status(&by_id(DeliveryStatus::Read)).await), 1, "update_status: delivered → read");
-    assert_eq!(ok("late delivery", inbox.update_status(&by_id(DeliveryStatus::Delivered)).await), 0, "update_status: never moves back");
-    let unknown = StatusUpdate::Message { channel: Channel::Messenger, message_id: unique("nope"), status: DeliveryStatus::Read };
-    assert_eq!(ok("unknown id", inbox.update_status(&unknown).await), 0, "update_status: an unknown message id moves nothing");
+    let by_id = |status| StatusUpdate::Message {
+        channel: Channel::Messenger,
+        message_id: mid("o1"),
+        status,
+    };
+    assert_eq!(
+        ok(
+            "delivered",
+            inbox.update_status(&by_id(DeliveryStatus::Delivered)).await
+        ),
+        1,
+        "update_status: sent → delivered"
+    );
+    assert_eq!(
+        ok(
+            "delivered twice",
+            inbox.update_status(&by_id(DeliveryStatus::Delivered)).await
+        ),
+        0,
+        "update_status: repeating a status moves nothing"
+    );
+    assert_eq!(
+        ok(
+            "read",
+            inbox.update_status(&by_id(DeliveryStatus::Read)).await
+        ),
+        1,
+        "update_status: delivered → read"
+    );
+    assert_eq!(
+        ok(
+            "late delivery",
+            inbox.update_status(&by_id(DeliveryStatus::Delivered)).await
+        ),
+        0,
+        "update_status: never moves back"
+    );
+    let unknown = StatusUpdate::Message {
+        channel: Channel::Messenger,
+        message_id: unique("nope"),
+        status: DeliveryStatus::Read,
+    };
+    assert_eq!(
+        ok("unknown id", inbox.update_status(&unknown).await),
+        0,
+        "update_status: an unknown message id moves nothing"
+    );
     let statuses = |conv: &[crate::inbox::Entry]| -> Vec<Vec<DeliveryStatus>> {
         conv.iter()
             .filter_map(|e| match &e.content {
@@ -302,11 +533,24 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
 
     // Watermarks cover what was sent up to them.
     for (ms, m) in [(4000, "o2"), (6000, "o3")] {
-        let out = Outgoing::new(text(m)).with_delivery(DeliveryRecord::sent(Channel::Messenger, vec![mid(m)]));
-        ok("record outgoing", inbox.record_outgoing(&contact, t(ms), out).await);
+        let out = Outgoing::new(text(m))
+            .with_delivery(DeliveryRecord::sent(Channel::Messenger, vec![mid(m)]));
+        ok(
+            "record outgoing",
+            inbox.record_outgoing(&contact, t(ms), out).await,
+        );
     }
-    let watermark = StatusUpdate::UpTo { contact: contact.clone(), channel: Channel::Messenger, watermark: t(5000), status: DeliveryStatus::Read };
-    assert_eq!(ok("watermark", inbox.update_status(&watermark).await), 1, "update_status: a watermark moves only what was sent before it");
+    let watermark = StatusUpdate::UpTo {
+        contact: contact.clone(),
+        channel: Channel::Messenger,
+        watermark: t(5000),
+        status: DeliveryStatus::Read,
+    };
+    assert_eq!(
+        ok("watermark", inbox.update_status(&watermark).await),
+        1,
+        "update_status: a watermark moves only what was sent before it"
+    );
     let conv = ok("conversation", inbox.conversation(&contact, 100).await);
     assert_eq!(
         statuses(&conv),
@@ -320,9 +564,22 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
 
     // Entries without a transport id are never merged.
     for _ in 0..2 {
-        ok("record without id", inbox.record_incoming(&other, t(2500), Incoming::new(Channel::Email).with_text("same")).await);
+        ok(
+            "record without id",
+            inbox
+                .record_incoming(
+                    &other,
+                    t(2500),
+                    Incoming::new(Channel::Email).with_text("same"),
+                )
+                .await,
+        );
     }
-    assert_eq!(ok("conversation", inbox.conversation(&other, 100).await).len(), 3, "record_incoming: entries without a message id are all kept");
+    assert_eq!(
+        ok("conversation", inbox.conversation(&other, 100).await).len(),
+        3,
+        "record_incoming: entries without a message id are all kept"
+    );
 }
 
 /// Runs the [`Outbox`] contract.
@@ -333,48 +590,107 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
         OutcomeRecord::new(
             campaign.clone(),
             c.clone(),
-            Outcome::Sent { channel: Channel::Messenger, message_ids: vec!["m1".into()] },
+            Outcome::Sent {
+                channel: Channel::Messenger,
+                message_ids: vec!["m1".into()],
+            },
             at,
         )
     };
     let first = id("outbox-a");
-    assert_eq!(ok("record", outbox.record(&sent(&first)).await), Recorded::New, "record: the first outcome is new");
-    let skipped = OutcomeRecord::new(campaign.clone(), first.clone(), Outcome::Skipped { reason: "window closed".into() }, at);
+    assert_eq!(
+        ok("record", outbox.record(&sent(&first)).await),
+        Recorded::New,
+        "record: the first outcome is new"
+    );
+    let skipped = OutcomeRecord::new(
+        campaign.clone(),
+        first.clone(),
+        Outcome::Skipped {
+            reason: "window closed".into(),
+        },
+        at,
+    );
     assert_eq!(
         ok("record again", outbox.record(&skipped).await),
         Recorded::Existing(sent(&first)),
         "record: a second outcome changes nothing and returns the stored one"
     );
-    assert_eq!(ok("get", outbox.get(&campaign, &first).await), Some(sent(&first)), "get: returns the stored outcome");
+    assert_eq!(
+        ok("get", outbox.get(&campaign, &first).await),
+        Some(sent(&first)),
+        "get: returns the stored outcome"
+    );
     let elsewhere = CampaignId::new(unique("other-campaign"));
-    assert_eq!(ok("get other campaign", outbox.get(&elsewhere, &first).await), None, "get: outcomes are per campaign");
+    assert_eq!(
+        ok("get other campaign", outbox.get(&elsewhere, &first).await),
+        None,
+        "get: outcomes are per campaign"
+    );
 
     for name in ["outbox-d", "outbox-b", "outbox-e", "outbox-c"] {
         ok("record", outbox.record(&sent(&id(name))).await);
     }
     let page1 = ok("list", outbox.list(&campaign, None, 2).await);
-    let page2 = ok("list", outbox.list(&campaign, page1.last().map(|r| &r.contact), 2).await);
-    let page3 = ok("list", outbox.list(&campaign, page2.last().map(|r| &r.contact), 2).await);
-    let names: Vec<&str> = page1.iter().chain(&page2).chain(&page3).map(|r| r.contact.as_str()).collect();
-    assert_eq!(names, ["outbox-a", "outbox-b", "outbox-c", "outbox-d", "outbox-e"], "list: pages in contact-id order");
-    assert!(ok("list empty", outbox.list(&elsewhere, None, 10).await).is_empty(), "list: an unknown campaign is empty");
+    let page2 = ok(
+        "list",
+        outbox
+            .list(&campaign, page1.last().map(|r| &r.contact), 2)
+            .await,
+    );
+    let page3 = ok(
+        "list",
+        outbox
+            .list(&campaign, page2.last().map(|r| &r.contact), 2)
+            .await,
+    );
+    let names: Vec<&str> = page1
+        .iter()
+        .chain(&page2)
+        .chain(&page3)
+        .map(|r| r.contact.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["outbox-a", "outbox-b", "outbox-c", "outbox-d", "outbox-e"],
+        "list: pages in contact-id order"
+    );
+    assert!(
+        ok("list empty", outbox.list(&elsewhere, None, 10).await).is_empty(),
+        "list: an unknown campaign is empty"
+    );
 
     // Racing records for one pair store one outcome.
     let racer = id(&unique("outbox-racer"));
     let tasks: Vec<_> = (0..RACERS)
         .map(|i| {
             let outbox = outbox.clone();
-            let record = OutcomeRecord::new(campaign.clone(), racer.clone(), Outcome::Skipped { reason: format!("racer {i}") }, at);
+            let record = OutcomeRecord::new(
+                campaign.clone(),
+                racer.clone(),
+                Outcome::Skipped {
+                    reason: format!("racer {i}"),
+                },
+                at,
+            );
             tokio::spawn(async move { outbox.record(&record).await })
         })
         .collect();
     let mut new = 0;
     for t in tasks {
-        if ok("racing record", t.await.unwrap_or_else(|e| panic!("racing record task failed: {e}"))) == Recorded::New {
+        if ok(
+            "racing record",
+            t.await
+                .unwrap_or_else(|e| panic!("racing record task failed: {e}")),
+        ) == Recorded::New
+        {
             new += 1;
         }
     }
-    assert_eq!(new, 1, "record: racing records for one recipient store exactly one outcome");
+    assert_eq!(
+        new, 1,
+        "record: racing records for one recipient store exactly one outcome"
+    );
 }
 
 /// Runs the [`ProcessStore`] contract.
@@ -382,27 +698,65 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
     let contact = id(&unique("flow-contact"));
     let flow = FlowId::new(unique("onboarding"));
     let now = Timestamp::from_secs(1_700_000_000);
-    let instance = |name: &str| ProcessInstance::new(InstanceId::new(unique(name)), flow.clone(), 1, contact.clone(), "start");
+    let instance = |name: &str| {
+        ProcessInstance::new(
+            InstanceId::new(unique(name)),
+            flow.clone(),
+            1,
+            contact.clone(),
+            "start",
+        )
+    };
 
     let first = instance("i1");
     ok("insert", store.insert(&first).await);
     expect_conflict("insert an existing id", store.insert(&first).await);
-    expect_conflict("insert a second unfinished instance of the same flow", store.insert(&instance("i2")).await);
-    assert_eq!(ok("get", store.get(&first.id).await).as_ref(), Some(&first), "get: returns the inserted instance");
-    assert_eq!(ok("get unknown", store.get(&InstanceId::new(unique("none"))).await), None, "get: unknown id is None");
+    expect_conflict(
+        "insert a second unfinished instance of the same flow",
+        store.insert(&instance("i2")).await,
+    );
+    assert_eq!(
+        ok("get", store.get(&first.id).await).as_ref(),
+        Some(&first),
+        "get: returns the inserted instance"
+    );
+    assert_eq!(
+        ok(
+            "get unknown",
+            store.get(&InstanceId::new(unique("none"))).await
+        ),
+        None,
+        "get: unknown id is None"
+    );
     let active = ok("active_for", store.active_for(&contact).await);
-    assert_eq!(active.iter().map(|i| &i.id).collect::<Vec<_>>(), vec![&first.id], "active_for: lists the running instance");
+    assert_eq!(
+        active.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        vec![&first.id],
+        "active_for: lists the running instance"
+    );
 
     // Compare-and-swap on the revision.
     let mut moved = first.clone();
     moved.step = "question".into();
     moved.status = InstanceStatus::Waiting;
     moved.due_at = Some(now.saturating_sub(Duration::from_secs(1)));
-    assert_eq!(ok("update", store.update(&moved).await), 1, "update: returns the next revision");
+    assert_eq!(
+        ok("update", store.update(&moved).await),
+        1,
+        "update: returns the next revision"
+    );
     expect_conflict("update from a stale revision", store.update(&moved).await);
-    let stored = ok("get", store.get(&first.id).await).unwrap_or_else(|| panic!("instance vanished"));
-    assert_eq!((stored.step.as_str(), stored.revision), ("question", 1), "update: stores the instance at the next revision");
-    expect_not_found("update a missing instance", store.update(&instance("ghost")).await);
+    let stored =
+        ok("get", store.get(&first.id).await).unwrap_or_else(|| panic!("instance vanished"));
+    assert_eq!(
+        (stored.step.as_str(), stored.revision),
+        ("question", 1),
+        "update: stores the instance at the next revision"
+    );
+    expect_not_found(
+        "update a missing instance",
+        store.update(&instance("ghost")).await,
+    );
 
     // Racing updates from one read move the instance once.
     let tasks: Vec<_> = (0..RACERS)
@@ -415,21 +769,39 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
         .collect();
     let mut won = 0;
     for t in tasks {
-        match t.await.unwrap_or_else(|e| panic!("racing update task failed: {e}")) {
+        match t
+            .await
+            .unwrap_or_else(|e| panic!("racing update task failed: {e}"))
+        {
             Ok(_) => won += 1,
             Err(e) if e.is_conflict() => {}
             Err(e) => panic!("racing update: unexpected error {e:?}"),
         }
     }
-    assert_eq!(won, 1, "update: racing updates from one revision succeed exactly once");
+    assert_eq!(
+        won, 1,
+        "update: racing updates from one revision succeed exactly once"
+    );
 
     // due finds what is due, earliest first.
     let other_contact = id(&unique("flow-contact-2"));
-    let mut later = ProcessInstance::new(InstanceId::new(unique("i3")), flow.clone(), 1, other_contact.clone(), "wait");
+    let mut later = ProcessInstance::new(
+        InstanceId::new(unique("i3")),
+        flow.clone(),
+        1,
+        other_contact.clone(),
+        "wait",
+    );
     later.status = InstanceStatus::Waiting;
     later.due_at = Some(now.saturating_sub(Duration::from_secs(10)));
     ok("insert", store.insert(&later).await);
-    let mut future = ProcessInstance::new(InstanceId::new(unique("i4")), FlowId::new(unique("f")), 1, other_contact.clone(), "wait");
+    let mut future = ProcessInstance::new(
+        InstanceId::new(unique("i4")),
+        FlowId::new(unique("f")),
+        1,
+        other_contact.clone(),
+        "wait",
+    );
     future.due_at = Some(now.saturating_add(Duration::from_secs(60)));
     ok("insert", store.insert(&future).await);
     let ours = [first.id.clone(), later.id.clone(), future.id.clone()];
@@ -438,15 +810,26 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
         .map(|i| i.id)
         .filter(|i| ours.contains(i))
         .collect();
-    assert_eq!(due, vec![later.id.clone(), first.id.clone()], "due: due instances, earliest first, not the future one");
+    assert_eq!(
+        due,
+        vec![later.id.clone(), first.id.clone()],
+        "due: due instances, earliest first, not the future one"
+    );
 
     // A finished instance leaves the active set and frees its (contact, flow).
-    let mut done = ok("get", store.get(&first.id).await).unwrap_or_else(|| panic!("instance vanished"));
+    let mut done =
+        ok("get", store.get(&first.id).await).unwrap_or_else(|| panic!("instance vanished"));
     done.status = InstanceStatus::Finished;
     ok("finish", store.update(&done).await);
-    assert!(ok("active_for", store.active_for(&contact).await).is_empty(), "active_for: finished instances are not active");
+    assert!(
+        ok("active_for", store.active_for(&contact).await).is_empty(),
+        "active_for: finished instances are not active"
+    );
     let due = ok("due", store.due(now, 10_000).await);
-    assert!(!due.iter().any(|i| i.id == first.id), "due: finished instances are never due");
+    assert!(
+        !due.iter().any(|i| i.id == first.id),
+        "due: finished instances are never due"
+    );
     ok("insert after finish", store.insert(&instance("i5")).await);
 }
 
@@ -455,18 +838,45 @@ pub async fn seen_events(seen: Arc<dyn SeenEvents>) {
     let now = Timestamp::from_secs(1_700_000_000);
     let ttl = Duration::from_secs(36 * 3600);
     let key = unique("messenger:mid");
-    assert!(!ok("is_seen", seen.is_seen(&key, now).await), "is_seen: an unknown key is not seen");
-    assert!(!ok("is_seen", seen.is_seen(&key, now).await), "is_seen: does not mark");
-    assert!(ok("mark_seen", seen.mark_seen(&key, now, ttl).await), "mark_seen: a new key is marked");
-    assert!(!ok("mark_seen twice", seen.mark_seen(&key, now, ttl).await), "mark_seen: a marked key is refused");
+    assert!(
+        !ok("is_seen", seen.is_seen(&key, now).await),
+        "is_seen: an unknown key is not seen"
+    );
+    assert!(
+        !ok("is_seen", seen.is_seen(&key, now).await),
+        "is_seen: does not mark"
+    );
+    assert!(
+        ok("mark_seen", seen.mark_seen(&key, now, ttl).await),
+        "mark_seen: a new key is marked"
+    );
+    assert!(
+        !ok("mark_seen twice", seen.mark_seen(&key, now, ttl).await),
+        "mark_seen: a marked key is refused"
+    );
     let almost = now.saturating_add(ttl - Duration::from_millis(1));
-    assert!(ok("is_seen", seen.is_seen(&key, almost).await), "is_seen: marked until the ttl ends");
+    assert!(
+        ok("is_seen", seen.is_seen(&key, almost).await),
+        "is_seen: marked until the ttl ends"
+    );
     let after = now.saturating_add(ttl);
-    assert!(!ok("is_seen expired", seen.is_seen(&key, after).await), "is_seen: an expired mark counts as absent");
+    assert!(
+        !ok("is_seen expired", seen.is_seen(&key, after).await),
+        "is_seen: an expired mark counts as absent"
+    );
     let other = unique("nonce");
-    ok("mark_seen", seen.mark_seen(&other, now, Duration::from_secs(1)).await);
-    assert!(ok("purge", seen.purge_expired(after).await) >= 2, "purge_expired: removes expired marks");
-    assert!(ok("mark after expiry", seen.mark_seen(&key, after, ttl).await), "mark_seen: an expired key can be marked again");
+    ok(
+        "mark_seen",
+        seen.mark_seen(&other, now, Duration::from_secs(1)).await,
+    );
+    assert!(
+        ok("purge", seen.purge_expired(after).await) >= 2,
+        "purge_expired: removes expired marks"
+    );
+    assert!(
+        ok("mark after expiry", seen.mark_seen(&key, after, ttl).await),
+        "mark_seen: an expired key can be marked again"
+    );
 
     let racer = unique("race");
     let tasks: Vec<_> = (0..RACERS)
@@ -478,9 +888,16 @@ pub async fn seen_events(seen: Arc<dyn SeenEvents>) {
         .collect();
     let mut first = 0;
     for t in tasks {
-        if ok("racing mark", t.await.unwrap_or_else(|e| panic!("racing mark task failed: {e}"))) {
+        if ok(
+            "racing mark",
+            t.await
+                .unwrap_or_else(|e| panic!("racing mark task failed: {e}")),
+        ) {
             first += 1;
         }
     }
-    assert_eq!(first, 1, "mark_seen: racing marks of one key succeed exactly once");
+    assert_eq!(
+        first, 1,
+        "mark_seen: racing marks of one key succeed exactly once"
+    );
 }

@@ -108,7 +108,10 @@ impl Undelivered {
     fn summary(&self) -> String {
         match (self.stopped, self.last_error()) {
             (true, Some(e)) => format!("not delivered: stopped at {e}"),
-            (false, Some(_)) => format!("not delivered: {} routes tried, none delivered", self.attempts.len()),
+            (false, Some(_)) => format!(
+                "not delivered: {} routes tried, none delivered",
+                self.attempts.len()
+            ),
             (_, None) => "not delivered: no transport has an address for this recipient".to_owned(),
         }
     }
@@ -151,7 +154,10 @@ impl Fallback {
         let mut attempts = Vec::new();
         for transport in &self.transports {
             let channel = transport.channel();
-            let mut routes = addresses.iter().filter(|a| a.channel() == channel).peekable();
+            let mut routes = addresses
+                .iter()
+                .filter(|a| a.channel() == channel)
+                .peekable();
             if routes.peek().is_none() {
                 attempts.push(Attempt {
                     channel: channel.clone(),

@@ -110,7 +110,11 @@ impl Capabilities {
             )));
         }
         if let Some(max) = self.max_choice_label_len {
-            if let Some(c) = message.choices().iter().find(|c| c.label().chars().count() > max) {
+            if let Some(c) = message
+                .choices()
+                .iter()
+                .find(|c| c.label().chars().count() > max)
+            {
                 return Err(DeliveryError::invalid_message(format!(
                     "choice label {:?} is longer than {max} characters",
                     c.label()
@@ -437,9 +441,19 @@ mod tests {
     #[test]
     fn only_unreachable_and_window_closed_allow_fallback() {
         use DeliveryErrorKind::*;
-        for kind in [Retryable, WindowClosed, Unreachable, InvalidMessage, Unauthorized, Other] {
+        for kind in [
+            Retryable,
+            WindowClosed,
+            Unreachable,
+            InvalidMessage,
+            Unauthorized,
+            Other,
+        ] {
             let e = DeliveryError::new(kind, "x");
-            assert_eq!(e.allows_fallback(), matches!(kind, WindowClosed | Unreachable));
+            assert_eq!(
+                e.allows_fallback(),
+                matches!(kind, WindowClosed | Unreachable)
+            );
             assert_eq!(e.is_retryable(), kind == Retryable);
         }
     }
@@ -449,7 +463,10 @@ mod tests {
         let e = DeliveryError::unauthorized("token expired")
             .with_source(std::io::Error::other("Graph code 190"));
         assert_eq!(e.to_string(), "transport unauthorized: token expired");
-        assert_eq!(e.source().map(ToString::to_string).as_deref(), Some("Graph code 190"));
+        assert_eq!(
+            e.source().map(ToString::to_string).as_deref(),
+            Some("Graph code 190")
+        );
         assert!(format!("{e:?}").contains("Graph code 190"));
     }
 
@@ -459,17 +476,28 @@ mod tests {
         let ok = Message::builder("q").choice("Yes", "Y").build().unwrap();
         assert!(caps.check(&ok).is_ok());
         let four = (0..4)
-            .fold(Message::builder("q"), |b, i| b.choice(format!("c{i}"), format!("p{i}")))
+            .fold(Message::builder("q"), |b, i| {
+                b.choice(format!("c{i}"), format!("p{i}"))
+            })
             .build()
             .unwrap();
         assert_eq!(
             caps.check(&four).map_err(|e| e.kind()),
             Err(DeliveryErrorKind::InvalidMessage)
         );
-        let long = Message::builder("q").choice("x".repeat(21), "P").build().unwrap();
+        let long = Message::builder("q")
+            .choice("x".repeat(21), "P")
+            .build()
+            .unwrap();
         assert!(caps.check(&long).is_err());
-        let exact = Message::builder("q").choice("é".repeat(20), "P").build().unwrap();
-        assert!(caps.check(&exact).is_ok(), "labels are counted in characters, not bytes");
+        let exact = Message::builder("q")
+            .choice("é".repeat(20), "P")
+            .build()
+            .unwrap();
+        assert!(
+            caps.check(&exact).is_ok(),
+            "labels are counted in characters, not bytes"
+        );
     }
 
     #[test]

@@ -54,9 +54,16 @@ impl MemoryDirectory {
     pub fn insert(&self, contact: Contact) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if state.contacts.contains_key(&contact.id) {
-            return Err(StoreError::conflict(format!("contact {} exists", contact.id)));
+            return Err(StoreError::conflict(format!(
+                "contact {} exists",
+                contact.id
+            )));
         }
-        if let Some(e) = contact.addresses.iter().find_map(|a| state.owner_conflict(a, &contact.id)) {
+        if let Some(e) = contact
+            .addresses
+            .iter()
+            .find_map(|a| state.owner_conflict(a, &contact.id))
+        {
             return Err(e);
         }
         for a in &contact.addresses {
@@ -96,13 +103,17 @@ impl Directory for MemoryDirectory {
         let mut state = lock(&self.state);
         let id = loop {
             state.next_id += 1;
-            let candidate = ContactId::new(format!("c{}", state.next_id))
-                .map_err(|e| StoreError::backend(e))?;
+            let candidate =
+                ContactId::new(format!("c{}", state.next_id)).map_err(StoreError::backend)?;
             if !state.contacts.contains_key(&candidate) {
                 break candidate;
             }
         };
-        if let Some(e) = new.addresses.iter().find_map(|a| state.owner_conflict(a, &id)) {
+        if let Some(e) = new
+            .addresses
+            .iter()
+            .find_map(|a| state.owner_conflict(a, &id))
+        {
             return Err(e);
         }
         let mut contact = new.into_contact(id.clone());
@@ -122,7 +133,11 @@ impl Directory for MemoryDirectory {
         if let Some(e) = state.owner_conflict(address, id) {
             return Err(e);
         }
-        if state.by_address.insert(address.clone(), id.clone()).is_none() {
+        if state
+            .by_address
+            .insert(address.clone(), id.clone())
+            .is_none()
+        {
             if let Some(c) = state.contacts.get_mut(id) {
                 c.addresses.push(address.clone());
             }
@@ -141,7 +156,9 @@ impl Directory for MemoryDirectory {
 
     async fn merge(&self, from: &ContactId, into: &ContactId) -> Result<Contact, StoreError> {
         if from == into {
-            return Err(StoreError::conflict(format!("cannot merge contact {from} into itself")));
+            return Err(StoreError::conflict(format!(
+                "cannot merge contact {from} into itself"
+            )));
         }
         let mut state = lock(&self.state);
         if !state.contacts.contains_key(into) {
@@ -192,7 +209,12 @@ impl SegmentQuery for MemoryDirectory {
                     .as_str()
                     .strip_prefix(CURSOR_PREFIX)
                     .and_then(|id| ContactId::new(id).ok())
-                    .ok_or_else(|| StoreError::invalid(format!("cursor {:?} was not issued by this store", cursor.as_str())))?;
+                    .ok_or_else(|| {
+                        StoreError::invalid(format!(
+                            "cursor {:?} was not issued by this store",
+                            cursor.as_str()
+                        ))
+                    })?;
                 Bound::Excluded(id)
             }
         };

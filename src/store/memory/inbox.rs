@@ -23,7 +23,12 @@ struct State {
 }
 
 impl State {
-    fn push(&mut self, contact: &ContactId, at: Timestamp, content: EntryContent) -> (usize, EntryId) {
+    fn push(
+        &mut self,
+        contact: &ContactId,
+        at: Timestamp,
+        content: EntryContent,
+    ) -> (usize, EntryId) {
         let index = self.entries.len();
         let id = EntryId::new(format!("e{}", index + 1));
         self.entries
@@ -124,9 +129,15 @@ impl Inbox for MemoryInbox {
                 status,
             } => {
                 let State {
-                    entries, by_contact, ..
+                    entries,
+                    by_contact,
+                    ..
                 } = &mut *state;
-                for &index in by_contact.get(contact).map(Vec::as_slice).unwrap_or_default() {
+                for &index in by_contact
+                    .get(contact)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
                     let entry = &mut entries[index];
                     if entry.at > *watermark {
                         break;
@@ -145,9 +156,17 @@ impl Inbox for MemoryInbox {
         Ok(moved)
     }
 
-    async fn conversation(&self, contact: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    async fn conversation(
+        &self,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
         let state = lock(&self.state);
-        let list = state.by_contact.get(contact).map(Vec::as_slice).unwrap_or_default();
+        let list = state
+            .by_contact
+            .get(contact)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let start = list.len().saturating_sub(limit);
         Ok(list[start..]
             .iter()

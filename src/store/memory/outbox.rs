@@ -40,7 +40,11 @@ impl Outbox for MemoryOutbox {
         }
     }
 
-    async fn get(&self, campaign: &CampaignId, contact: &ContactId) -> Result<Option<OutcomeRecord>, StoreError> {
+    async fn get(
+        &self,
+        campaign: &CampaignId,
+        contact: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, StoreError> {
         Ok(lock(&self.campaigns)
             .get(campaign)
             .and_then(|o| o.get(contact))

@@ -35,7 +35,10 @@ impl ProcessStore for MemoryProcessStore {
     async fn insert(&self, instance: &ProcessInstance) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if state.instances.contains_key(&instance.id) {
-            return Err(StoreError::conflict(format!("instance {} exists", instance.id)));
+            return Err(StoreError::conflict(format!(
+                "instance {} exists",
+                instance.id
+            )));
         }
         let key = (instance.contact.clone(), instance.flow.clone());
         if !instance.is_finished() {
@@ -47,7 +50,9 @@ impl ProcessStore for MemoryProcessStore {
             }
             state.active.insert(key, instance.id.clone());
         }
-        state.instances.insert(instance.id.clone(), instance.clone());
+        state
+            .instances
+            .insert(instance.id.clone(), instance.clone());
         Ok(())
     }
 
@@ -89,7 +94,9 @@ impl ProcessStore for MemoryProcessStore {
         next.revision += 1;
         let revision = next.revision;
         if next.is_finished() {
-            state.active.remove(&(next.contact.clone(), next.flow.clone()));
+            state
+                .active
+                .remove(&(next.contact.clone(), next.flow.clone()));
         }
         state.instances.insert(next.id.clone(), next);
         Ok(revision)

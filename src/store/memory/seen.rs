@@ -43,7 +43,12 @@ impl SeenEvents for MemorySeenEvents {
         Ok(lock(&self.state).expires.get(key).is_some_and(|&e| e > now))
     }
 
-    async fn mark_seen(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError> {
+    async fn mark_seen(
+        &self,
+        key: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let mut state = lock(&self.state);
         if state.expires.get(key).is_some_and(|&e| e > now) {
             return Ok(false);
@@ -53,7 +58,9 @@ impl SeenEvents for MemorySeenEvents {
             state.since_sweep = 0;
             state.expires.retain(|_, e| *e > now);
         }
-        state.expires.insert(key.to_owned(), now.saturating_add(ttl));
+        state
+            .expires
+            .insert(key.to_owned(), now.saturating_add(ttl));
         Ok(true)
     }
 
