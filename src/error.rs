@@ -14,6 +14,36 @@
 /// A boxed error that can cross tasks: what backends put in `source()`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Longest id accepted for flows, instances, campaigns and inbox entries, in bytes.
+pub const MAX_ID_LEN: usize = 255;
+
+/// An id (flow, instance, campaign, inbox entry) that is empty, too long, or contains a control
+/// character.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} id: {reason}")]
+pub struct InvalidId {
+    /// The kind of id ("flow", "campaign", ...).
+    pub kind: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl InvalidId {
+    /// Checks `id` as an id of `kind`.
+    pub fn check(kind: &'static str, id: &str) -> Result<(), InvalidId> {
+        let reason = if id.is_empty() {
+            "empty"
+        } else if id.len() > MAX_ID_LEN {
+            "longer than 255 bytes"
+        } else if id.chars().any(char::is_control) {
+            "contains a control character"
+        } else {
+            return Ok(());
+        };
+        Err(InvalidId { kind, reason })
+    }
+}
+
 /// What a store (the crate's or the host's) reports when an operation cannot be done.
 ///
 /// Every store trait returns this one type so that stores stay usable as `Arc<dyn ...>` and the
@@ -105,6 +135,9 @@ pub enum Error {
     /// A transport could not deliver a message.
     #[error("delivery failed")]
     Delivery(#[from] crate::transport::DeliveryError),
+    /// An invalid flow, instance, campaign or entry id.
+    #[error("invalid id")]
+    Id(#[from] InvalidId),
     /// A store operation failed.
     #[error("store operation failed")]
     Store(#[from] StoreError),
@@ -128,6 +161,29 @@ mod tests {
         assert_eq!(e.to_string(), "store backend failed");
         let source = std::error::Error::source(&e).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("disk on fire"));
+    }
+
+    #[test]
+    fn ids_are_validated_on_construction_and_deserialization() {
+        use crate::{newsletter::CampaignId, process::FlowId};
+        assert_eq!(
+            FlowId::new(""),
+            Err(InvalidId {
+                kind: "flow",
+                reason: "empty"
+            })
+        );
+        assert!(CampaignId::new("x".repeat(256)).is_err());
+        assert!(CampaignId::new("spring\nsale").is_err());
+        assert_eq!(
+            CampaignId::new("spring-sale").map(|c| c.to_string()),
+            Ok("spring-sale".into())
+        );
+        assert!(serde_json::from_str::<FlowId>("\"\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<FlowId>("\"onboarding\"").ok(),
+            FlowId::new("onboarding").ok()
+        );
     }
 
     #[test]

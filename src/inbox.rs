@@ -31,7 +31,8 @@ use crate::{
 
 string_id!(
     /// The inbox's id of an entry, assigned by the store.
-    EntryId
+    EntryId,
+    "entry"
 );
 
 /// What a contact wrote.

@@ -102,17 +102,21 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// Defines a validated string id newtype: non-empty, at most [`error::MAX_ID_LEN`] bytes, no
+/// control characters; checked by `new`, `FromStr` and `Deserialize` alike.
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
-        #[serde(transparent)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            /// Wraps an id.
-            pub fn new(id: impl Into<String>) -> Self {
-                $name(id.into())
+            /// Validates and wraps an id.
+            pub fn new(id: impl Into<String>) -> Result<Self, $crate::error::InvalidId> {
+                let id = id.into();
+                $crate::error::InvalidId::check($kind, &id)?;
+                Ok($name(id))
             }
 
             /// The id as a string slice.
@@ -130,6 +134,26 @@ macro_rules! string_id {
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::error::InvalidId;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::error::InvalidId;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $name::new(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
             }
         }
     };
@@ -163,6 +187,38 @@ pub use crate::{
     message::{Inbound, Message, Receipt},
     transport::{DeliveryError, Transport},
 };
+
+/// Compile-time checks that the types hosts share across tasks are `Send + Sync`.
+#[cfg(test)]
+mod assert_impls {
+    fn send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        send_sync::<token::Tokens>();
+        send_sync::<transport::Fallback>();
+        send_sync::<transport::stub::StubTransport>();
+        send_sync::<transport::SharedTransport>();
+        send_sync::<clock::SharedClock>();
+        send_sync::<std::sync::Arc<dyn identity::Directory>>();
+        send_sync::<std::sync::Arc<dyn inbox::Inbox>>();
+        send_sync::<std::sync::Arc<dyn segment::SegmentQuery>>();
+        send_sync::<std::sync::Arc<dyn newsletter::Outbox>>();
+        send_sync::<std::sync::Arc<dyn process::ProcessEngine>>();
+        send_sync::<std::sync::Arc<dyn process::ProcessStore>>();
+        send_sync::<std::sync::Arc<dyn seen::SeenEvents>>();
+        #[cfg(feature = "memory")]
+        {
+            send_sync::<store::memory::MemoryDirectory>();
+            send_sync::<store::memory::MemoryInbox>();
+            send_sync::<store::memory::MemoryOutbox>();
+            send_sync::<store::memory::MemoryProcessStore>();
+            send_sync::<store::memory::MemorySeenEvents>();
+        }
+    }
+
+    use super::*;
+}
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -20,7 +20,8 @@ use crate::{
 
 string_id!(
     /// The id of a campaign (a newsletter, or a notification run).
-    CampaignId
+    CampaignId,
+    "campaign"
 );
 
 /// What became of one recipient of a campaign.

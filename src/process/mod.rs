@@ -16,11 +16,13 @@ pub use store::{InstanceStatus, ProcessInstance, ProcessStore};
 
 string_id!(
     /// The id of a flow definition.
-    FlowId
+    FlowId,
+    "flow"
 );
 string_id!(
     /// The id of one run of a flow for one contact.
-    InstanceId
+    InstanceId,
+    "instance"
 );
 
 /// Whether a process engine took an inbound event.
@@ -89,4 +91,34 @@ mod tests {
     use super::*;
 
     fn _object_safe(_: &dyn ProcessEngine, _: &dyn ProcessStore) {}
+
+    #[tokio::test]
+    async fn no_processes_consumes_nothing_and_starts_nothing() {
+        use crate::{
+            clock::Timestamp,
+            contact::Address,
+            message::{Inbound, InboundKind},
+        };
+        let contact = ContactId::new("c1").unwrap();
+        let answer = Inbound::new(
+            "m_1",
+            Address::messenger("p", "u").unwrap(),
+            Timestamp::from_millis(1),
+            InboundKind::Answer {
+                message_id: None,
+                payload: "YES".into(),
+                text: None,
+            },
+        );
+        let engine: &dyn ProcessEngine = &NoProcesses;
+        assert_eq!(
+            engine.offer(&contact, &answer).await.unwrap(),
+            Offer::NotConsumed
+        );
+        let flow = FlowId::new("onboarding").unwrap();
+        assert!(matches!(
+            engine.start(&flow, &contact).await,
+            Err(ProcessError::UnknownFlow(f)) if f == flow
+        ));
+    }
 }

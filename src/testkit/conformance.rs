@@ -56,6 +56,18 @@ fn id(text: &str) -> ContactId {
         .unwrap_or_else(|e| panic!("conformance bug: invalid contact id {text:?}: {e}"))
 }
 
+fn campaign_id(text: impl Into<String>) -> CampaignId {
+    CampaignId::new(text).unwrap_or_else(|e| panic!("conformance bug: {e}"))
+}
+
+fn flow_id(text: impl Into<String>) -> FlowId {
+    FlowId::new(text).unwrap_or_else(|e| panic!("conformance bug: {e}"))
+}
+
+fn instance_id(text: impl Into<String>) -> InstanceId {
+    InstanceId::new(text).unwrap_or_else(|e| panic!("conformance bug: {e}"))
+}
+
 fn messenger(psid: &str) -> Address {
     Address::messenger("conformance-page", psid)
         .unwrap_or_else(|e| panic!("conformance bug: invalid address: {e}"))
@@ -584,7 +596,7 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
 
 /// Runs the [`Outbox`] contract.
 pub async fn outbox(outbox: Arc<dyn Outbox>) {
-    let campaign = CampaignId::new(unique("campaign"));
+    let campaign = campaign_id(unique("campaign"));
     let at = Timestamp::from_secs(1_700_000_000);
     let sent = |c: &ContactId| {
         OutcomeRecord::new(
@@ -621,7 +633,7 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
         Some(sent(&first)),
         "get: returns the stored outcome"
     );
-    let elsewhere = CampaignId::new(unique("other-campaign"));
+    let elsewhere = campaign_id(unique("other-campaign"));
     assert_eq!(
         ok("get other campaign", outbox.get(&elsewhere, &first).await),
         None,
@@ -696,11 +708,11 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
 /// Runs the [`ProcessStore`] contract.
 pub async fn process_store(store: Arc<dyn ProcessStore>) {
     let contact = id(&unique("flow-contact"));
-    let flow = FlowId::new(unique("onboarding"));
+    let flow = flow_id(unique("onboarding"));
     let now = Timestamp::from_secs(1_700_000_000);
     let instance = |name: &str| {
         ProcessInstance::new(
-            InstanceId::new(unique(name)),
+            instance_id(unique(name)),
             flow.clone(),
             1,
             contact.clone(),
@@ -721,10 +733,7 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
         "get: returns the inserted instance"
     );
     assert_eq!(
-        ok(
-            "get unknown",
-            store.get(&InstanceId::new(unique("none"))).await
-        ),
+        ok("get unknown", store.get(&instance_id(unique("none"))).await),
         None,
         "get: unknown id is None"
     );
@@ -786,7 +795,7 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
     // due finds what is due, earliest first.
     let other_contact = id(&unique("flow-contact-2"));
     let mut later = ProcessInstance::new(
-        InstanceId::new(unique("i3")),
+        instance_id(unique("i3")),
         flow.clone(),
         1,
         other_contact.clone(),
@@ -796,8 +805,8 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
     later.due_at = Some(now.saturating_sub(Duration::from_secs(10)));
     ok("insert", store.insert(&later).await);
     let mut future = ProcessInstance::new(
-        InstanceId::new(unique("i4")),
-        FlowId::new(unique("f")),
+        instance_id(unique("i4")),
+        flow_id(unique("f")),
         1,
         other_contact.clone(),
         "wait",

@@ -28,9 +28,9 @@ impl State {
         contact: &ContactId,
         at: Timestamp,
         content: EntryContent,
-    ) -> (usize, EntryId) {
+    ) -> Result<(usize, EntryId), StoreError> {
         let index = self.entries.len();
-        let id = EntryId::new(format!("e{}", index + 1));
+        let id = EntryId::new(format!("e{}", index + 1)).map_err(StoreError::backend)?;
         self.entries
             .push(Entry::new(id.clone(), contact.clone(), at, content));
         let list = self.by_contact.entry(contact.clone()).or_default();
@@ -38,7 +38,7 @@ impl State {
         // Entries recorded later sort after earlier ones with the same time.
         let pos = list.partition_point(|&i| entries[i].at <= at);
         list.insert(pos, index);
-        (index, id)
+        Ok((index, id))
     }
 }
 
@@ -71,7 +71,7 @@ impl Inbox for MemoryInbox {
         if let Some(&existing) = key.as_ref().and_then(|k| state.incoming.get(k)) {
             return Ok(state.entries[existing].id.clone());
         }
-        let (index, id) = state.push(contact, at, EntryContent::Incoming(entry));
+        let (index, id) = state.push(contact, at, EntryContent::Incoming(entry))?;
         if let Some(k) = key {
             state.incoming.insert(k, index);
         }
@@ -90,7 +90,7 @@ impl Inbox for MemoryInbox {
             .iter()
             .flat_map(|d| d.message_ids.iter().map(|m| (d.channel.clone(), m.clone())))
             .collect();
-        let (index, id) = state.push(contact, at, EntryContent::Outgoing(entry));
+        let (index, id) = state.push(contact, at, EntryContent::Outgoing(entry))?;
         for k in keys {
             state.outgoing.insert(k, index);
         }
