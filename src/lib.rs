@@ -66,6 +66,7 @@
 //! | [`ProcessEngine`](process::ProcessEngine) | processes | runs flows, takes the answers meant for them |
 //! | [`ProcessStore`](process::ProcessStore) | processes | durable flow state |
 //! | [`SeenEvents`](seen::SeenEvents) | webhooks, tokens | what was already handled |
+//! | [`LastInbound`](activity::LastInbound) | policy, segments | when each address last wrote |
 //!
 //! All are `async` (through `async_trait`) and object-safe: the crate holds them as
 //! `Arc<dyn Trait>`, so host types never leak into the crate's types. Each store trait
@@ -159,12 +160,16 @@ macro_rules! string_id {
     };
 }
 
+pub mod activity;
 pub mod clock;
 pub mod contact;
 pub mod error;
 pub mod identity;
 pub mod inbox;
 pub mod message;
+#[cfg(feature = "messenger")]
+#[cfg_attr(docsrs, doc(cfg(feature = "messenger")))]
+pub mod messenger;
 pub mod newsletter;
 pub mod process;
 pub mod seen;
@@ -207,6 +212,7 @@ mod assert_impls {
         send_sync::<std::sync::Arc<dyn process::ProcessEngine>>();
         send_sync::<std::sync::Arc<dyn process::ProcessStore>>();
         send_sync::<std::sync::Arc<dyn seen::SeenEvents>>();
+        send_sync::<std::sync::Arc<dyn activity::LastInbound>>();
         #[cfg(feature = "memory")]
         {
             send_sync::<store::memory::MemoryDirectory>();
@@ -214,6 +220,7 @@ mod assert_impls {
             send_sync::<store::memory::MemoryOutbox>();
             send_sync::<store::memory::MemoryProcessStore>();
             send_sync::<store::memory::MemorySeenEvents>();
+            send_sync::<store::memory::MemoryLastInbound>();
         }
     }
 

@@ -418,6 +418,18 @@ pub enum InboundKind {
         /// Everything sent before this time was read.
         watermark: Timestamp,
     },
+    /// A message the business side sent, seen through the transport (Messenger "echoes"):
+    /// our own sends, or a human replying from another tool such as the Page Inbox.
+    Echo {
+        /// The transport's id of the message.
+        message_id: String,
+        /// Its text, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The id of the app that sent it, where the transport reports it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app_id: Option<String>,
+    },
     /// An event the crate does not interpret, kept so that nothing is silently lost.
     Unknown {
         /// The transport's name for the event kind.
@@ -437,6 +449,10 @@ pub struct Inbound {
     pub at: Timestamp,
     /// What happened.
     pub kind: InboundKind,
+    /// Whether the conversation belongs to another app at the moment (Messenger's handover
+    /// protocol delivers such events as "standby"): record it, do not answer it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
 }
 
 impl Inbound {
@@ -447,7 +463,14 @@ impl Inbound {
             from,
             at,
             kind,
+            standby: false,
         }
+    }
+
+    /// Marks the event as observed on a conversation another app owns.
+    pub fn with_standby(mut self, standby: bool) -> Self {
+        self.standby = standby;
+        self
     }
 
     /// The channel the event came by.

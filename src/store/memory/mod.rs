@@ -10,13 +10,16 @@
 //! | [`MemoryOutbox`] | [`Outbox`](crate::newsletter::Outbox) |
 //! | [`MemoryProcessStore`] | [`ProcessStore`](crate::process::ProcessStore) |
 //! | [`MemorySeenEvents`] | [`SeenEvents`](crate::seen::SeenEvents) |
+//! | [`MemoryLastInbound`] | [`LastInbound`](crate::activity::LastInbound) |
 
+mod activity;
 mod directory;
 mod inbox;
 mod outbox;
 mod process;
 mod seen;
 
+pub use activity::MemoryLastInbound;
 pub use directory::MemoryDirectory;
 pub use inbox::MemoryInbox;
 pub use outbox::MemoryOutbox;
