@@ -2,11 +2,22 @@
 //!
 //! | piece | module |
 //! |---|---|
+//! | the Send API client, as a `Transport` | [`client`] |
+//! | rendering messages within Messenger's limits | [`render`] |
+//! | the 24-hour window and message tags | [`policy`] |
+//! | Graph errors and their classification | [`error`] |
 //! | Page settings and how they are found | [`pages`] |
 //! | secrets that never print | [`secret`] |
 
+pub mod client;
+pub mod error;
 pub mod pages;
+pub mod policy;
+pub mod render;
 pub mod secret;
 
+pub use client::{MessengerTransport, MessengerTransportBuilder, RetryPolicy, SenderAction};
+pub use error::{GraphError, MessengerError};
 pub use pages::{PageConfig, PageResolver, StaticPages};
+pub use policy::{MessageTag, MessagingType, Policy};
 pub use secret::{AppSecret, PageAccessToken, VerifyToken};
