@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod error;
+pub mod event;
 pub mod pages;
 pub mod policy;
 pub mod render;
