@@ -42,7 +42,7 @@ impl Transport for ConsoleTransport {
     fn capabilities(&self) -> Capabilities {
         Capabilities::text_only()
             .with_choices(3, Some(20))
-            .with_buttons()
+            .with_buttons(3)
     }
 
     async fn send(
@@ -100,7 +100,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Duration::from_secs(15 * 60),
     )?;
     println!(
-        "   https://m.me/rustschool?ref={token}  ({} chars)",
+        "   https://m.me/rustschool?ref={}  ({} chars)",
+        token.expose_secret(),
         token.len()
     );
     let claims = tokens.verify(&token, &Purpose::CONNECT)?;

@@ -102,14 +102,21 @@ impl From<SystemTime> for Timestamp {
     }
 }
 
-impl From<Timestamp> for SystemTime {
-    fn from(t: Timestamp) -> Self {
+/// A [`Timestamp`] outside the platform's `SystemTime` range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timestamp {0} is outside the range of SystemTime on this platform")]
+pub struct OutOfRange(pub Timestamp);
+
+impl TryFrom<Timestamp> for SystemTime {
+    type Error = OutOfRange;
+    fn try_from(t: Timestamp) -> Result<Self, OutOfRange> {
         let magnitude = Duration::from_millis(t.0.unsigned_abs());
-        if t.0 >= 0 {
-            UNIX_EPOCH + magnitude
+        let time = if t.0 >= 0 {
+            UNIX_EPOCH.checked_add(magnitude)
         } else {
-            UNIX_EPOCH - magnitude
-        }
+            UNIX_EPOCH.checked_sub(magnitude)
+        };
+        time.ok_or(OutOfRange(t))
     }
 }
 
@@ -218,9 +225,12 @@ mod tests {
     #[test]
     fn system_time_round_trips_at_millisecond_precision() {
         let t = Timestamp::from_millis(1_718_000_000_123);
-        assert_eq!(Timestamp::from(SystemTime::from(t)), t);
+        assert_eq!(SystemTime::try_from(t).map(Timestamp::from), Ok(t));
         let before = Timestamp::from_millis(-2500);
-        assert_eq!(Timestamp::from(SystemTime::from(before)), before);
+        assert_eq!(
+            SystemTime::try_from(before).map(Timestamp::from),
+            Ok(before)
+        );
     }
 
     #[test]

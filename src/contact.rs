@@ -172,13 +172,17 @@ pub enum Channel {
     Messenger,
     /// E-mail.
     Email,
-    /// A transport the host brings, named with `a-z`, `0-9`, `_` and `-`.
-    Custom(String),
+    /// A transport the host brings; see [`CustomChannel`].
+    Custom(CustomChannel),
 }
 
-impl Channel {
-    /// A custom channel, after checking its name.
-    pub fn custom(name: impl Into<String>) -> Result<Self, ContactError> {
+/// The name of a host's own channel: 1 to 32 of `a-z`, `0-9`, `_` and `-`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CustomChannel(String);
+
+impl CustomChannel {
+    /// Checks and wraps a custom channel name.
+    pub fn new(name: impl Into<String>) -> Result<Self, ContactError> {
         let name = name.into();
         let valid = !name.is_empty()
             && name.len() <= MAX_CHANNEL_NAME_LEN
@@ -186,10 +190,28 @@ impl Channel {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if valid {
-            Ok(Channel::Custom(name))
+            Ok(CustomChannel(name))
         } else {
             Err(ContactError::InvalidChannelName(name))
         }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CustomChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CustomChannel({:?})", self.0)
+    }
+}
+
+impl Channel {
+    /// A custom channel, after checking its name.
+    pub fn custom(name: impl Into<String>) -> Result<Self, ContactError> {
+        CustomChannel::new(name).map(Channel::Custom)
     }
 
     /// Whether addresses on this channel need a scope (Messenger: the Page id).
@@ -203,7 +225,7 @@ impl fmt::Display for Channel {
         match self {
             Channel::Messenger => f.write_str("messenger"),
             Channel::Email => f.write_str("email"),
-            Channel::Custom(name) => write!(f, "custom:{name}"),
+            Channel::Custom(name) => write!(f, "custom:{}", name.as_str()),
         }
     }
 }
@@ -305,6 +327,7 @@ impl Address {
             (None, true) => return Err(ContactError::MissingScope { channel }),
             (None, false) => {}
         }
+        let mut id = id;
         if channel == Channel::Email {
             if scope.is_some() {
                 return Err(ContactError::UnexpectedScope { channel });
@@ -312,6 +335,7 @@ impl Address {
             if !is_plausible_email(&id) {
                 return Err(ContactError::InvalidEmail(id));
             }
+            id = id.to_lowercase();
         }
         Ok(Address { channel, scope, id })
     }
@@ -324,7 +348,8 @@ impl Address {
         Address::new(Channel::Messenger, Some(page_id.into()), psid)
     }
 
-    /// An e-mail address.
+    /// An e-mail address, lowercased so that `Ann@Example.org` and `ann@example.org` are one
+    /// address (mail systems treat them as one in practice).
     pub fn email(address: impl Into<String>) -> Result<Self, ContactError> {
         Address::new(Channel::Email, None, address)
     }
@@ -359,6 +384,8 @@ fn is_plausible_email(s: &str) -> bool {
     }
 }
 
+/// `channel:scope/id` or `channel:id`, for logs and messages; not a parseable form (a scope
+/// may itself contain `/`). Store addresses through serde.
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.scope {
@@ -591,6 +618,10 @@ mod tests {
     #[test]
     fn email_addresses_are_checked_for_shape() {
         assert!(Address::email("ann@example.org").is_ok());
+        assert_eq!(
+            Address::email("Ann@Example.ORG"),
+            Address::email("ann@example.org")
+        );
         for bad in ["ann", "@example.org", "ann@", "a b@example.org", "a@b@c"] {
             assert!(
                 matches!(Address::email(bad), Err(ContactError::InvalidEmail(_))),

@@ -141,6 +141,12 @@ pub enum Error {
     /// A store operation failed.
     #[error("store operation failed")]
     Store(#[from] StoreError),
+    /// A process operation failed.
+    #[error("process operation failed")]
+    Process(#[from] crate::process::ProcessError),
+    /// No route of a fallback delivered the message.
+    #[error("message not delivered")]
+    Undelivered(#[from] crate::transport::fallback::Undelivered),
 }
 
 #[cfg(test)]

@@ -362,6 +362,34 @@ impl Attachment {
     }
 }
 
+/// The reference an inbound referral carries: often a signed connect token, so `Debug` shows
+/// only its length.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reference(String);
+
+impl Reference {
+    /// Wraps a reference.
+    pub fn new(text: impl Into<String>) -> Self {
+        Reference(text.into())
+    }
+
+    /// The reference text.
+    ///
+    /// # Security Warning
+    ///
+    /// It may be a bearer token: verify it, do not log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reference([redacted, {} bytes])", self.0.len())
+    }
+}
+
 /// What an inbound event says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -389,7 +417,7 @@ pub enum InboundKind {
     Referral {
         /// The reference carried by the link.
         #[serde(rename = "ref")]
-        reference: String,
+        reference: Reference,
         /// Where the link was (Messenger: `SHORTLINK`, `ADS`, ...), if reported.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<String>,
@@ -603,10 +631,11 @@ mod tests {
             from,
             Timestamp::from_millis(5),
             InboundKind::Referral {
-                reference: "abc".into(),
+                reference: Reference::new("abc"),
                 source: Some("SHORTLINK".into()),
             },
         );
+        assert!(!format!("{ev:?}").contains("\"abc\""), "refs never print");
         let json = serde_json::to_value(&ev).unwrap();
         assert_eq!(json["kind"]["type"], "referral");
         assert_eq!(json["kind"]["ref"], "abc");

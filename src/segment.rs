@@ -248,21 +248,36 @@ fn field_value(contact: &Contact, name: &str) -> Option<Value> {
 }
 
 /// A filter over contacts; see the [module docs](self).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", try_from = "SegmentRepr")]
+///
+/// Always valid: it can only be built through the checked constructors or by deserializing,
+/// so an empty `all` (which would match everyone) or an over-deep tree cannot exist. Database
+/// implementations of [`SegmentQuery`] read the tree through [`Segment::node`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "SegmentRepr")]
+pub struct Segment(Node);
+
+impl Serialize for Segment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// One node of a [`Segment`] tree, for reading it (building goes through [`Segment`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Segment {
+pub enum Node {
     /// Every contact.
     Everyone,
-    /// Contacts matching every condition.
+    /// Contacts matching every condition (at least one).
     All(Vec<Segment>),
-    /// Contacts matching at least one condition.
+    /// Contacts matching at least one condition (at least one).
     Any(Vec<Segment>),
     /// Contacts not matching the condition.
     Not(Box<Segment>),
     /// A condition on a field.
     Field(FieldCondition),
-    /// Contacts with this tag (or in this group).
+    /// Contacts with this tag (or in this group); never empty.
     Tag(String),
     /// Contacts with at least one address linked on this channel.
     HasAddress(Channel),
@@ -310,18 +325,16 @@ fn convert(r: SegmentRepr, depth: usize) -> Result<Segment, SegmentError> {
             .map(|i| convert(i, depth + 1))
             .collect::<Result<Vec<_>, _>>()
     };
-    Ok(match r {
-        SegmentRepr::Everyone => Segment::Everyone,
-        SegmentRepr::All(items) => Segment::All(group(items, "all")?),
-        SegmentRepr::Any(items) => Segment::Any(group(items, "any")?),
-        SegmentRepr::Not(inner) => Segment::Not(Box::new(convert(*inner, depth + 1)?)),
-        SegmentRepr::Field(f) => {
-            Segment::Field(FieldCondition::new(f.name, f.op.parse()?, f.value)?)
-        }
+    Ok(Segment(match r {
+        SegmentRepr::Everyone => Node::Everyone,
+        SegmentRepr::All(items) => Node::All(group(items, "all")?),
+        SegmentRepr::Any(items) => Node::Any(group(items, "any")?),
+        SegmentRepr::Not(inner) => Node::Not(Box::new(convert(*inner, depth + 1)?)),
+        SegmentRepr::Field(f) => Node::Field(FieldCondition::new(f.name, f.op.parse()?, f.value)?),
         SegmentRepr::Tag(t) if t.is_empty() => return Err(SegmentError::EmptyTag),
-        SegmentRepr::Tag(t) => Segment::Tag(t),
-        SegmentRepr::HasAddress(c) => Segment::HasAddress(c),
-    })
+        SegmentRepr::Tag(t) => Node::Tag(t),
+        SegmentRepr::HasAddress(c) => Node::HasAddress(c),
+    }))
 }
 
 impl Segment {
@@ -332,14 +345,29 @@ impl Segment {
         convert(repr, 0)
     }
 
+    /// Every contact.
+    pub fn everyone() -> Self {
+        Segment(Node::Everyone)
+    }
+
+    /// Contacts with an address linked on `channel`.
+    pub fn has_address(channel: Channel) -> Self {
+        Segment(Node::HasAddress(channel))
+    }
+
+    /// The root of the tree.
+    pub fn node(&self) -> &Node {
+        &self.0
+    }
+
     /// Contacts matching every one of `segments` (at least one).
     pub fn all(segments: Vec<Segment>) -> Result<Self, SegmentError> {
-        Segment::group(segments, "all").map(Segment::All)
+        Segment::group(segments, "all").map(|s| Segment(Node::All(s)))
     }
 
     /// Contacts matching any of `segments` (at least one).
     pub fn any(segments: Vec<Segment>) -> Result<Self, SegmentError> {
-        Segment::group(segments, "any").map(Segment::Any)
+        Segment::group(segments, "any").map(|s| Segment(Node::Any(s)))
     }
 
     fn group(segments: Vec<Segment>, name: &'static str) -> Result<Vec<Segment>, SegmentError> {
@@ -357,7 +385,7 @@ impl Segment {
         if segment.depth() >= MAX_DEPTH {
             return Err(SegmentError::TooDeep);
         }
-        Ok(Segment::Not(Box::new(segment)))
+        Ok(Segment(Node::Not(Box::new(segment))))
     }
 
     /// A field condition.
@@ -366,7 +394,7 @@ impl Segment {
         op: FieldOp,
         value: Option<Value>,
     ) -> Result<Self, SegmentError> {
-        FieldCondition::new(name, op, value).map(Segment::Field)
+        FieldCondition::new(name, op, value).map(|f| Segment(Node::Field(f)))
     }
 
     /// Contacts with `tag`.
@@ -375,30 +403,30 @@ impl Segment {
         if tag.is_empty() {
             return Err(SegmentError::EmptyTag);
         }
-        Ok(Segment::Tag(tag))
+        Ok(Segment(Node::Tag(tag)))
     }
 
     /// How deeply the segment nests (a single condition is 0).
     pub fn depth(&self) -> usize {
-        match self {
-            Segment::All(items) | Segment::Any(items) => {
+        match &self.0 {
+            Node::All(items) | Node::Any(items) => {
                 1 + items.iter().map(Segment::depth).max().unwrap_or(0)
             }
-            Segment::Not(inner) => 1 + inner.depth(),
+            Node::Not(inner) => 1 + inner.depth(),
             _ => 0,
         }
     }
 
     /// Whether `contact` belongs to the segment.
     pub fn matches(&self, contact: &Contact) -> bool {
-        match self {
-            Segment::Everyone => true,
-            Segment::All(items) => items.iter().all(|s| s.matches(contact)),
-            Segment::Any(items) => items.iter().any(|s| s.matches(contact)),
-            Segment::Not(inner) => !inner.matches(contact),
-            Segment::Field(f) => f.matches(contact),
-            Segment::Tag(t) => contact.tags.contains(t),
-            Segment::HasAddress(c) => contact.address_on(c).is_some(),
+        match &self.0 {
+            Node::Everyone => true,
+            Node::All(items) => items.iter().all(|s| s.matches(contact)),
+            Node::Any(items) => items.iter().any(|s| s.matches(contact)),
+            Node::Not(inner) => !inner.matches(contact),
+            Node::Field(f) => f.matches(contact),
+            Node::Tag(t) => contact.tags.contains(t),
+            Node::HasAddress(c) => contact.address_on(c).is_some(),
         }
     }
 }
@@ -589,11 +617,16 @@ mod tests {
         let s = Segment::all(vec![
             Segment::field("plan", FieldOp::Eq, Some(json!("pro"))).unwrap(),
             Segment::negate(Segment::tag("unsubscribed").unwrap()).unwrap(),
-            Segment::HasAddress(Channel::Messenger),
+            Segment::has_address(Channel::Messenger),
         ])
         .unwrap();
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(Segment::from_json(&json).unwrap(), s);
         assert!(json.contains(r#""op":"eq""#), "{json}");
+        assert!(matches!(s.node(), Node::All(items) if items.len() == 3));
+        assert_eq!(
+            serde_json::to_string(&Segment::everyone()).unwrap(),
+            "\"everyone\""
+        );
     }
 }

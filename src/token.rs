@@ -240,6 +240,43 @@ impl Claims {
     }
 }
 
+/// An issued token: the text to put in a link.
+///
+/// `Debug` prints `SignedToken([redacted])`: until it is used or expires, a token is a bearer
+/// credential (a connect token links whoever presents it), so it must not reach logs. The text
+/// is reached through [`SignedToken::expose_secret`] or by dereferencing to `&str`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SignedToken(String);
+
+impl SignedToken {
+    /// The token text.
+    ///
+    /// # Security Warning
+    ///
+    /// Put it in the link it was made for; do not log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The token text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for SignedToken {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SignedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SignedToken([redacted])")
+    }
+}
+
 /// A signing key with its id. The secret is kept only as keyed HMAC state and never printed.
 #[derive(Clone)]
 pub struct TokenKey {
@@ -325,7 +362,7 @@ impl Tokens {
         purpose: &Purpose,
         subject: &str,
         ttl: Duration,
-    ) -> Result<String, TokenError> {
+    ) -> Result<SignedToken, TokenError> {
         self.issue_with_data(purpose, subject, ttl, "")
     }
 
@@ -336,7 +373,7 @@ impl Tokens {
         subject: &str,
         ttl: Duration,
         data: &str,
-    ) -> Result<String, TokenError> {
+    ) -> Result<SignedToken, TokenError> {
         if subject.is_empty() || subject.len() > MAX_SUBJECT_LEN {
             return Err(TokenError::InvalidSubject(subject.len()));
         }
@@ -367,7 +404,7 @@ impl Tokens {
         mac.update(&buf);
         let tag = mac.finalize().into_bytes();
         buf.extend_from_slice(&tag[..MAC_LEN]);
-        Ok(URL_SAFE_NO_PAD.encode(&buf))
+        Ok(SignedToken(URL_SAFE_NO_PAD.encode(&buf)))
     }
 
     /// Checks `token` and returns its claims if it is authentic, unexpired and made for
@@ -559,7 +596,7 @@ mod tests {
             Err(TokenError::WrongPurpose { .. })
         ));
 
-        let mut bytes = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(t.expose_secret()).unwrap();
         bytes[1] = 9;
         assert_eq!(
             tokens.verify(&URL_SAFE_NO_PAD.encode(&bytes), &Purpose::CONNECT),

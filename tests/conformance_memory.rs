@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tidings::{
     store::memory::{
-        MemoryDirectory, MemoryInbox, MemoryOutbox, MemoryProcessStore, MemorySeenEvents,
+        MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOutbox, MemoryProcessStore,
+        MemorySeenEvents,
     },
     testkit::conformance,
 };
@@ -41,16 +42,25 @@ async fn memory_seen_events_keeps_the_seen_events_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_last_inbound_keeps_the_last_inbound_contract() {
+    conformance::last_inbound(Arc::new(MemoryLastInbound::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_suite_can_run_twice_against_one_store() {
     let dir = Arc::new(MemoryDirectory::new());
     let inbox = Arc::new(MemoryInbox::new());
     let seen = Arc::new(MemorySeenEvents::new());
     let processes = Arc::new(MemoryProcessStore::new());
+    let outbox = Arc::new(MemoryOutbox::new());
+    let last = Arc::new(MemoryLastInbound::new());
     for _ in 0..2 {
         conformance::directory(dir.clone()).await;
         conformance::segment_query(dir.clone(), dir.clone()).await;
         conformance::inbox(inbox.clone()).await;
         conformance::seen_events(seen.clone()).await;
         conformance::process_store(processes.clone()).await;
+        conformance::outbox(outbox.clone()).await;
+        conformance::last_inbound(last.clone()).await;
     }
 }

@@ -10,6 +10,7 @@ use tidings::{
     error::StoreError,
     inbox::{Entry, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
     newsletter::{CampaignId, Outbox, OutcomeRecord, Recorded},
+    process::{InstanceId, ProcessInstance, ProcessStore},
     seen::SeenEvents,
     store::memory::{MemoryInbox, MemoryOutbox},
     testkit::conformance,
@@ -106,4 +107,89 @@ async fn an_outbox_that_overwrites_fails() {
 #[should_panic(expected = "update_status: repeating a status moves nothing")]
 async fn an_inbox_whose_statuses_move_backwards_fails() {
     conformance::inbox(Arc::new(BackwardsInbox::default())).await;
+}
+
+/// Treats the read watermark as exclusive: the message at the watermark stays unread.
+#[derive(Default)]
+struct ExclusiveWatermarkInbox(MemoryInbox);
+
+#[async_trait]
+impl Inbox for ExclusiveWatermarkInbox {
+    async fn record_incoming(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Incoming,
+    ) -> Result<EntryId, StoreError> {
+        self.0.record_incoming(c, at, e).await
+    }
+    async fn record_outgoing(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Outgoing,
+    ) -> Result<EntryId, StoreError> {
+        self.0.record_outgoing(c, at, e).await
+    }
+    async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError> {
+        match update {
+            StatusUpdate::UpTo {
+                contact,
+                channel,
+                watermark,
+                status,
+            } => {
+                let earlier = StatusUpdate::UpTo {
+                    contact: contact.clone(),
+                    channel: channel.clone(),
+                    watermark: Timestamp::from_millis(watermark.as_millis() - 1),
+                    status: *status,
+                };
+                self.0.update_status(&earlier).await
+            }
+            other => self.0.update_status(other).await,
+        }
+    }
+    async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.0.conversation(c, limit).await
+    }
+}
+
+/// Lets a finished instance run again, so two instances of one flow run for one contact.
+#[derive(Default)]
+struct RevivingProcessStore(tidings::store::memory::MemoryProcessStore);
+
+#[async_trait]
+impl ProcessStore for RevivingProcessStore {
+    async fn insert(&self, i: &ProcessInstance) -> Result<(), StoreError> {
+        self.0.insert(i).await
+    }
+    async fn get(&self, id: &InstanceId) -> Result<Option<ProcessInstance>, StoreError> {
+        self.0.get(id).await
+    }
+    async fn active_for(&self, c: &ContactId) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.0.active_for(c).await
+    }
+    async fn update(&self, i: &ProcessInstance) -> Result<u64, StoreError> {
+        match self.0.update(i).await {
+            // A naive store that only checks the revision accepts the write.
+            Err(StoreError::Invalid { .. }) => Ok(i.revision + 1),
+            other => other,
+        }
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.0.due(now, limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "a watermark moves what was sent before it and at it")]
+async fn an_inbox_with_an_exclusive_watermark_fails() {
+    conformance::inbox(Arc::new(ExclusiveWatermarkInbox::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "update: a finished instance cannot run again")]
+async fn a_process_store_that_revives_finished_instances_fails() {
+    conformance::process_store(Arc::new(RevivingProcessStore::default())).await;
 }

@@ -597,7 +597,7 @@ impl Transport for MessengerTransport {
                 super::render::QUICK_REPLIES_MAX,
                 Some(super::render::TITLE_MAX),
             )
-            .with_buttons()
+            .with_buttons(super::render::BUTTONS_MAX)
     }
 
     async fn send(

@@ -6,7 +6,8 @@
 //!   returns [`Recorded::New`]; if one is stored it changes nothing and returns
 //!   [`Recorded::Existing`] with the stored record. Concurrent calls for the same pair store
 //!   exactly one outcome.
-//! - [`Outbox::list`] pages through a campaign's records in contact-id order.
+//! - [`Outbox::list`] pages through a campaign's records in contact-id order; a `limit` of 0
+//!   is refused with [`StoreError::Invalid`].
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,9 @@
 //! # Contract
 //!
 //! - At most one unfinished instance per contact and flow: [`ProcessStore::insert`] of a second
-//!   one fails with [`StoreError::Conflict`], as does inserting an id that exists.
+//!   one fails with [`StoreError::Conflict`], as does inserting an id that exists. A finished
+//!   instance stays finished: an update that would make it run again is refused with
+//!   [`StoreError::Invalid`].
 //! - Writes are compare-and-swap on [`ProcessInstance::revision`]: [`ProcessStore::update`]
 //!   succeeds only if the stored revision equals the one the caller read, and stores the
 //!   instance with the revision incremented. Two answers processed at once therefore move an

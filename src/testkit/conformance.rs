@@ -27,6 +27,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use serde_json::json;
 
 use crate::{
+    activity::LastInbound,
     clock::Timestamp,
     contact::{Address, Channel, ContactId, NewContact},
     error::StoreError,
@@ -291,73 +292,102 @@ pub async fn directory(dir: Arc<dyn Directory>) {
 
 /// Runs the [`SegmentQuery`] contract; contacts are created through `dir`, which must be the
 /// directory `query` reads.
+///
+/// A table of segments covering every operator (missing fields, nulls, arrays, `not`) is
+/// resolved page by page and compared with [`Segment::matches`] over the same contacts, which
+/// is what catches a SQL translation with three-valued-logic mistakes.
 pub async fn segment_query(dir: Arc<dyn Directory>, query: Arc<dyn SegmentQuery>) {
     let tag = unique("cohort");
-    let mut expected = BTreeSet::new();
-    for i in 0..25 {
+    let mut ours = Vec::new();
+    for i in 0..24_i64 {
         let mut new = NewContact::new()
             .with_tag(tag.clone())
             .with_field("lesson", i);
         if i % 3 == 0 {
             new = new.with_address(messenger(&unique("psid-seg")));
         }
-        let c = ok("create for segment", dir.create(new).await);
-        if i % 3 == 0 || i >= 20 {
-            expected.insert(c.id);
+        if i % 4 == 0 {
+            new = new.with_field("plan", if i % 8 == 0 { "pro" } else { "free" });
         }
+        if i % 5 == 0 {
+            new = new.with_field("courses", json!(["rust", format!("c{i}")]));
+        }
+        if i == 7 {
+            new = new.with_field("plan", serde_json::Value::Null);
+        }
+        if i % 2 == 0 {
+            new = new
+                .with_email(format!("user{i}@example.org"))
+                .with_name(format!("N{i:02}"), "Doe");
+        }
+        ours.push(ok("create for segment", dir.create(new).await));
     }
     let _outsider = ok(
         "create outsider",
         dir.create(NewContact::new().with_field("lesson", 99)).await,
     );
-    let segment = Segment::from_json(
-        &json!({"all":[{"tag": tag},{"any":[{"has_address":"messenger"},{"field":{"name":"lesson","op":"gt","value":19}}]}]})
-            .to_string(),
-    )
-    .unwrap_or_else(|e| panic!("conformance bug: {e}"));
 
-    let mut seen = BTreeSet::new();
-    let mut after: Option<Cursor> = None;
-    let mut pages = 0;
-    loop {
-        let page = ok("page", query.page(&segment, after.as_ref(), 4).await);
-        pages += 1;
-        assert!(
-            page.contacts.len() <= 4,
-            "page: holds at most `limit` contacts"
-        );
-        for c in &page.contacts {
+    let cases = [
+        json!({"tag": tag}),
+        json!({"all":[{"tag": tag},{"any":[{"has_address":"messenger"},{"field":{"name":"lesson","op":"gt","value":19}}]}]}),
+        json!({"all":[{"tag": tag},{"field":{"name":"plan","op":"ne","value":"pro"}}]}),
+        json!({"all":[{"tag": tag},{"field":{"name":"plan","op":"exists"}}]}),
+        json!({"all":[{"tag": tag},{"not":{"field":{"name":"plan","op":"eq","value":"free"}}}]}),
+        json!({"all":[{"tag": tag},{"field":{"name":"courses","op":"contains","value":"rust"}}]}),
+        json!({"all":[{"tag": tag},{"field":{"name":"email","op":"contains","value":"user1"}}]}),
+        json!({"all":[{"tag": tag},{"field":{"name":"first_name","op":"lt","value":"N10"}}]}),
+        json!({"all":[{"tag": tag},{"field":{"name":"lesson","op":"lt","value":3.5}}]}),
+        json!({"all":[{"tag": tag},{"not":{"has_address":"messenger"}},{"field":{"name":"lesson","op":"eq","value":4}}]}),
+    ];
+    for case in cases {
+        let segment = Segment::from_json(&case.to_string())
+            .unwrap_or_else(|e| panic!("conformance bug: {e}"));
+        let expected: BTreeSet<ContactId> = ours
+            .iter()
+            .filter(|c| segment.matches(c))
+            .map(|c| c.id.clone())
+            .collect();
+        let mut seen = BTreeSet::new();
+        let mut after: Option<Cursor> = None;
+        let mut pages = 0;
+        loop {
+            let page = ok("page", query.page(&segment, after.as_ref(), 4).await);
+            pages += 1;
             assert!(
-                segment.matches(c),
-                "page: returns only matching contacts ({})",
-                c.id
+                page.contacts.len() <= 4,
+                "page: holds at most `limit` contacts"
             );
-            assert!(
-                seen.insert(c.id.clone()),
-                "page: returns each contact once ({})",
-                c.id
-            );
-        }
-        match page.next {
-            Some(next) => {
+            for c in &page.contacts {
                 assert!(
-                    !page.contacts.is_empty(),
-                    "page: a page with a next cursor is not empty"
+                    seen.insert(c.id.clone()),
+                    "page: returns each contact once ({}) for {case}",
+                    c.id
                 );
-                after = Some(next);
             }
-            None => break,
+            match page.next {
+                Some(next) => {
+                    assert!(
+                        !page.contacts.is_empty(),
+                        "page: a page with a next cursor is not empty"
+                    );
+                    after = Some(next);
+                }
+                None => break,
+            }
+            assert!(pages < 100, "page: paging never ends");
         }
-        assert!(pages < 100, "page: paging never ends");
+        assert_eq!(
+            seen, expected,
+            "page: following the cursors yields exactly the matching contacts for {case}"
+        );
     }
-    assert_eq!(
-        seen, expected,
-        "page: following the cursors yields exactly the matching contacts"
-    );
+
+    let any = Segment::from_json(&json!({"tag": tag}).to_string())
+        .unwrap_or_else(|e| panic!("conformance bug: {e}"));
     assert!(
         matches!(
             query
-                .page(&segment, Some(&Cursor::new("\u{1}not a cursor")), 4)
+                .page(&any, Some(&Cursor::new("\u{1}not a cursor")), 4)
                 .await,
             Err(StoreError::Invalid { .. })
         ),
@@ -365,10 +395,52 @@ pub async fn segment_query(dir: Arc<dyn Directory>, query: Arc<dyn SegmentQuery>
     );
     assert!(
         matches!(
-            query.page(&segment, None, 0).await,
+            query.page(&any, None, 0).await,
             Err(StoreError::Invalid { .. })
         ),
         "page: a limit of 0 is refused as invalid"
+    );
+}
+
+/// Runs the [`LastInbound`] contract.
+pub async fn last_inbound(store: Arc<dyn LastInbound>) {
+    let a = messenger(&unique("psid-last"));
+    let b = messenger(&unique("psid-last"));
+    let t = |s: i64| Timestamp::from_secs(1_700_000_000 + s);
+    assert_eq!(
+        ok("last unknown", store.last(&a).await),
+        None,
+        "last: an address never recorded has no time"
+    );
+    ok("record", store.record(&a, t(10)).await);
+    assert_eq!(
+        ok("last", store.last(&a).await),
+        Some(t(10)),
+        "last: returns the recorded time"
+    );
+    ok("record earlier", store.record(&a, t(5)).await);
+    assert_eq!(
+        ok("last", store.last(&a).await),
+        Some(t(10)),
+        "record: an earlier time never moves the last activity back"
+    );
+    ok("record later", store.record(&a, t(20)).await);
+    assert_eq!(
+        ok("last", store.last(&a).await),
+        Some(t(20)),
+        "record: a later time moves it forward"
+    );
+    assert_eq!(
+        ok("last other", store.last(&b).await),
+        None,
+        "record: addresses are independent"
+    );
+    let same_psid_other_page = Address::messenger("another-page", a.id())
+        .unwrap_or_else(|e| panic!("conformance bug: {e}"));
+    assert_eq!(
+        ok("last other page", store.last(&same_psid_other_page).await),
+        None,
+        "record: the same PSID on another Page is another address"
     );
 }
 
@@ -543,15 +615,30 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
         "update_status: the refused record is untouched"
     );
 
-    // Watermarks cover what was sent up to them.
-    for (ms, m) in [(4000, "o2"), (6000, "o3")] {
-        let out = Outgoing::new(text(m))
-            .with_delivery(DeliveryRecord::sent(Channel::Messenger, vec![mid(m)]));
+    // Watermarks cover what was sent up to and including them, on their channel, for their
+    // contact only.
+    let sent_on = |channel: Channel, m: &str| {
+        Outgoing::new(text(m)).with_delivery(DeliveryRecord::sent(channel, vec![mid(m)]))
+    };
+    for (ms, channel, m) in [
+        (4000, Channel::Messenger, "o2"),
+        (4500, Channel::Email, "o2-mail"),
+        (5000, Channel::Messenger, "o2-at-watermark"),
+        (6000, Channel::Messenger, "o3"),
+    ] {
         ok(
             "record outgoing",
-            inbox.record_outgoing(&contact, t(ms), out).await,
+            inbox
+                .record_outgoing(&contact, t(ms), sent_on(channel, m))
+                .await,
         );
     }
+    ok(
+        "record outgoing for another contact",
+        inbox
+            .record_outgoing(&other, t(3000), sent_on(Channel::Messenger, "o-other"))
+            .await,
+    );
     let watermark = StatusUpdate::UpTo {
         contact: contact.clone(),
         channel: Channel::Messenger,
@@ -560,8 +647,8 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
     };
     assert_eq!(
         ok("watermark", inbox.update_status(&watermark).await),
-        1,
-        "update_status: a watermark moves only what was sent before it"
+        2,
+        "update_status: a watermark moves what was sent before it and at it"
     );
     let conv = ok("conversation", inbox.conversation(&contact, 100).await);
     assert_eq!(
@@ -569,28 +656,67 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
         vec![
             vec![DeliveryStatus::Read, DeliveryStatus::Refused],
             vec![DeliveryStatus::Read],
+            vec![DeliveryStatus::Sent],
+            vec![DeliveryStatus::Read],
             vec![DeliveryStatus::Sent]
         ],
-        "update_status: entries after the watermark keep their status"
+        "update_status: other channels and entries after the watermark keep their status"
+    );
+    let other_conv = ok("conversation", inbox.conversation(&other, 100).await);
+    assert_eq!(
+        statuses(&other_conv),
+        vec![vec![DeliveryStatus::Sent]],
+        "update_status: a watermark never touches another contact's messages"
     );
 
-    // Entries without a transport id are never merged.
-    for _ in 0..2 {
+    // Entries without a transport id are never merged, and keep recording order at equal times.
+    for word in ["first", "second"] {
         ok(
             "record without id",
             inbox
                 .record_incoming(
                     &other,
                     t(2500),
-                    Incoming::new(Channel::Email).with_text("same"),
+                    Incoming::new(Channel::Email).with_text(word),
                 )
                 .await,
         );
     }
+    let texts: Vec<Option<String>> = ok("conversation", inbox.conversation(&other, 100).await)
+        .into_iter()
+        .filter_map(|e| match e.content {
+            EntryContent::Incoming(i) if i.message_id.is_none() => Some(i.text),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
-        ok("conversation", inbox.conversation(&other, 100).await).len(),
-        3,
-        "record_incoming: entries without a message id are all kept"
+        texts,
+        vec![
+            Some("hi".to_owned()),
+            Some("first".to_owned()),
+            Some("second".to_owned())
+        ],
+        "record_incoming: entries without a message id are all kept, equal times in recording order"
+    );
+
+    // De-duplication is per channel: the same id on another channel is another message.
+    let before = ok("conversation", inbox.conversation(&contact, 100).await).len();
+    ok(
+        "record same id on another channel",
+        inbox
+            .record_incoming(
+                &contact,
+                t(7000),
+                Incoming::new(Channel::Email)
+                    .with_message_id(mid("m2"))
+                    .with_text("mail"),
+            )
+            .await,
+    );
+    assert_eq!(
+        ok("conversation", inbox.conversation(&contact, 100).await).len(),
+        before + 1,
+        "record_incoming: de-duplication is per (channel, message id)"
     );
 }
 
@@ -825,6 +951,18 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
         "due: due instances, earliest first, not the future one"
     );
 
+    let first_due = ok("due with limit", store.due(now, 1).await);
+    assert!(
+        first_due.len() <= 1,
+        "due: returns at most `limit` instances"
+    );
+    if let Some(i) = first_due.first() {
+        assert!(
+            i.due_at.is_some_and(|d| d <= later.due_at.unwrap_or(now)),
+            "due: the limit keeps the earliest due instances"
+        );
+    }
+
     // A finished instance leaves the active set and frees its (contact, flow).
     let mut done =
         ok("get", store.get(&first.id).await).unwrap_or_else(|| panic!("instance vanished"));
@@ -840,6 +978,25 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
         "due: finished instances are never due"
     );
     ok("insert after finish", store.insert(&instance("i5")).await);
+
+    // A finished instance stays finished.
+    let mut revived =
+        ok("get", store.get(&first.id).await).unwrap_or_else(|| panic!("instance vanished"));
+    revived.status = InstanceStatus::Waiting;
+    revived.due_at = Some(now);
+    assert!(
+        matches!(
+            store.update(&revived).await,
+            Err(StoreError::Invalid { .. })
+        ),
+        "update: a finished instance cannot run again"
+    );
+    let mut archived = instance("archived");
+    archived.status = InstanceStatus::Finished;
+    ok(
+        "insert a finished instance beside a running one",
+        store.insert(&archived).await,
+    );
 }
 
 /// Runs the [`SeenEvents`] contract.

@@ -62,6 +62,8 @@ pub struct Capabilities {
     pub max_choice_label_len: Option<usize>,
     /// Whether choices can be shown as buttons that stay attached to the message.
     pub buttons: bool,
+    /// How many buttons (choices and link buttons together) one message can carry.
+    pub max_buttons: usize,
     /// Whether links can be shown as buttons.
     pub link_buttons: bool,
 }
@@ -74,6 +76,7 @@ impl Capabilities {
             max_choices: 0,
             max_choice_label_len: None,
             buttons: false,
+            max_buttons: 0,
             link_buttons: false,
         }
     }
@@ -91,18 +94,33 @@ impl Capabilities {
         self
     }
 
-    /// Declares buttons for choices and for links.
-    pub fn with_buttons(mut self) -> Self {
-        self.buttons = true;
-        self.link_buttons = true;
+    /// Declares up to `max` buttons, for choices and for links.
+    pub fn with_buttons(mut self, max: usize) -> Self {
+        self.buttons = max > 0;
+        self.max_buttons = max;
+        self.link_buttons = max > 0;
         self
     }
 
-    /// Checks the choices of `message` against these capabilities.
+    /// Checks the choices of `message` against these capabilities: their count, their labels,
+    /// and, when the message asks for buttons, whether buttons exist and the choices fit.
     ///
     /// Text length is not checked here because transports may split long texts.
     pub fn check(&self, message: &Message) -> Result<(), DeliveryError> {
         let count = message.choices().len();
+        if message.style() == crate::message::ChoiceStyle::Buttons && count > 0 {
+            if !self.buttons {
+                return Err(DeliveryError::invalid_message(
+                    "this transport has no buttons",
+                ));
+            }
+            if count > self.max_buttons {
+                return Err(DeliveryError::invalid_message(format!(
+                    "{count} choices as buttons, this transport shows at most {}",
+                    self.max_buttons
+                )));
+            }
+        }
         if count > self.max_choices {
             return Err(DeliveryError::invalid_message(format!(
                 "{count} choices, this transport shows at most {}",
@@ -497,6 +515,28 @@ mod tests {
         assert!(
             caps.check(&exact).is_ok(),
             "labels are counted in characters, not bytes"
+        );
+
+        let as_buttons = |n: usize| {
+            (0..n)
+                .fold(
+                    Message::builder("q").style(crate::message::ChoiceStyle::Buttons),
+                    |b, i| b.choice(format!("c{i}"), format!("p{i}")),
+                )
+                .build()
+                .unwrap()
+        };
+        assert!(
+            caps.check(&as_buttons(1)).is_err(),
+            "no buttons on this transport"
+        );
+        let with_buttons = Capabilities::text_only()
+            .with_choices(13, Some(20))
+            .with_buttons(3);
+        assert!(with_buttons.check(&as_buttons(3)).is_ok());
+        assert!(
+            with_buttons.check(&as_buttons(4)).is_err(),
+            "13 quick replies but only 3 buttons"
         );
     }
 

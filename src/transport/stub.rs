@@ -74,7 +74,7 @@ impl StubTransport {
             channel,
             capabilities: Capabilities::text_only()
                 .with_choices(Message::MAX_CHOICES, None)
-                .with_buttons(),
+                .with_buttons(3),
             clock: SystemClock::shared(),
             state: Mutex::new(State::default()),
         }

@@ -16,6 +16,12 @@ use crate::{
 
 const CURSOR_PREFIX: &str = "after:";
 
+/// Keeps the first of each address, in order.
+fn dedup_addresses(addresses: &mut Vec<Address>) {
+    let mut seen = std::collections::HashSet::new();
+    addresses.retain(|a| seen.insert(a.clone()));
+}
+
 #[derive(Debug, Default)]
 struct State {
     contacts: BTreeMap<ContactId, Contact>,
@@ -51,7 +57,8 @@ impl MemoryDirectory {
 
     /// Stores `contact` under its own id, linking its addresses. Fails with a conflict if the
     /// id exists or an address is linked.
-    pub fn insert(&self, contact: Contact) -> Result<(), StoreError> {
+    pub fn insert(&self, mut contact: Contact) -> Result<(), StoreError> {
+        dedup_addresses(&mut contact.addresses);
         let mut state = lock(&self.state);
         if state.contacts.contains_key(&contact.id) {
             return Err(StoreError::conflict(format!(
@@ -117,7 +124,7 @@ impl Directory for MemoryDirectory {
             return Err(e);
         }
         let mut contact = new.into_contact(id.clone());
-        contact.addresses.dedup();
+        dedup_addresses(&mut contact.addresses);
         for a in &contact.addresses {
             state.by_address.insert(a.clone(), id.clone());
         }

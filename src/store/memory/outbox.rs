@@ -57,6 +57,9 @@ impl Outbox for MemoryOutbox {
         after: Option<&ContactId>,
         limit: usize,
     ) -> Result<Vec<OutcomeRecord>, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::invalid("list limit must be at least 1"));
+        }
         let campaigns = lock(&self.campaigns);
         let Some(outcomes) = campaigns.get(campaign) else {
             return Ok(Vec::new());

@@ -84,15 +84,23 @@ impl ProcessStore for MemoryProcessStore {
                 instance.id, stored.revision, instance.revision
             )));
         }
+        if stored.is_finished() && !instance.is_finished() {
+            return Err(StoreError::invalid(format!(
+                "instance {} has finished and cannot run again; start a new instance",
+                instance.id
+            )));
+        }
         if stored.contact != instance.contact || stored.flow != instance.flow {
             return Err(StoreError::invalid(format!(
                 "instance {} cannot change its contact or flow",
                 instance.id
             )));
         }
+        let revision = instance.revision.checked_add(1).ok_or_else(|| {
+            StoreError::invalid(format!("instance {} revision overflow", instance.id))
+        })?;
         let mut next = instance.clone();
-        next.revision += 1;
-        let revision = next.revision;
+        next.revision = revision;
         if next.is_finished() {
             state
                 .active
