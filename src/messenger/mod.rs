@@ -3,6 +3,9 @@
 //! | piece | module |
 //! |---|---|
 //! | the Send API client, as a `Transport` | [`client`] |
+//! | the webhook: handshake, signatures, parsing, de-duplication | [`webhook`] |
+//! | webhook bodies as typed events | [`event`] |
+//! | events as channel-neutral `Inbound`s | [`inbound`] |
 //! | rendering messages within Messenger's limits | [`render`] |
 //! | the 24-hour window and message tags | [`policy`] |
 //! | Graph errors and their classification | [`error`] |
@@ -12,13 +15,16 @@
 pub mod client;
 pub mod error;
 pub mod event;
+pub mod inbound;
 pub mod pages;
 pub mod policy;
 pub mod render;
 pub mod secret;
+pub mod webhook;
 
 pub use client::{MessengerTransport, MessengerTransportBuilder, RetryPolicy, SenderAction};
 pub use error::{GraphError, MessengerError};
 pub use pages::{PageConfig, PageResolver, StaticPages};
 pub use policy::{MessageTag, MessagingType, Policy};
 pub use secret::{AppSecret, PageAccessToken, VerifyToken};
+pub use webhook::{Batch, Handled, Webhook, WebhookError};

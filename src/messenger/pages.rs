@@ -56,6 +56,12 @@ impl fmt::Debug for PageConfig {
 pub trait PageResolver: Send + Sync {
     /// The settings of Page `page_id`.
     async fn page(&self, page_id: &str) -> Result<Option<PageConfig>, StoreError>;
+
+    /// Whether Page `page_id` is served. Override it when a lookup is cheaper than fetching
+    /// the settings (the webhook asks once per Page per batch).
+    async fn contains(&self, page_id: &str) -> Result<bool, StoreError> {
+        Ok(self.page(page_id).await?.is_some())
+    }
 }
 
 /// A fixed set of Pages.
@@ -83,5 +89,9 @@ impl StaticPages {
 impl PageResolver for StaticPages {
     async fn page(&self, page_id: &str) -> Result<Option<PageConfig>, StoreError> {
         Ok(self.pages.get(page_id).cloned())
+    }
+
+    async fn contains(&self, page_id: &str) -> Result<bool, StoreError> {
+        Ok(self.pages.contains_key(page_id))
     }
 }

@@ -1,0 +1,370 @@
+//! Turning Messenger webhook events into channel-neutral [`Inbound`] events.
+//!
+//! | Messenger event | [`InboundKind`] |
+//! |---|---|
+//! | message with text | `Text` |
+//! | message with a quick reply | `Answer` (payload, title) |
+//! | message with attachments | `Attachments` |
+//! | echo (`is_echo`) | `Echo` |
+//! | postback with a referral (Get Started from an m.me link) | `Referral` |
+//! | other postback | `Answer` (payload, button title) |
+//! | referral | `Referral` |
+//! | delivery | `Delivered` |
+//! | read | `Read` |
+//! | opt-in, reaction, handover, account linking, unknown | `Unknown` (by name) |
+//!
+//! The address is the Page (the entry's id) plus the person's PSID: the sender, or the
+//! recipient for echoes. A person known only by a plugin `user_ref` gets the id
+//! `user_ref:<ref>`, which cannot collide with a numeric PSID.
+//!
+//! Each event gets a stable key for de-duplication: `messenger:<mid>` when it has a message id,
+//! otherwise its kind, Page, person, time and a short hash of its payload, as Meta redelivers
+//! the same event with the same content.
+
+use sha2::{Digest, Sha256};
+
+use super::event::{Event, EventKind, MessageEvent};
+use crate::{
+    clock::Timestamp,
+    contact::Address,
+    message::{Attachment, AttachmentKind, Inbound, InboundKind, Reference},
+};
+
+/// Why an event could not become an [`Inbound`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// The Page of the entry.
+    pub page_id: String,
+    /// The event kind.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Converts one event of Page `page_id` (from `standby` when `standby`).
+///
+/// `fallback_at` is used when neither the event nor its entry carries a time.
+pub fn to_inbound(
+    page_id: &str,
+    event: Event,
+    standby: bool,
+    fallback_at: Timestamp,
+) -> Result<Inbound, Dropped> {
+    let echo = matches!(&event.kind, EventKind::Message(m) if m.is_echo);
+    let person = if echo { event.recipient } else { event.sender };
+    let drop = |kind: &EventKind, reason: String| Dropped {
+        page_id: page_id.to_owned(),
+        kind: kind.name().to_owned(),
+        reason,
+    };
+    let person_id = match (person.id, person.user_ref) {
+        (Some(id), _) => id,
+        (None, Some(user_ref)) => format!("user_ref:{user_ref}"),
+        (None, None) => return Err(drop(&event.kind, "the event names no person".to_owned())),
+    };
+    let from =
+        Address::messenger(page_id, person_id).map_err(|e| drop(&event.kind, e.to_string()))?;
+    let at = event.timestamp.unwrap_or(fallback_at);
+    let name = event.kind.name().to_owned();
+    let keyed = |mid: Option<&str>, detail: &str| match mid {
+        Some(mid) if !mid.is_empty() => format!("messenger:{mid}"),
+        _ => format!(
+            "messenger:{name}:{}:{}:{}:{}",
+            page_id,
+            from.id(),
+            at.as_millis(),
+            short_hash(detail)
+        ),
+    };
+
+    let (key, kind) = match event.kind {
+        EventKind::Message(m) if m.is_echo => {
+            let key = keyed(m.mid.as_deref(), m.text.as_deref().unwrap_or(""));
+            let MessageEvent {
+                mid, text, app_id, ..
+            } = m;
+            (
+                key,
+                InboundKind::Echo {
+                    message_id: mid.unwrap_or_default(),
+                    text,
+                    app_id,
+                },
+            )
+        }
+        EventKind::Message(m) => {
+            let key = keyed(m.mid.as_deref(), m.text.as_deref().unwrap_or(""));
+            let message_id = m.mid.unwrap_or_default();
+            let kind = if let Some(qr) = m.quick_reply {
+                InboundKind::Answer {
+                    message_id: Some(message_id),
+                    payload: qr.payload,
+                    text: m.text,
+                }
+            } else if !m.attachments.is_empty() {
+                let attachments = m
+                    .attachments
+                    .into_iter()
+                    .map(|a| {
+                        Attachment::new(attachment_kind(&a.kind), a.payload.and_then(|p| p.url))
+                    })
+                    .collect();
+                InboundKind::Attachments {
+                    message_id,
+                    text: m.text,
+                    attachments,
+                }
+            } else if let Some(text) = m.text {
+                InboundKind::Text { message_id, text }
+            } else {
+                InboundKind::Unknown {
+                    kind: "message".to_owned(),
+                }
+            };
+            (key, kind)
+        }
+        EventKind::Postback(p) => {
+            let detail = format!(
+                "{}|{}",
+                p.payload.as_deref().unwrap_or(""),
+                p.referral
+                    .as_ref()
+                    .and_then(|r| r.reference.as_deref())
+                    .unwrap_or("")
+            );
+            let key = keyed(p.mid.as_deref(), &detail);
+            let kind = match p
+                .referral
+                .and_then(|r| r.reference.map(|reference| (reference, r.source)))
+            {
+                Some((reference, source)) => InboundKind::Referral {
+                    reference: Reference::new(reference),
+                    source,
+                },
+                None => match p.payload {
+                    Some(payload) => InboundKind::Answer {
+                        message_id: p.mid,
+                        payload,
+                        text: p.title,
+                    },
+                    None => InboundKind::Unknown {
+                        kind: "postback".to_owned(),
+                    },
+                },
+            };
+            (key, kind)
+        }
+        EventKind::Referral(r) => {
+            let key = keyed(None, r.reference.as_deref().unwrap_or(""));
+            let kind = match r.reference {
+                Some(reference) => InboundKind::Referral {
+                    reference: Reference::new(reference),
+                    source: r.source,
+                },
+                None => InboundKind::Unknown {
+                    kind: "referral".to_owned(),
+                },
+            };
+            (key, kind)
+        }
+        EventKind::Delivery(d) => {
+            let detail = d.mids.join(",");
+            let key = keyed(
+                None,
+                &format!("{detail}|{:?}", d.watermark.map(Timestamp::as_millis)),
+            );
+            (
+                key,
+                InboundKind::Delivered {
+                    message_ids: d.mids,
+                    watermark: d.watermark,
+                },
+            )
+        }
+        EventKind::Read(r) => (
+            keyed(None, &r.watermark.as_millis().to_string()),
+            InboundKind::Read {
+                watermark: r.watermark,
+            },
+        ),
+        EventKind::Reaction(r) => {
+            let detail = format!("{:?}|{:?}|{:?}", r.mid, r.action, r.reaction);
+            (
+                keyed(None, &detail),
+                InboundKind::Unknown { kind: name.clone() },
+            )
+        }
+        other => (
+            keyed(None, other.name()),
+            InboundKind::Unknown { kind: name.clone() },
+        ),
+    };
+    Ok(Inbound::new(key, from, at, kind).with_standby(standby))
+}
+
+fn attachment_kind(kind: &str) -> AttachmentKind {
+    match kind {
+        "image" => AttachmentKind::Image,
+        "audio" => AttachmentKind::Audio,
+        "video" => AttachmentKind::Video,
+        "file" => AttachmentKind::File,
+        "location" => AttachmentKind::Location,
+        other => AttachmentKind::Other(other.to_owned()),
+    }
+}
+
+/// 16 hex digits of SHA-256: enough to tell payloads apart, short enough for a key, and it
+/// keeps tokens carried in refs out of the seen-events store.
+fn short_hash(detail: &str) -> String {
+    let digest = Sha256::digest(detail.as_bytes());
+    hex::encode(&digest[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messenger::event::WebhookBody;
+
+    fn convert(event_json: &str) -> Result<Inbound, Dropped> {
+        let body = format!(
+            r#"{{"object":"page","entry":[{{"id":"P","time":9,"messaging":[{event_json}]}}]}}"#
+        );
+        let mut parsed: WebhookBody = serde_json::from_str(&body).unwrap();
+        let event = parsed.entry.remove(0).messaging.remove(0);
+        to_inbound("P", event, false, Timestamp::from_millis(1))
+    }
+
+    #[test]
+    fn messages_become_text_answers_or_attachments() {
+        let text = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"message":{"mid":"m1","text":"hi"}}"#).unwrap();
+        assert_eq!(text.key, "messenger:m1");
+        assert_eq!(text.from, Address::messenger("P", "U").unwrap());
+        assert_eq!(text.at, Timestamp::from_millis(5));
+        assert_eq!(
+            text.kind,
+            InboundKind::Text {
+                message_id: "m1".into(),
+                text: "hi".into()
+            }
+        );
+
+        let qr = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"message":{"mid":"m2","text":"Yes","quick_reply":{"payload":"Y"}}}"#).unwrap();
+        assert_eq!(
+            qr.kind,
+            InboundKind::Answer {
+                message_id: Some("m2".into()),
+                payload: "Y".into(),
+                text: Some("Yes".into())
+            }
+        );
+
+        let att = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"message":{"mid":"m3","attachments":[{"type":"image","payload":{"url":"https://x/y.png"}},{"type":"fallback"}]}}"#).unwrap();
+        match att.kind {
+            InboundKind::Attachments { attachments, .. } => {
+                assert_eq!(
+                    attachments[0],
+                    Attachment::new(AttachmentKind::Image, Some("https://x/y.png".into()))
+                );
+                assert_eq!(
+                    attachments[1].kind,
+                    AttachmentKind::Other("fallback".into())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn echoes_are_addressed_to_the_person_and_marked() {
+        let echo = convert(r#"{"sender":{"id":"P"},"recipient":{"id":"U"},"timestamp":5,"message":{"mid":"m4","is_echo":true,"app_id":263902037430900,"text":"agent"}}"#).unwrap();
+        assert_eq!(echo.from.id(), "U");
+        assert_eq!(
+            echo.kind,
+            InboundKind::Echo {
+                message_id: "m4".into(),
+                text: Some("agent".into()),
+                app_id: Some("263902037430900".into())
+            }
+        );
+    }
+
+    #[test]
+    fn get_started_with_a_ref_is_a_referral_and_plain_postbacks_are_answers() {
+        let gs = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"postback":{"mid":"m5","title":"Get Started","payload":"GET_STARTED","referral":{"ref":"tok","source":"SHORTLINK","type":"OPEN_THREAD"}}}"#).unwrap();
+        assert_eq!(
+            gs.kind,
+            InboundKind::Referral {
+                reference: Reference::new("tok"),
+                source: Some("SHORTLINK".into())
+            }
+        );
+        let pb = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"postback":{"title":"Later","payload":"L3_LATER"}}"#).unwrap();
+        assert_eq!(
+            pb.kind,
+            InboundKind::Answer {
+                message_id: None,
+                payload: "L3_LATER".into(),
+                text: Some("Later".into())
+            }
+        );
+        assert!(
+            pb.key.starts_with("messenger:postback:P:U:5:"),
+            "{}",
+            pb.key
+        );
+    }
+
+    #[test]
+    fn keys_without_a_mid_are_stable_and_tell_payloads_apart() {
+        let r1 = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"referral":{"ref":"a","source":"SHORTLINK"}}"#).unwrap();
+        let r1_again = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"referral":{"ref":"a","source":"SHORTLINK"}}"#).unwrap();
+        let r2 = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"referral":{"ref":"b","source":"SHORTLINK"}}"#).unwrap();
+        assert_eq!(r1.key, r1_again.key);
+        assert_ne!(r1.key, r2.key);
+        assert!(!r1.key.contains(":a"), "refs stay out of keys: {}", r1.key);
+        let read = convert(
+            r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"read":{"watermark":4}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            read.kind,
+            InboundKind::Read {
+                watermark: Timestamp::from_millis(4)
+            }
+        );
+        let delivery = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"delivery":{"mids":["o1"],"watermark":4}}"#).unwrap();
+        assert_eq!(
+            delivery.at,
+            Timestamp::from_millis(9),
+            "falls back to the entry time"
+        );
+        assert_ne!(read.key, delivery.key);
+    }
+
+    #[test]
+    fn other_kinds_are_kept_as_unknown_and_nameless_events_are_dropped() {
+        let reaction = convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"reaction":{"mid":"m1","action":"react","reaction":"love"}}"#).unwrap();
+        assert_eq!(
+            reaction.kind,
+            InboundKind::Unknown {
+                kind: "reaction".into()
+            }
+        );
+        let future =
+            convert(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"brand_new":{}}"#)
+                .unwrap();
+        assert_eq!(
+            future.kind,
+            InboundKind::Unknown {
+                kind: "brand_new".into()
+            }
+        );
+        let plugin = convert(r#"{"sender":{"user_ref":"abc"},"recipient":{"id":"P"},"timestamp":5,"optin":{"ref":"x","user_ref":"abc"}}"#).unwrap();
+        assert_eq!(plugin.from.id(), "user_ref:abc");
+        let nobody =
+            convert(r#"{"recipient":{"id":"P"},"timestamp":5,"message":{"mid":"m9","text":"?"}}"#)
+                .unwrap_err();
+        assert_eq!(nobody.kind, "message");
+    }
+}

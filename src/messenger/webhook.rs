@@ -1,0 +1,450 @@
+//! The Messenger webhook: subscription handshake, signature check, parsing, de-duplication.
+//!
+//! Framework-agnostic: requests and responses are `http` types with `bytes::Bytes` bodies, so
+//! a handler in axum, actix, hyper or warp is a few lines.
+//!
+//! | request | response |
+//! |---|---|
+//! | `GET` with `hub.mode=subscribe`, the right `hub.verify_token` | 200, `hub.challenge` echoed |
+//! | `GET` with a wrong token or mode | 403 |
+//! | `POST` over the body size limit (default 1 MiB) | 413, before anything else |
+//! | `POST` without `X-Hub-Signature-256`, or with a wrong one | 403, nothing parsed |
+//! | `POST` that is not a webhook body | 400 |
+//! | `POST` that is | 200 `EVENT_RECEIVED`, with the events |
+//! | a store failure while de-duplicating | 500, so Meta delivers the batch again |
+//!
+//! # Security
+//!
+//! The signature is HMAC-SHA256 of the **raw body bytes** under the app secret, checked in
+//! constant time (`hmac`'s `verify_slice`) before a single byte is parsed: re-serialized JSON
+//! would not match (Meta escapes non-ASCII and `/`), and parsing unauthenticated input is
+//! exposure for nothing. The hex digest is accepted in either case. The verify token is
+//! compared in constant time too.
+//!
+//! # Two ways to use it
+//!
+//! - [`Webhook::handle`] does everything and marks events seen at once: simple, but an event
+//!   whose routing then fails is not redelivered.
+//! - [`Webhook::receive`] verifies, parses and drops what was already handled, and
+//!   [`Webhook::commit`] marks one event handled after it was routed: nothing lost, nothing
+//!   done twice. The Hub works this way.
+//!
+//! Events of a Page the [`PageResolver`] does not know are acknowledged and reported in
+//! [`Batch::unknown_pages`], never processed with another Page's settings.
+
+use std::{collections::HashSet, fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{Method, Request, Response, StatusCode, header::CONTENT_TYPE};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{
+    event::WebhookBody,
+    inbound::{Dropped, to_inbound},
+    pages::PageResolver,
+    secret::{AppSecret, VerifyToken},
+};
+use crate::{
+    activity::LastInbound,
+    clock::{SharedClock, SystemClock},
+    error::StoreError,
+    message::{Inbound, InboundKind},
+    seen::SeenEvents,
+};
+
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// The default body size limit.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// How long handled events are remembered: Meta retries for up to 36 hours.
+pub const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(48 * 3600);
+
+/// Why a webhook request was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// Neither GET nor POST.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body is over the size limit.
+    #[error("body of {len} bytes is over the {limit}-byte limit")]
+    BodyTooLarge {
+        /// The body's size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// No `X-Hub-Signature-256` header.
+    #[error("missing X-Hub-Signature-256 header")]
+    MissingSignature,
+    /// The signature header is malformed or does not match the body.
+    #[error("signature does not match the body")]
+    BadSignature,
+    /// The body is not a webhook body.
+    #[error("malformed webhook body: {0}")]
+    Malformed(String),
+    /// The subscription handshake is not `hub.mode=subscribe` with a challenge.
+    #[error("invalid subscription request")]
+    BadSubscription,
+    /// The handshake's verify token is wrong.
+    #[error("verify token does not match")]
+    WrongVerifyToken,
+    /// A store failed; Meta should deliver again.
+    #[error("store failed while handling the webhook")]
+    Store(#[from] StoreError),
+}
+
+impl WebhookError {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebhookError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebhookError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::MissingSignature
+            | WebhookError::BadSignature
+            | WebhookError::WrongVerifyToken => StatusCode::FORBIDDEN,
+            WebhookError::BadSubscription => StatusCode::FORBIDDEN,
+            WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The response to send for this error (the body names the problem, never a secret).
+    pub fn to_response(&self) -> Response<Bytes> {
+        text_response(self.status(), Bytes::from(self.to_string()))
+    }
+}
+
+/// What a verified webhook body held.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Batch {
+    /// Events not handled before, in body order.
+    pub events: Vec<Inbound>,
+    /// How many events were dropped as already handled (redeliveries, repeats in the batch).
+    pub duplicates: usize,
+    /// Pages of the batch that the resolver does not know; their events were not processed.
+    pub unknown_pages: Vec<String>,
+    /// Events that could not be read as events (no person, invalid ids).
+    pub dropped: Vec<Dropped>,
+}
+
+/// The outcome of [`Webhook::handle`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Handled {
+    /// The response to send.
+    pub response: Response<Bytes>,
+    /// The events, for a POST that was accepted.
+    pub batch: Option<Batch>,
+}
+
+/// Builds a [`Webhook`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct WebhookBuilder {
+    app_secret: AppSecret,
+    verify_token: VerifyToken,
+    pages: Arc<dyn PageResolver>,
+    seen: Arc<dyn SeenEvents>,
+    last_inbound: Arc<dyn LastInbound>,
+    max_body: usize,
+    clock: SharedClock,
+    dedupe_ttl: Duration,
+}
+
+impl fmt::Debug for WebhookBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookBuilder")
+            .field("app_secret", &self.app_secret)
+            .field("verify_token", &self.verify_token)
+            .field("max_body", &self.max_body)
+            .field("dedupe_ttl", &self.dedupe_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookBuilder {
+    /// Sets the body size limit (default 1 MiB).
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Reads time from `clock`.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets how long handled events are remembered (default 48 hours).
+    pub fn dedupe_ttl(mut self, ttl: Duration) -> Self {
+        self.dedupe_ttl = ttl;
+        self
+    }
+
+    /// Builds the webhook.
+    pub fn build(self) -> Webhook {
+        // HMAC takes keys of any length (long ones are hashed), so keying cannot fail; the
+        // fallback keeps this path free of panics all the same.
+        let mac = Hmac::<Sha256>::new_from_slice(self.app_secret.secret().as_bytes())
+            .unwrap_or_else(|_| <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()));
+        Webhook {
+            mac,
+            verify_token: self.verify_token,
+            pages: self.pages,
+            seen: self.seen,
+            last_inbound: self.last_inbound,
+            max_body: self.max_body,
+            clock: self.clock,
+            dedupe_ttl: self.dedupe_ttl,
+        }
+    }
+}
+
+/// The Messenger webhook endpoint; see the [module docs](self).
+pub struct Webhook {
+    mac: Hmac<Sha256>,
+    verify_token: VerifyToken,
+    pages: Arc<dyn PageResolver>,
+    seen: Arc<dyn SeenEvents>,
+    last_inbound: Arc<dyn LastInbound>,
+    max_body: usize,
+    clock: SharedClock,
+    dedupe_ttl: Duration,
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webhook")
+            .field("app_secret", &"[redacted]")
+            .field("verify_token", &self.verify_token)
+            .field("max_body", &self.max_body)
+            .field("dedupe_ttl", &self.dedupe_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn text_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+impl Webhook {
+    /// Starts building a webhook.
+    ///
+    /// - `app_secret` checks signatures; `verify_token` answers the subscription handshake;
+    /// - `pages` says which Pages are served;
+    /// - `seen` remembers handled events; `last_inbound` is fed the time of each person's
+    ///   last message (the messaging window).
+    pub fn builder(
+        app_secret: AppSecret,
+        verify_token: VerifyToken,
+        pages: Arc<dyn PageResolver>,
+        seen: Arc<dyn SeenEvents>,
+        last_inbound: Arc<dyn LastInbound>,
+    ) -> WebhookBuilder {
+        WebhookBuilder {
+            app_secret,
+            verify_token,
+            pages,
+            seen,
+            last_inbound,
+            max_body: DEFAULT_MAX_BODY,
+            clock: SystemClock::shared(),
+            dedupe_ttl: DEFAULT_DEDUPE_TTL,
+        }
+    }
+
+    /// Answers the subscription handshake: the challenge to echo, given the request's query
+    /// string.
+    pub fn verify_subscription(&self, query: &str) -> Result<String, WebhookError> {
+        let (mut mode, mut token, mut challenge) = (None, None, None);
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "hub.mode" => mode = Some(v),
+                "hub.verify_token" => token = Some(v),
+                "hub.challenge" => challenge = Some(v),
+                _ => {}
+            }
+        }
+        let token = token.ok_or(WebhookError::WrongVerifyToken)?;
+        let expected = self.verify_token.secret().as_bytes();
+        if !bool::from(token.as_bytes().ct_eq(expected)) {
+            return Err(WebhookError::WrongVerifyToken);
+        }
+        match (mode.as_deref(), challenge) {
+            (Some("subscribe"), Some(challenge)) if !challenge.is_empty() => {
+                Ok(challenge.into_owned())
+            }
+            _ => Err(WebhookError::BadSubscription),
+        }
+    }
+
+    /// Checks `X-Hub-Signature-256` (`header`, the raw header value) against the raw body.
+    pub fn verify_signature(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), WebhookError> {
+        let header = header.ok_or(WebhookError::MissingSignature)?;
+        let hex_digest = header
+            .strip_prefix(b"sha256=")
+            .ok_or(WebhookError::BadSignature)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| WebhookError::BadSignature)?;
+        let mut mac = self.mac.clone();
+        mac.update(body);
+        mac.verify_slice(&digest)
+            .map_err(|_| WebhookError::BadSignature)
+    }
+
+    /// Verifies and parses a POST, and drops what was already handled. Nothing is marked;
+    /// call [`commit`](Webhook::commit) for each event once it is routed.
+    pub async fn receive(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Batch, WebhookError> {
+        if body.len() > self.max_body {
+            return Err(WebhookError::BodyTooLarge {
+                len: body.len(),
+                limit: self.max_body,
+            });
+        }
+        self.verify_signature(headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()), body)?;
+        let parsed: WebhookBody =
+            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let now = self.clock.now();
+        let mut batch = Batch::default();
+        if parsed.object != "page" {
+            batch.dropped.push(Dropped {
+                page_id: String::new(),
+                kind: parsed.object.clone(),
+                reason: format!("object {:?} is not a Messenger Page object", parsed.object),
+            });
+            return Ok(batch);
+        }
+
+        let mut known: Vec<(String, bool)> = Vec::new();
+        let mut keys: HashSet<String> = HashSet::new();
+        for entry in parsed.entry {
+            let served = match known.iter().find(|(id, _)| *id == entry.id) {
+                Some((_, served)) => *served,
+                None => {
+                    let served = self.pages.contains(&entry.id).await?;
+                    known.push((entry.id.clone(), served));
+                    served
+                }
+            };
+            if !served {
+                if !batch.unknown_pages.contains(&entry.id) {
+                    tracing::warn!(page_id = %entry.id, "webhook event for a Page that is not configured");
+                    batch.unknown_pages.push(entry.id);
+                }
+                continue;
+            }
+            let fallback_at = entry.time.unwrap_or(now);
+            let events = entry
+                .messaging
+                .into_iter()
+                .map(|e| (e, false))
+                .chain(entry.standby.into_iter().map(|e| (e, true)));
+            for (event, standby) in events {
+                match to_inbound(&entry.id, event, standby, fallback_at) {
+                    Ok(inbound) => {
+                        if keys.contains(&inbound.key)
+                            || self.seen.is_seen(&inbound.key, now).await?
+                        {
+                            batch.duplicates += 1;
+                            continue;
+                        }
+                        keys.insert(inbound.key.clone());
+                        batch.events.push(inbound);
+                    }
+                    Err(dropped) => {
+                        tracing::warn!(page_id = %dropped.page_id, kind = %dropped.kind, reason = %dropped.reason, "webhook event dropped");
+                        batch.dropped.push(dropped);
+                    }
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Marks `event` handled (a redelivery will be dropped) and, for something the person did,
+    /// records the time as their last inbound message.
+    pub async fn commit(&self, event: &Inbound) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        if opens_window(&event.kind) && !event.standby {
+            self.last_inbound.record(&event.from, event.at).await?;
+        }
+        self.seen
+            .mark_seen(&event.key, now, self.dedupe_ttl)
+            .await?;
+        Ok(())
+    }
+
+    /// Handles a whole request: the handshake for GET; for POST, [`receive`](Webhook::receive)
+    /// then [`commit`](Webhook::commit) of every event before answering.
+    pub async fn handle(&self, request: &Request<Bytes>) -> Handled {
+        let result = match *request.method() {
+            Method::GET => match self.verify_subscription(request.uri().query().unwrap_or("")) {
+                Ok(challenge) => {
+                    return Handled {
+                        response: text_response(StatusCode::OK, Bytes::from(challenge)),
+                        batch: None,
+                    };
+                }
+                Err(e) => Err(e),
+            },
+            Method::POST => {
+                self.receive_and_commit(request.headers(), request.body())
+                    .await
+            }
+            _ => Err(WebhookError::MethodNotAllowed),
+        };
+        match result {
+            Ok(batch) => Handled {
+                response: text_response(StatusCode::OK, Bytes::from_static(b"EVENT_RECEIVED")),
+                batch: Some(batch),
+            },
+            Err(e) => {
+                if e.status().is_server_error() {
+                    tracing::error!(error = %e, "webhook failed; Meta will deliver again");
+                } else {
+                    tracing::warn!(error = %e, status = %e.status(), "webhook request refused");
+                }
+                Handled {
+                    response: e.to_response(),
+                    batch: None,
+                }
+            }
+        }
+    }
+
+    async fn receive_and_commit(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Batch, WebhookError> {
+        let batch = self.receive(headers, body).await?;
+        for event in &batch.events {
+            self.commit(event).await?;
+        }
+        Ok(batch)
+    }
+}
+
+/// Whether the event is something the person did, which opens Messenger's window.
+fn opens_window(kind: &InboundKind) -> bool {
+    matches!(
+        kind,
+        InboundKind::Text { .. }
+            | InboundKind::Answer { .. }
+            | InboundKind::Attachments { .. }
+            | InboundKind::Referral { .. }
+    )
+}

@@ -1,0 +1,446 @@
+//! The Messenger webhook against the digest's known-answer vectors and bad input.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use proptest::prelude::*;
+use tidings::{
+    activity::LastInbound,
+    clock::{ManualClock, Timestamp},
+    contact::Address,
+    message::InboundKind,
+    messenger::{
+        AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook, WebhookError,
+    },
+    store::memory::{MemoryLastInbound, MemorySeenEvents},
+};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const PAGE: &str = "104812345678901";
+const PSID: &str = "6789012345678901";
+
+struct Setup {
+    webhook: Webhook,
+    last: Arc<MemoryLastInbound>,
+    seen: Arc<MemorySeenEvents>,
+}
+
+fn setup_with(max_body: usize) -> Setup {
+    let pages = StaticPages::new([PageConfig::new(PAGE, PageAccessToken::new("token"))]);
+    let last = Arc::new(MemoryLastInbound::new());
+    let seen = Arc::new(MemorySeenEvents::new());
+    let clock = ManualClock::new(Timestamp::from_millis(1_718_000_500_000));
+    let webhook = Webhook::builder(
+        AppSecret::new(SECRET),
+        VerifyToken::new("s3cret-verify"),
+        Arc::new(pages),
+        seen.clone(),
+        last.clone(),
+    )
+    .max_body(max_body)
+    .clock(clock.shared())
+    .build();
+    Setup {
+        webhook,
+        last,
+        seen,
+    }
+}
+
+fn setup() -> Setup {
+    setup_with(1024 * 1024)
+}
+
+fn vector(n: u8) -> (Vec<u8>, String) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let body = std::fs::read(format!("{dir}/tv{n}.json")).unwrap();
+    let sig = std::fs::read_to_string(format!("{dir}/tv{n}.json.sig256")).unwrap();
+    (body, sig)
+}
+
+fn sign(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn post(body: &[u8], signature: Option<&str>) -> Request<Bytes> {
+    let mut builder = Request::builder().method(Method::POST).uri("/webhook");
+    if let Some(sig) = signature {
+        builder = builder.header("X-Hub-Signature-256", sig);
+    }
+    builder.body(Bytes::copy_from_slice(body)).unwrap()
+}
+
+#[test]
+fn the_five_vectors_verify_against_their_signatures() {
+    let s = setup();
+    for n in 1..=5 {
+        let (body, sig) = vector(n);
+        assert!(
+            s.webhook
+                .verify_signature(Some(sig.as_bytes()), &body)
+                .is_ok(),
+            "TV{n}"
+        );
+    }
+}
+
+#[test]
+fn the_negative_signature_cases_are_refused() {
+    let s = setup();
+    let (body, sig) = vector(5);
+    let check = |header: Option<&str>, body: &[u8]| {
+        s.webhook.verify_signature(header.map(str::as_bytes), body)
+    };
+
+    // Re-serialized JSON (raw UTF-8 instead of Meta's escapes) is the classic trap.
+    let reserialized = r#"{"object":"page","entry":[{"id":"104812345678901","time":1718000400000,"messaging":[{"sender":{"id":"6789012345678901"},"recipient":{"id":"104812345678901"},"timestamp":1718000399999,"message":{"mid":"m_Qr0003","text":"Café ☕ / yes","quick_reply":{"payload":"CSAT_YES"}}}]}]}"#;
+    assert_eq!(reserialized.len(), 278);
+    assert!(matches!(
+        check(Some(&sig), reserialized.as_bytes()),
+        Err(WebhookError::BadSignature)
+    ));
+
+    assert!(matches!(
+        check(None, &body),
+        Err(WebhookError::MissingSignature)
+    ));
+    let sha1_prefix = sig.replace("sha256=", "sha1=");
+    assert!(matches!(
+        check(Some(&sha1_prefix), &body),
+        Err(WebhookError::BadSignature)
+    ));
+    let mut flipped = body.clone();
+    flipped[40] ^= 0x01;
+    assert!(matches!(
+        check(Some(&sig), &flipped),
+        Err(WebhookError::BadSignature)
+    ));
+    let mut trailing = body.clone();
+    trailing.push(b'\n');
+    assert!(matches!(
+        check(Some(&sig), &trailing),
+        Err(WebhookError::BadSignature)
+    ));
+    assert!(matches!(
+        check(Some("sha256=zz"), &body),
+        Err(WebhookError::BadSignature)
+    ));
+    assert!(matches!(
+        check(Some(&sig[..sig.len() - 2]), &body),
+        Err(WebhookError::BadSignature)
+    ));
+
+    // Decided explicitly: the hex digest is accepted in either case.
+    let upper = format!("sha256={}", sig["sha256=".len()..].to_uppercase());
+    assert!(check(Some(&upper), &body).is_ok());
+}
+
+#[tokio::test]
+async fn get_handshake_echoes_the_challenge_or_refuses() {
+    let s = setup();
+    let get = |q: &str| {
+        Request::builder()
+            .uri(format!("/webhook?{q}"))
+            .body(Bytes::new())
+            .unwrap()
+    };
+    let ok = s
+        .webhook
+        .handle(&get(
+            "hub.mode=subscribe&hub.verify_token=s3cret-verify&hub.challenge=1158201444",
+        ))
+        .await;
+    assert_eq!(ok.response.status(), StatusCode::OK);
+    assert_eq!(ok.response.body().as_ref(), b"1158201444");
+    for q in [
+        "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+        "hub.mode=unsubscribe&hub.verify_token=s3cret-verify&hub.challenge=1",
+        "hub.mode=subscribe&hub.challenge=1",
+        "",
+    ] {
+        assert_eq!(
+            s.webhook.handle(&get(q)).await.response.status(),
+            StatusCode::FORBIDDEN,
+            "{q}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_vector_becomes_the_expected_inbound_events() {
+    let s = setup();
+    let me = Address::messenger(PAGE, PSID).unwrap();
+
+    let (body, sig) = vector(1);
+    let handled = s.webhook.handle(&post(&body, Some(&sig))).await;
+    assert_eq!(handled.response.status(), StatusCode::OK);
+    let events = handled.batch.unwrap().events;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].from, me);
+    assert_eq!(events[0].key, "messenger:m_AbCdEf0123456789");
+    assert_eq!(events[0].at, Timestamp::from_millis(1_718_000_000_001));
+    assert_eq!(
+        events[0].kind,
+        InboundKind::Text {
+            message_id: "m_AbCdEf0123456789".into(),
+            text: "Hi, I need help with order 4411".into()
+        }
+    );
+    assert_eq!(
+        s.last.last(&me).await.unwrap(),
+        Some(Timestamp::from_millis(1_718_000_000_001)),
+        "a message opens the window"
+    );
+
+    let (body, sig) = vector(2);
+    let events = s
+        .webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap()
+        .events;
+    match &events[0].kind {
+        InboundKind::Referral { reference, source } => {
+            assert_eq!(reference.expose_secret(), "ticket-4411");
+            assert_eq!(source.as_deref(), Some("SHORTLINK"));
+        }
+        other => panic!("TV2 should be a referral, got {other:?}"),
+    }
+
+    let (body, sig) = vector(3);
+    let events = s
+        .webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap()
+        .events;
+    assert!(
+        matches!(&events[0].kind, InboundKind::Referral { reference, .. } if reference.expose_secret() == "ticket-4412")
+    );
+    assert_eq!(
+        s.last.last(&me).await.unwrap(),
+        Some(Timestamp::from_millis(1_718_000_200_700)),
+        "a referral opens the window"
+    );
+
+    let (body, sig) = vector(4);
+    let events = s
+        .webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap()
+        .events;
+    assert_eq!(events.len(), 3);
+    assert_eq!(
+        events[0].kind,
+        InboundKind::Delivered {
+            message_ids: vec!["m_Out0001".into()],
+            watermark: Some(Timestamp::from_millis(1_718_000_299_000))
+        }
+    );
+    assert_eq!(
+        events[0].at,
+        Timestamp::from_millis(1_718_000_300_000),
+        "no timestamp: the entry's time"
+    );
+    assert_eq!(
+        events[1].kind,
+        InboundKind::Read {
+            watermark: Timestamp::from_millis(1_718_000_299_500)
+        }
+    );
+    assert!(
+        events[2].standby,
+        "the Page Inbox echo came through standby"
+    );
+    assert_eq!(events[2].from, me, "an echo is addressed to the person");
+    assert!(
+        matches!(&events[2].kind, InboundKind::Echo { app_id: Some(app), .. } if app == "263902037430900")
+    );
+    assert_eq!(
+        s.last.last(&me).await.unwrap(),
+        Some(Timestamp::from_millis(1_718_000_200_700)),
+        "receipts and echoes do not open the window"
+    );
+
+    let (body, sig) = vector(5);
+    let events = s
+        .webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap()
+        .events;
+    assert_eq!(
+        events[0].kind,
+        InboundKind::Answer {
+            message_id: Some("m_Qr0003".into()),
+            payload: "CSAT_YES".into(),
+            text: Some("Café ☕ / yes".into())
+        }
+    );
+}
+
+#[tokio::test]
+async fn redelivered_events_are_dropped_once_committed() {
+    let s = setup();
+    let (body, sig) = vector(4);
+    let first = s
+        .webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap();
+    assert_eq!((first.events.len(), first.duplicates), (3, 0));
+    let again = s.webhook.handle(&post(&body, Some(&sig))).await;
+    assert_eq!(
+        again.response.status(),
+        StatusCode::OK,
+        "a redelivery is acknowledged"
+    );
+    let again = again.batch.unwrap();
+    assert_eq!((again.events.len(), again.duplicates), (0, 3));
+}
+
+#[tokio::test]
+async fn receive_without_commit_leaves_events_for_redelivery() {
+    let s = setup();
+    let (body, sig) = vector(1);
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-hub-signature-256", sig.parse().unwrap());
+    let batch = s.webhook.receive(&headers, &body).await.unwrap();
+    assert_eq!(batch.events.len(), 1);
+    // Routing failed: nothing committed, so the redelivery brings the event back.
+    let again = s.webhook.receive(&headers, &body).await.unwrap();
+    assert_eq!(again.events.len(), 1);
+    s.webhook.commit(&again.events[0]).await.unwrap();
+    assert_eq!(
+        s.webhook.receive(&headers, &body).await.unwrap().duplicates,
+        1
+    );
+    assert_eq!(s.seen.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_status_and_nothing_is_recorded() {
+    let s = setup_with(300);
+    let (body, sig) = vector(4); // 628 bytes
+    assert_eq!(
+        s.webhook
+            .handle(&post(&body, Some(&sig)))
+            .await
+            .response
+            .status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let (body, _) = vector(1);
+    assert_eq!(
+        s.webhook.handle(&post(&body, None)).await.response.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.webhook
+            .handle(&post(&body, Some("sha256=00")))
+            .await
+            .response
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Authentic but malformed: 400.
+    for bad in [
+        &b"not json"[..],
+        b"{\"object\":\"page\",\"entry\":[{\"messaging\":[]}]}",
+        b"[]",
+    ] {
+        let sig = sign(bad);
+        assert_eq!(
+            s.webhook
+                .handle(&post(bad, Some(&sig)))
+                .await
+                .response
+                .status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let put = Request::builder()
+        .method(Method::PUT)
+        .body(Bytes::new())
+        .unwrap();
+    assert_eq!(
+        s.webhook.handle(&put).await.response.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert!(s.seen.is_empty());
+    let me = Address::messenger(PAGE, PSID).unwrap();
+    assert_eq!(s.last.last(&me).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn events_of_an_unknown_page_are_acknowledged_and_reported_not_processed() {
+    let s = setup();
+    let body = br#"{"object":"page","entry":[{"id":"999","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"999"},"timestamp":2,"message":{"mid":"m_x","text":"hi"}}]},{"id":"104812345678901","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"104812345678901"},"timestamp":3,"message":{"mid":"m_y","text":"hello"}}]}]}"#;
+    let sig = sign(body);
+    let handled = s.webhook.handle(&post(body, Some(&sig))).await;
+    assert_eq!(handled.response.status(), StatusCode::OK);
+    let batch = handled.batch.unwrap();
+    assert_eq!(batch.unknown_pages, ["999"]);
+    assert_eq!(batch.events.len(), 1);
+    assert_eq!(batch.events[0].from.scope(), Some(PAGE));
+}
+
+#[tokio::test]
+async fn unknown_event_kinds_and_fields_never_fail_the_batch() {
+    let s = setup();
+    let body = br#"{"object":"page","entry":[{"id":"104812345678901","time":1,"messaging":[
+        {"sender":{"id":"u"},"recipient":{"id":"104812345678901"},"timestamp":2,"brand_new_kind":{"a":1}},
+        {"sender":{"id":"u"},"recipient":{"id":"104812345678901"},"timestamp":"3","message":{"mid":"m_z","text":"ok","new_field":[1]}},
+        {"recipient":{"id":"104812345678901"},"timestamp":4,"message":{"mid":"m_w","text":"who?"}}
+    ],"new_list":[]}],"new_top":true}"#;
+    let sig = sign(body);
+    let batch = s
+        .webhook
+        .handle(&post(body, Some(&sig)))
+        .await
+        .batch
+        .unwrap();
+    assert_eq!(batch.events.len(), 2);
+    assert_eq!(
+        batch.events[0].kind,
+        InboundKind::Unknown {
+            kind: "brand_new_kind".into()
+        }
+    );
+    assert!(matches!(batch.events[1].kind, InboundKind::Text { .. }));
+    assert_eq!(
+        batch.dropped.len(),
+        1,
+        "an event naming no person is reported, not fatal"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever the body, a signature that does not match means the body is never parsed:
+    /// the answer is always the signature error, never a parse error.
+    #[test]
+    fn a_body_whose_signature_does_not_match_is_never_parsed(
+        body in prop::collection::vec(any::<u8>(), 0..600),
+        sig in "sha256=[0-9a-f]{64}",
+    ) {
+        let s = setup();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-hub-signature-256", sig.parse().unwrap());
+        let result = rt.block_on(s.webhook.receive(&headers, &body));
+        prop_assert!(matches!(result, Err(WebhookError::BadSignature)), "{result:?}");
+    }
+}
