@@ -231,8 +231,10 @@ mod tests {
             r#"{{"object":"page","entry":[{{"id":"P","time":9,"messaging":[{event_json}]}}]}}"#
         );
         let mut parsed: WebhookBody = serde_json::from_str(&body).unwrap();
-        let event = parsed.entry.remove(0).messaging.remove(0);
-        to_inbound("P", event, false, Timestamp::from_millis(1))
+        let mut entry = parsed.entry.remove(0);
+        let event = entry.messaging.remove(0);
+        // As the webhook does: the entry's time is the fallback.
+        to_inbound("P", event, false, entry.time.unwrap_or(Timestamp::from_millis(1)))
     }
 
     #[test]

@@ -1,0 +1,185 @@
+//! The webhook path: verify + parse + convert + de-duplicate, against the raw Rust baseline
+//! measured in the same run.
+//!
+//! `cargo bench --bench webhook`
+//!
+//! - `baseline/*`: HMAC-SHA256 (keyed per call) + a minimal typed serde parse + extracting
+//!   (sender, text): the shape of `shared/bench-anchors/rust-baseline`, the ceiling to compare
+//!   with (target: tidings at least 80 % of it).
+//! - `hmac/*`: raw HMAC-SHA256 of the body vs `Webhook::verify_signature` (target: 90 %).
+//! - `tidings/*`: `Webhook::receive` then `Webhook::commit` of every event into fresh in-memory
+//!   stores: signature, parse, conversion to `Inbound`, Page check, de-duplication and the
+//!   last-inbound record.
+//!
+//! Fixtures are `shared/bench-anchors/fixtures` (body_1: 596 B, 1 event; body_100: 57,107 B,
+//! 100 events), so the figures compare with the peers measured by its `run.sh`.
+
+use std::{
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use tidings::{
+    messenger::{AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook},
+    store::memory::{MemoryLastInbound, MemorySeenEvents},
+};
+
+const SECRET: &str = "perf-bench-app-secret-0123456789abcdef";
+
+/// Polls a future that completes without waiting (in-memory stores) to its end, so the bench
+/// measures the webhook and not an executor.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+mod baseline {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub struct Body {
+        pub object: String,
+        pub entry: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    pub struct Entry {
+        pub id: String,
+        pub time: u64,
+        #[serde(default)]
+        pub messaging: Vec<Messaging>,
+    }
+    #[derive(Deserialize)]
+    pub struct Messaging {
+        pub sender: Id,
+        pub recipient: Id,
+        pub timestamp: u64,
+        pub message: Option<Message>,
+    }
+    #[derive(Deserialize)]
+    pub struct Id {
+        pub id: String,
+    }
+    #[derive(Deserialize)]
+    pub struct Message {
+        pub mid: String,
+        pub text: Option<String>,
+        pub quick_reply: Option<QuickReply>,
+    }
+    #[derive(Deserialize)]
+    pub struct QuickReply {
+        pub payload: String,
+    }
+
+    pub fn verify(body: &[u8], header: &str) -> bool {
+        let Some(hex_sig) = header.strip_prefix("sha256=") else {
+            return false;
+        };
+        let mut sig = [0u8; 32];
+        if hex::decode_to_slice(hex_sig, &mut sig).is_err() {
+            return false;
+        }
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()) else {
+            return false;
+        };
+        mac.update(body);
+        mac.verify_slice(&sig).is_ok()
+    }
+
+    pub fn e2e(body: &[u8], header: &str) -> Vec<(String, String)> {
+        assert!(verify(body, header));
+        let parsed: Body = serde_json::from_slice(body).expect("fixture parses");
+        let mut out = Vec::new();
+        for e in parsed.entry {
+            for m in e.messaging {
+                if let Some(text) = m.message.and_then(|msg| msg.text) {
+                    out.push((m.sender.id, text));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn webhook() -> Webhook {
+    let pages = StaticPages::new([PageConfig::new("104857600123456", PageAccessToken::new("t"))]);
+    Webhook::builder(
+        AppSecret::new(SECRET),
+        VerifyToken::new("v"),
+        Arc::new(pages),
+        Arc::new(MemorySeenEvents::new()),
+        Arc::new(MemoryLastInbound::new()),
+    )
+    .build()
+}
+
+fn fixture(name: &str) -> (Vec<u8>, String) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fixtures");
+    let body = std::fs::read(format!("{dir}/{name}")).expect("fixture");
+    let sig = std::fs::read_to_string(format!("{dir}/{name}.sig256")).expect("signature");
+    (body, sig.trim().to_owned())
+}
+
+fn bench_webhook(c: &mut Criterion) {
+    for (name, events) in [("body_1", 1u64), ("body_100", 100)] {
+        let (body, sig) = fixture(&format!("{name}.json"));
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-hub-signature-256", sig.parse().expect("header"));
+
+        // Sanity: both paths see every event.
+        assert_eq!(baseline::e2e(&body, &sig).len() as u64, events);
+        let batch = block_on(webhook().receive(&headers, &body)).expect("receive");
+        assert_eq!(batch.events.len() as u64, events);
+
+        let mut group = c.benchmark_group(format!("webhook/{name}"));
+        group.throughput(Throughput::Elements(events));
+        group.bench_function("baseline_verify_parse_extract", |b| {
+            b.iter(|| baseline::e2e(black_box(&body), black_box(&sig)))
+        });
+        group.bench_function("tidings_receive_commit", |b| {
+            b.iter_batched(
+                webhook,
+                |w| {
+                    block_on(async {
+                        let batch = w.receive(black_box(&headers), black_box(&body)).await.expect("receive");
+                        for event in &batch.events {
+                            w.commit(event).await.expect("commit");
+                        }
+                        batch.events.len()
+                    })
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("hmac/{name}"));
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function("raw_hmac_sha256", |b| {
+            b.iter(|| {
+                let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+                mac.update(black_box(&body));
+                mac.finalize().into_bytes()
+            })
+        });
+        let w = webhook();
+        group.bench_function("tidings_verify_signature", |b| {
+            b.iter(|| w.verify_signature(Some(black_box(sig.as_bytes())), black_box(&body)))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_webhook);
+criterion_main!(benches);
