@@ -45,6 +45,8 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
+// Parsed like the anchor baseline, which reads only (sender, text) of what it parses.
+#[allow(dead_code)]
 mod baseline {
     use super::*;
 
@@ -113,7 +115,10 @@ mod baseline {
 }
 
 fn webhook() -> Webhook {
-    let pages = StaticPages::new([PageConfig::new("104857600123456", PageAccessToken::new("t"))]);
+    let pages = StaticPages::new([PageConfig::new(
+        "104857600123456",
+        PageAccessToken::new("t"),
+    )]);
     Webhook::builder(
         AppSecret::new(SECRET),
         VerifyToken::new("v"),
@@ -147,12 +152,28 @@ fn bench_webhook(c: &mut Criterion) {
         group.bench_function("baseline_verify_parse_extract", |b| {
             b.iter(|| baseline::e2e(black_box(&body), black_box(&sig)))
         });
+        group.bench_function("tidings_parse_only", |b| {
+            b.iter(|| {
+                serde_json::from_slice::<tidings::messenger::event::WebhookBody>(black_box(&body))
+                    .expect("parse")
+            })
+        });
+        group.bench_function("tidings_receive_only", |b| {
+            b.iter_batched_ref(
+                webhook,
+                |w| block_on(w.receive(black_box(&headers), black_box(&body))).expect("receive"),
+                BatchSize::SmallInput,
+            )
+        });
         group.bench_function("tidings_receive_commit", |b| {
-            b.iter_batched(
+            b.iter_batched_ref(
                 webhook,
                 |w| {
                     block_on(async {
-                        let batch = w.receive(black_box(&headers), black_box(&body)).await.expect("receive");
+                        let batch = w
+                            .receive(black_box(&headers), black_box(&body))
+                            .await
+                            .expect("receive");
                         for event in &batch.events {
                             w.commit(event).await.expect("commit");
                         }

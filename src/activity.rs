@@ -23,6 +23,15 @@ pub trait LastInbound: Send + Sync {
 
     /// When `address` last wrote, if ever.
     async fn last(&self, address: &Address) -> Result<Option<Timestamp>, StoreError>;
+
+    /// [`record`](LastInbound::record) for each pair, in order. Override it when one round
+    /// trip can take a whole webhook batch.
+    async fn record_many(&self, records: &[(&Address, Timestamp)]) -> Result<(), StoreError> {
+        for (address, at) in records {
+            self.record(address, *at).await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,30 @@ pub trait SeenEvents: Send + Sync {
 
     /// Removes marks expired at `now`; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError>;
+
+    /// [`is_seen`](SeenEvents::is_seen) for each of `keys`, in order. Override it when one
+    /// round trip can answer for a whole webhook batch (an SQL `IN` query).
+    async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.is_seen(key, now).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`mark_seen`](SeenEvents::mark_seen) for each of `keys`, in order.
+    async fn mark_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.mark_seen(key, now, ttl).await?);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

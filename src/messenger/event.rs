@@ -156,9 +156,10 @@ pub struct MessageEvent {
     /// For echoes: the metadata the sender attached.
     #[serde(default)]
     pub metadata: Option<String>,
-    /// A referral carried by the message (click-to-Messenger ads).
+    /// A referral carried by the message (click-to-Messenger ads). Boxed: rare, and it would
+    /// double the size of every event.
     #[serde(default)]
-    pub referral: Option<Referral>,
+    pub referral: Option<Box<Referral>>,
 }
 
 /// The payload of a tapped quick reply.
@@ -219,7 +220,7 @@ pub struct Postback {
     pub payload: Option<String>,
     /// The m.me referral, when Get Started was tapped on a new thread opened from a link.
     #[serde(default)]
-    pub referral: Option<Referral>,
+    pub referral: Option<Box<Referral>>,
 }
 
 /// A referral: the `ref` of an m.me link, an ad, or a code.

@@ -66,8 +66,7 @@ pub fn to_inbound(
     let from =
         Address::messenger(page_id, person_id).map_err(|e| drop(&event.kind, e.to_string()))?;
     let at = event.timestamp.unwrap_or(fallback_at);
-    let name = event.kind.name().to_owned();
-    let keyed = |mid: Option<&str>, detail: &str| match mid {
+    let keyed = |name: &str, mid: Option<&str>, detail: &str| match mid {
         Some(mid) if !mid.is_empty() => format!("messenger:{mid}"),
         _ => format!(
             "messenger:{name}:{}:{}:{}:{}",
@@ -80,7 +79,11 @@ pub fn to_inbound(
 
     let (key, kind) = match event.kind {
         EventKind::Message(m) if m.is_echo => {
-            let key = keyed(m.mid.as_deref(), m.text.as_deref().unwrap_or(""));
+            let key = keyed(
+                "message_echo",
+                m.mid.as_deref(),
+                m.text.as_deref().unwrap_or(""),
+            );
             let MessageEvent {
                 mid, text, app_id, ..
             } = m;
@@ -94,7 +97,7 @@ pub fn to_inbound(
             )
         }
         EventKind::Message(m) => {
-            let key = keyed(m.mid.as_deref(), m.text.as_deref().unwrap_or(""));
+            let key = keyed("message", m.mid.as_deref(), m.text.as_deref().unwrap_or(""));
             let message_id = m.mid.unwrap_or_default();
             let kind = if let Some(qr) = m.quick_reply {
                 InboundKind::Answer {
@@ -133,11 +136,11 @@ pub fn to_inbound(
                     .and_then(|r| r.reference.as_deref())
                     .unwrap_or("")
             );
-            let key = keyed(p.mid.as_deref(), &detail);
-            let kind = match p
-                .referral
-                .and_then(|r| r.reference.map(|reference| (reference, r.source)))
-            {
+            let key = keyed("postback", p.mid.as_deref(), &detail);
+            let kind = match p.referral.and_then(|r| {
+                let r = *r;
+                r.reference.map(|reference| (reference, r.source))
+            }) {
                 Some((reference, source)) => InboundKind::Referral {
                     reference: Reference::new(reference),
                     source,
@@ -156,7 +159,7 @@ pub fn to_inbound(
             (key, kind)
         }
         EventKind::Referral(r) => {
-            let key = keyed(None, r.reference.as_deref().unwrap_or(""));
+            let key = keyed("referral", None, r.reference.as_deref().unwrap_or(""));
             let kind = match r.reference {
                 Some(reference) => InboundKind::Referral {
                     reference: Reference::new(reference),
@@ -169,11 +172,12 @@ pub fn to_inbound(
             (key, kind)
         }
         EventKind::Delivery(d) => {
-            let detail = d.mids.join(",");
-            let key = keyed(
-                None,
-                &format!("{detail}|{:?}", d.watermark.map(Timestamp::as_millis)),
+            let detail = format!(
+                "{}|{:?}",
+                d.mids.join(","),
+                d.watermark.map(Timestamp::as_millis)
             );
+            let key = keyed("delivery", None, &detail);
             (
                 key,
                 InboundKind::Delivered {
@@ -182,23 +186,33 @@ pub fn to_inbound(
                 },
             )
         }
-        EventKind::Read(r) => (
-            keyed(None, &r.watermark.as_millis().to_string()),
-            InboundKind::Read {
-                watermark: r.watermark,
-            },
-        ),
+        EventKind::Read(r) => {
+            let key = keyed("read", None, &r.watermark.as_millis().to_string());
+            (
+                key,
+                InboundKind::Read {
+                    watermark: r.watermark,
+                },
+            )
+        }
         EventKind::Reaction(r) => {
             let detail = format!("{:?}|{:?}|{:?}", r.mid, r.action, r.reaction);
             (
-                keyed(None, &detail),
-                InboundKind::Unknown { kind: name.clone() },
+                keyed("reaction", None, &detail),
+                InboundKind::Unknown {
+                    kind: "reaction".to_owned(),
+                },
             )
         }
-        other => (
-            keyed(None, other.name()),
-            InboundKind::Unknown { kind: name.clone() },
-        ),
+        other => {
+            let name = other.name();
+            (
+                keyed(name, None, name),
+                InboundKind::Unknown {
+                    kind: name.to_owned(),
+                },
+            )
+        }
     };
     Ok(Inbound::new(key, from, at, kind).with_standby(standby))
 }
@@ -234,7 +248,12 @@ mod tests {
         let mut entry = parsed.entry.remove(0);
         let event = entry.messaging.remove(0);
         // As the webhook does: the entry's time is the fallback.
-        to_inbound("P", event, false, entry.time.unwrap_or(Timestamp::from_millis(1)))
+        to_inbound(
+            "P",
+            event,
+            false,
+            entry.time.unwrap_or(Timestamp::from_millis(1)),
+        )
     }
 
     #[test]

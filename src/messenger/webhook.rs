@@ -329,7 +329,7 @@ impl Webhook {
         }
 
         let mut known: Vec<(String, bool)> = Vec::new();
-        let mut keys: HashSet<String> = HashSet::new();
+        let mut candidates: Vec<Inbound> = Vec::new();
         for entry in parsed.entry {
             let served = match known.iter().find(|(id, _)| *id == entry.id) {
                 Some((_, served)) => *served,
@@ -354,16 +354,7 @@ impl Webhook {
                 .chain(entry.standby.into_iter().map(|e| (e, true)));
             for (event, standby) in events {
                 match to_inbound(&entry.id, event, standby, fallback_at) {
-                    Ok(inbound) => {
-                        if keys.contains(&inbound.key)
-                            || self.seen.is_seen(&inbound.key, now).await?
-                        {
-                            batch.duplicates += 1;
-                            continue;
-                        }
-                        keys.insert(inbound.key.clone());
-                        batch.events.push(inbound);
-                    }
+                    Ok(inbound) => candidates.push(inbound),
                     Err(dropped) => {
                         tracing::warn!(page_id = %dropped.page_id, kind = %dropped.kind, reason = %dropped.reason, "webhook event dropped");
                         batch.dropped.push(dropped);
@@ -371,7 +362,48 @@ impl Webhook {
                 }
             }
         }
+
+        // One store round trip for the whole batch.
+        let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
+        let seen = self.seen.seen_many(&keys, now).await?;
+        drop(keys);
+        // Repeats inside the batch: a 64-bit hash finds candidates, an exact comparison decides.
+        // Small batches (the common single event) skip the set.
+        let small = candidates.len() <= 8;
+        let mut hashes: HashSet<u64> =
+            HashSet::with_capacity(if small { 0 } else { candidates.len() });
+        batch.events.reserve(candidates.len());
+        for (event, already) in candidates.into_iter().zip(seen) {
+            let repeated = if small {
+                batch.events.iter().any(|e| e.key == event.key)
+            } else {
+                !hashes.insert(fnv1a(event.key.as_bytes()))
+                    && batch.events.iter().any(|e| e.key == event.key)
+            };
+            if already || repeated {
+                batch.duplicates += 1;
+            } else {
+                batch.events.push(event);
+            }
+        }
         Ok(batch)
+    }
+
+    /// Marks every event of `events` handled, with one round trip to each store; see
+    /// [`commit`](Webhook::commit).
+    pub async fn commit_all(&self, events: &[Inbound]) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let windows: Vec<(&crate::contact::Address, crate::clock::Timestamp)> = events
+            .iter()
+            .filter(|e| opens_window(&e.kind) && !e.standby)
+            .map(|e| (&e.from, e.at))
+            .collect();
+        if !windows.is_empty() {
+            self.last_inbound.record_many(&windows).await?;
+        }
+        let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+        self.seen.mark_many(&keys, now, self.dedupe_ttl).await?;
+        Ok(())
     }
 
     /// Marks `event` handled (a redelivery will be dropped) and, for something the person did,
@@ -431,11 +463,16 @@ impl Webhook {
         body: &[u8],
     ) -> Result<Batch, WebhookError> {
         let batch = self.receive(headers, body).await?;
-        for event in &batch.events {
-            self.commit(event).await?;
-        }
+        self.commit_all(&batch.events).await?;
         Ok(batch)
     }
+}
+
+/// FNV-1a: a fast, non-cryptographic hash for spotting repeated keys inside one batch.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Whether the event is something the person did, which opens Messenger's window.

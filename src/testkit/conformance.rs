@@ -435,6 +435,22 @@ pub async fn last_inbound(store: Arc<dyn LastInbound>) {
         None,
         "record: addresses are independent"
     );
+    ok(
+        "record_many",
+        store
+            .record_many(&[(&a, t(15)), (&b, t(30)), (&b, t(25))])
+            .await,
+    );
+    assert_eq!(
+        ok("last", store.last(&a).await),
+        Some(t(20)),
+        "record_many: keeps the later time like record"
+    );
+    assert_eq!(
+        ok("last", store.last(&b).await),
+        Some(t(30)),
+        "record_many: records every pair"
+    );
     let same_psid_other_page = Address::messenger("another-page", a.id())
         .unwrap_or_else(|e| panic!("conformance bug: {e}"));
     assert_eq!(
@@ -1042,6 +1058,25 @@ pub async fn seen_events(seen: Arc<dyn SeenEvents>) {
     assert!(
         ok("mark after expiry", seen.mark_seen(&key, after, ttl).await),
         "mark_seen: an expired key can be marked again"
+    );
+
+    // The batch forms agree with the single ones.
+    let fresh = unique("batch");
+    let keys = [key.as_str(), fresh.as_str(), fresh.as_str()];
+    let later = after.saturating_add(Duration::from_secs(1));
+    assert_eq!(
+        ok("seen_many", seen.seen_many(&keys, later).await),
+        vec![true, false, false],
+        "seen_many: answers like is_seen, in order"
+    );
+    assert_eq!(
+        ok("mark_many", seen.mark_many(&keys, later, ttl).await),
+        vec![false, true, false],
+        "mark_many: marks like mark_seen, in order (a repeated key is marked once)"
+    );
+    assert!(
+        ok("is_seen", seen.is_seen(&fresh, later).await),
+        "mark_many: the keys are marked"
     );
 
     let racer = unique("race");

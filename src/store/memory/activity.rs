@@ -6,6 +6,16 @@ use crate::{
     activity::LastInbound, clock::Timestamp, contact::Address, error::StoreError, sync::lock,
 };
 
+/// Keeps the later time; clones the address only the first time it is seen.
+fn record_into(last: &mut HashMap<Address, Timestamp>, address: &Address, at: Timestamp) {
+    match last.get_mut(address) {
+        Some(slot) => *slot = (*slot).max(at),
+        None => {
+            last.insert(address.clone(), at);
+        }
+    }
+}
+
 /// Last inbound times in memory: a [`LastInbound`].
 #[derive(Debug, Default)]
 pub struct MemoryLastInbound {
@@ -22,13 +32,19 @@ impl MemoryLastInbound {
 #[async_trait]
 impl LastInbound for MemoryLastInbound {
     async fn record(&self, address: &Address, at: Timestamp) -> Result<(), StoreError> {
-        let mut last = lock(&self.last);
-        let slot = last.entry(address.clone()).or_insert(at);
-        *slot = (*slot).max(at);
+        record_into(&mut lock(&self.last), address, at);
         Ok(())
     }
 
     async fn last(&self, address: &Address) -> Result<Option<Timestamp>, StoreError> {
         Ok(lock(&self.last).get(address).copied())
+    }
+
+    async fn record_many(&self, records: &[(&Address, Timestamp)]) -> Result<(), StoreError> {
+        let mut last = lock(&self.last);
+        for (address, at) in records {
+            record_into(&mut last, address, *at);
+        }
+        Ok(())
     }
 }

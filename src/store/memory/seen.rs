@@ -13,6 +13,25 @@ struct State {
     since_sweep: usize,
 }
 
+impl State {
+    fn is_seen(&self, key: &str, now: Timestamp) -> bool {
+        self.expires.get(key).is_some_and(|&e| e > now)
+    }
+
+    fn mark(&mut self, key: &str, now: Timestamp, ttl: Duration) -> bool {
+        if self.is_seen(key, now) {
+            return false;
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.expires.retain(|_, e| *e > now);
+        }
+        self.expires.insert(key.to_owned(), now.saturating_add(ttl));
+        true
+    }
+}
+
 /// Seen keys in memory: a [`SeenEvents`] that sweeps expired marks as it goes, so memory stays
 /// bounded by what is live.
 #[derive(Debug, Default)]
@@ -40,7 +59,7 @@ impl MemorySeenEvents {
 #[async_trait]
 impl SeenEvents for MemorySeenEvents {
     async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
-        Ok(lock(&self.state).expires.get(key).is_some_and(|&e| e > now))
+        Ok(lock(&self.state).is_seen(key, now))
     }
 
     async fn mark_seen(
@@ -49,19 +68,7 @@ impl SeenEvents for MemorySeenEvents {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let mut state = lock(&self.state);
-        if state.expires.get(key).is_some_and(|&e| e > now) {
-            return Ok(false);
-        }
-        state.since_sweep += 1;
-        if state.since_sweep >= SWEEP_EVERY {
-            state.since_sweep = 0;
-            state.expires.retain(|_, e| *e > now);
-        }
-        state
-            .expires
-            .insert(key.to_owned(), now.saturating_add(ttl));
-        Ok(true)
+        Ok(lock(&self.state).mark(key, now, ttl))
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError> {
@@ -69,5 +76,20 @@ impl SeenEvents for MemorySeenEvents {
         let before = state.expires.len();
         state.expires.retain(|_, e| *e > now);
         Ok(before - state.expires.len())
+    }
+
+    async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        let state = lock(&self.state);
+        Ok(keys.iter().map(|k| state.is_seen(k, now)).collect())
+    }
+
+    async fn mark_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut state = lock(&self.state);
+        Ok(keys.iter().map(|k| state.mark(k, now, ttl)).collect())
     }
 }
