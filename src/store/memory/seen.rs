@@ -4,13 +4,17 @@ use async_trait::async_trait;
 
 use crate::{clock::Timestamp, error::StoreError, seen::SeenEvents, sync::lock};
 
-/// How many marks may be added between two sweeps of expired marks.
-const SWEEP_EVERY: usize = 4096;
+/// The fewest marks added between two sweeps of expired marks. A sweep also waits until as
+/// many marks were added as the previous sweep left, so its cost (the whole set) is spread over
+/// at least as many inserts: amortized O(1) per mark whatever the size.
+const SWEEP_AT_LEAST_EVERY: usize = 4096;
 
 #[derive(Debug, Default)]
 struct State {
     expires: HashMap<String, Timestamp>,
     since_sweep: usize,
+    /// How many marks the last sweep left.
+    after_sweep: usize,
 }
 
 impl State {
@@ -23,9 +27,10 @@ impl State {
             return false;
         }
         self.since_sweep += 1;
-        if self.since_sweep >= SWEEP_EVERY {
+        if self.since_sweep >= SWEEP_AT_LEAST_EVERY.max(self.after_sweep) {
             self.since_sweep = 0;
             self.expires.retain(|_, e| *e > now);
+            self.after_sweep = self.expires.len();
         }
         self.expires.insert(key.to_owned(), now.saturating_add(ttl));
         true
@@ -91,5 +96,28 @@ impl SeenEvents for MemorySeenEvents {
     ) -> Result<Vec<bool>, StoreError> {
         let mut state = lock(&self.state);
         Ok(keys.iter().map(|k| state.mark(k, now, ttl)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_marks_are_swept_as_marks_are_added() {
+        let mut state = State::default();
+        let ttl = Duration::from_secs(10);
+        for i in 0..SWEEP_AT_LEAST_EVERY {
+            assert!(state.mark(&format!("old-{i}"), Timestamp::from_secs(0), ttl));
+        }
+        let later = Timestamp::from_secs(100);
+        for i in 0..=SWEEP_AT_LEAST_EVERY {
+            state.mark(&format!("new-{i}"), later, ttl);
+        }
+        assert!(
+            state.expires.len() <= SWEEP_AT_LEAST_EVERY + 1,
+            "the expired marks were swept: {} held",
+            state.expires.len()
+        );
     }
 }
