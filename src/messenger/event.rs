@@ -87,8 +87,9 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EventKind {
-    /// A message (`is_echo` set for messages the Page sent).
-    Message(MessageEvent),
+    /// A message (`is_echo` set for messages the Page sent). Boxed, like the other large
+    /// variants, so an event stays small while it moves through parsing.
+    Message(Box<MessageEvent>),
     /// A postback button, Get Started, or persistent menu tap.
     Postback(Postback),
     /// An m.me link, ad or code opened on an existing thread.
@@ -445,7 +446,7 @@ impl<'de> Deserialize<'de> for Event {
                             timestamp = map.next_value::<TimestampValue>()?.0;
                             continue;
                         }
-                        Field::Message => EventKind::Message(map.next_value()?),
+                        Field::Message => EventKind::Message(Box::new(map.next_value()?)),
                         Field::Postback => EventKind::Postback(map.next_value()?),
                         Field::Referral => EventKind::Referral(map.next_value()?),
                         Field::OptIn => EventKind::OptIn(map.next_value()?),

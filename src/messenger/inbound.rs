@@ -67,7 +67,12 @@ pub fn to_inbound(
         Address::messenger(page_id, person_id).map_err(|e| drop(&event.kind, e.to_string()))?;
     let at = event.timestamp.unwrap_or(fallback_at);
     let keyed = |name: &str, mid: Option<&str>, detail: &str| match mid {
-        Some(mid) if !mid.is_empty() => format!("messenger:{mid}"),
+        Some(mid) if !mid.is_empty() => {
+            let mut key = String::with_capacity("messenger:".len() + mid.len());
+            key.push_str("messenger:");
+            key.push_str(mid);
+            key
+        }
         _ => format!(
             "messenger:{name}:{}:{}:{}:{}",
             page_id,
@@ -86,7 +91,7 @@ pub fn to_inbound(
             );
             let MessageEvent {
                 mid, text, app_id, ..
-            } = m;
+            } = *m;
             (
                 key,
                 InboundKind::Echo {

@@ -314,7 +314,8 @@ impl Webhook {
                 limit: self.max_body,
             });
         }
-        self.verify_signature(headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()), body)?;
+        let signature = http::HeaderName::from_static(SIGNATURE_HEADER);
+        self.verify_signature(headers.get(&signature).map(|v| v.as_bytes()), body)?;
         let parsed: WebhookBody =
             serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let now = self.clock.now();
@@ -328,17 +329,18 @@ impl Webhook {
             return Ok(batch);
         }
 
-        let mut known: Vec<(String, bool)> = Vec::new();
-        let mut candidates: Vec<Inbound> = Vec::new();
-        for entry in parsed.entry {
-            let served = match known.iter().find(|(id, _)| *id == entry.id) {
-                Some((_, served)) => *served,
-                None => {
-                    let served = self.pages.contains(&entry.id).await?;
-                    known.push((entry.id.clone(), served));
-                    served
-                }
-            };
+        // Resolve each Page once, without copying ids: entries repeat their Page.
+        let mut served = Vec::with_capacity(parsed.entry.len());
+        for (i, entry) in parsed.entry.iter().enumerate() {
+            let earlier = parsed.entry[..i].iter().position(|e| e.id == entry.id);
+            served.push(match earlier {
+                Some(j) => served[j],
+                None => self.pages.contains(&entry.id).await?,
+            });
+        }
+
+        let mut events: Vec<Inbound> = Vec::new();
+        for (entry, served) in parsed.entry.into_iter().zip(served) {
             if !served {
                 if !batch.unknown_pages.contains(&entry.id) {
                     tracing::warn!(page_id = %entry.id, "webhook event for a Page that is not configured");
@@ -347,14 +349,14 @@ impl Webhook {
                 continue;
             }
             let fallback_at = entry.time.unwrap_or(now);
-            let events = entry
+            let entry_events = entry
                 .messaging
                 .into_iter()
                 .map(|e| (e, false))
                 .chain(entry.standby.into_iter().map(|e| (e, true)));
-            for (event, standby) in events {
+            for (event, standby) in entry_events {
                 match to_inbound(&entry.id, event, standby, fallback_at) {
-                    Ok(inbound) => candidates.push(inbound),
+                    Ok(inbound) => events.push(inbound),
                     Err(dropped) => {
                         tracing::warn!(page_id = %dropped.page_id, kind = %dropped.kind, reason = %dropped.reason, "webhook event dropped");
                         batch.dropped.push(dropped);
@@ -364,28 +366,32 @@ impl Webhook {
         }
 
         // One store round trip for the whole batch.
-        let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
-        let seen = self.seen.seen_many(&keys, now).await?;
-        drop(keys);
-        // Repeats inside the batch: a 64-bit hash finds candidates, an exact comparison decides.
-        // Small batches (the common single event) skip the set.
-        let small = candidates.len() <= 8;
-        let mut hashes: HashSet<u64> =
-            HashSet::with_capacity(if small { 0 } else { candidates.len() });
-        batch.events.reserve(candidates.len());
-        for (event, already) in candidates.into_iter().zip(seen) {
+        let seen = {
+            let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+            self.seen.seen_many(&keys, now).await?
+        };
+        // Drop what was handled before, and repeats inside the batch (a 64-bit hash finds
+        // candidates, an exact comparison decides; small batches just compare). In place.
+        let small = events.len() <= 8;
+        let mut hashes: HashSet<u64> = HashSet::with_capacity(if small { 0 } else { events.len() });
+        let mut kept = 0;
+        for i in 0..events.len() {
+            let key = &events[i].key;
             let repeated = if small {
-                batch.events.iter().any(|e| e.key == event.key)
+                events[..kept].iter().any(|e| e.key == *key)
             } else {
-                !hashes.insert(fnv1a(event.key.as_bytes()))
-                    && batch.events.iter().any(|e| e.key == event.key)
+                !hashes.insert(fnv1a(key.as_bytes()))
+                    && events[..kept].iter().any(|e| e.key == *key)
             };
-            if already || repeated {
+            if seen.get(i).copied().unwrap_or(false) || repeated {
                 batch.duplicates += 1;
             } else {
-                batch.events.push(event);
+                events.swap(kept, i);
+                kept += 1;
             }
         }
+        events.truncate(kept);
+        batch.events = events;
         Ok(batch)
     }
 
