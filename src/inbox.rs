@@ -15,6 +15,8 @@
 //!   message.
 //! - A conversation is ordered by the transport's timestamp (then by recording order), not by
 //!   arrival, so events that arrive out of order still read in order.
+//! - [`Inbox::reassign`] moves a whole conversation to another contact, merged into its
+//!   conversation in transport-time order.
 //! - Delivery statuses only move forward: `Sent` → `Delivered` → `Read`. A late delivery
 //!   receipt never turns a read message back into a delivered one; refused and failed records
 //!   are final.
@@ -307,6 +309,10 @@ pub trait Inbox: Send + Sync {
 
     /// Applies a status change; returns how many delivery records moved forward.
     async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError>;
+
+    /// Moves every entry of `from`'s conversation into `into`'s (after contacts were merged),
+    /// keeping transport-time order; returns how many entries moved.
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError>;
 
     /// The last `limit` entries of `contact`'s conversation, oldest first.
     async fn conversation(

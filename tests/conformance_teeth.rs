@@ -89,6 +89,9 @@ impl Inbox for BackwardsInbox {
     async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
         self.0.conversation(c, limit).await
     }
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        self.0.reassign(from, into).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,6 +155,9 @@ impl Inbox for ExclusiveWatermarkInbox {
     }
     async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
         self.0.conversation(c, limit).await
+    }
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        self.0.reassign(from, into).await
     }
 }
 

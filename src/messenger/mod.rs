@@ -9,6 +9,7 @@
 //! | rendering messages within Messenger's limits | [`render`] |
 //! | the 24-hour window and message tags | [`policy`] |
 //! | Graph errors and their classification | [`error`] |
+//! | `m.me` connect links | [`link`] |
 //! | Page settings and how they are found | [`pages`] |
 //! | secrets that never print | [`secret`] |
 
@@ -16,6 +17,7 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod inbound;
+pub mod link;
 pub mod pages;
 pub mod policy;
 pub mod render;

@@ -715,6 +715,42 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
         "record_incoming: entries without a message id are all kept, equal times in recording order"
     );
 
+    // Reassigning moves a conversation and merges it in time order.
+    let merged_into = id(&unique("inbox-merged"));
+    ok(
+        "record for the target",
+        inbox
+            .record_incoming(
+                &merged_into,
+                t(2600),
+                Incoming::new(Channel::Email).with_text("target's own"),
+            )
+            .await,
+    );
+    let moved = ok("reassign", inbox.reassign(&other, &merged_into).await);
+    assert_eq!(moved, 4, "reassign: returns how many entries moved");
+    assert!(
+        ok("conversation", inbox.conversation(&other, 100).await).is_empty(),
+        "reassign: the old conversation is empty"
+    );
+    let times: Vec<i64> = ok("conversation", inbox.conversation(&merged_into, 100).await)
+        .iter()
+        .map(|e| e.at.as_millis() - t(0).as_millis())
+        .collect();
+    assert_eq!(
+        times,
+        vec![1500, 2500, 2500, 2600, 3000],
+        "reassign: the merged conversation is in time order"
+    );
+    assert_eq!(
+        ok(
+            "reassign nothing",
+            inbox.reassign(&other, &merged_into).await
+        ),
+        0,
+        "reassign: nothing left to move"
+    );
+
     // De-duplication is per channel: the same id on another channel is another message.
     let before = ok("conversation", inbox.conversation(&contact, 100).await).len();
     ok(

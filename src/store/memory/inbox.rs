@@ -156,6 +156,29 @@ impl Inbox for MemoryInbox {
         Ok(moved)
     }
 
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        if from == into {
+            return Ok(0);
+        }
+        let mut state = lock(&self.state);
+        let Some(moved) = state.by_contact.remove(from) else {
+            return Ok(0);
+        };
+        let State {
+            entries,
+            by_contact,
+            ..
+        } = &mut *state;
+        for &i in &moved {
+            entries[i].contact = into.clone();
+        }
+        let target = by_contact.entry(into.clone()).or_default();
+        target.extend_from_slice(&moved);
+        // Stable by (time, recording order): indexes are in recording order.
+        target.sort_by_key(|&i| (entries[i].at, i));
+        Ok(moved.len())
+    }
+
     async fn conversation(
         &self,
         contact: &ContactId,

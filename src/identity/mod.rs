@@ -5,6 +5,8 @@
 //! a real one. [`Directory`] is that seam. `store::memory::MemoryDirectory` implements it
 //! in memory; a host implements it over its own user table.
 //!
+//! [`Connector`] ([`connect`]) builds on it: connect tokens, referrals, auto-registration.
+//!
 //! # Contract
 //!
 //! - An address is linked to at most one contact. [`Directory::link`] of an address linked to
@@ -18,6 +20,10 @@
 //!   The crate never deletes host data itself.
 
 use async_trait::async_trait;
+
+pub mod connect;
+
+pub use connect::{ConnectOutcome, ConnectPolicy, Connector, Refusal, Sender};
 
 use crate::{
     contact::{Address, Contact, ContactId, NewContact},

@@ -1,0 +1,369 @@
+//! Connecting a transport address to a platform account, and what to do with unknown senders.
+//!
+//! The platform shows a user a link carrying a signed, expiring, single-use "connect" token
+//! that names them ([`Connector::connect_token`]; Messenger builds the `m.me` link from it).
+//! When the transport reports the link's reference from an address, [`Connector::on_referral`]
+//! links that address to the contact, or refuses with a typed [`Refusal`] and links nothing.
+//!
+//! - A token is single-use: its nonce is claimed in [`SeenEvents`] (key `connect:<nonce>`)
+//!   until it expires, before anything is linked, so two people racing with one link cannot
+//!   both win. A redelivery of the event that used it is recognised (the address is already
+//!   linked to the token's contact) and answered as [`ConnectOutcome::AlreadyLinked`].
+//! - An address linked to contact A that presents a valid token for B is moved to B only when
+//!   [`ConnectPolicy::relink`] allows it; the move is reported.
+//! - An address linked to a *technical* contact (auto-registered) that presents a valid token
+//!   for a real contact is merged into it through [`Directory::merge`], and reported so the
+//!   host can move the conversation ([`ConnectOutcome::Merged`]).
+//!
+//! Senders without a linked contact and without a valid token are *unknown*: with
+//! [`ConnectPolicy::auto_register`] on, [`Connector::resolve_sender`] creates a technical contact
+//! whose e-mail address comes from [`ConnectPolicy::technical_email`] (idempotently: racing
+//! events from one new sender create one contact); with it off, the sender stays unknown and
+//! the caller asks them to authorize.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use serde_json::Value;
+
+use super::Directory;
+use crate::{
+    clock::SharedClock,
+    contact::{Address, Contact, ContactId, NewContact},
+    error::StoreError,
+    message::Reference,
+    seen::SeenEvents,
+    token::{Purpose, SignedToken, TokenError, Tokens},
+};
+
+/// The custom field that marks a contact created by auto-registration.
+pub const TECHNICAL_FIELD: &str = "tidings_technical";
+
+/// What a connector may do on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectPolicy {
+    /// How long a connect token lives (default 15 minutes).
+    pub token_ttl: Duration,
+    /// Whether unknown senders get a technical contact (default off).
+    pub auto_register: bool,
+    /// The technical e-mail address of an auto-registered contact; `{id}` is the address's id
+    /// (the PSID), `{scope}` its scope (the Page), `{channel}` its channel name. Default
+    /// `fb.{id}@users.invalid` (`.invalid` can never receive mail).
+    pub technical_email: String,
+    /// Whether an address linked to one real contact may be moved to another by a valid token
+    /// (default off).
+    pub relink: bool,
+}
+
+impl Default for ConnectPolicy {
+    fn default() -> Self {
+        ConnectPolicy {
+            token_ttl: Duration::from_secs(15 * 60),
+            auto_register: false,
+            technical_email: "fb.{id}@users.invalid".to_owned(),
+            relink: false,
+        }
+    }
+}
+
+impl ConnectPolicy {
+    /// The default policy.
+    pub fn new() -> Self {
+        ConnectPolicy::default()
+    }
+
+    /// Sets the token lifetime.
+    pub fn with_token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl = ttl;
+        self
+    }
+
+    /// Turns auto-registration on or off.
+    pub fn with_auto_register(mut self, on: bool) -> Self {
+        self.auto_register = on;
+        self
+    }
+
+    /// Sets the technical e-mail template.
+    pub fn with_technical_email(mut self, template: impl Into<String>) -> Self {
+        self.technical_email = template.into();
+        self
+    }
+
+    /// Allows or forbids moving an address between real contacts.
+    pub fn with_relink(mut self, allowed: bool) -> Self {
+        self.relink = allowed;
+        self
+    }
+
+    /// The technical e-mail address for `address`.
+    pub fn technical_email_for(&self, address: &Address) -> String {
+        self.technical_email
+            .replace("{id}", &sanitize(address.id()))
+            .replace("{scope}", &sanitize(address.scope().unwrap_or("")))
+            .replace("{channel}", &sanitize(&address.channel().to_string()))
+    }
+}
+
+/// Keeps what is safe in an e-mail local part.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Why a referral linked nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The reference is not a token this platform issued (a plain ref, garbage, an unknown key).
+    #[error("the reference is not a connect token this platform issued")]
+    NotIssued,
+    /// The token was altered or forged.
+    #[error("the token was altered or forged")]
+    Tampered,
+    /// The token's lifetime is over.
+    #[error("the token has expired")]
+    Expired,
+    /// The token was made for something else (a login link, say).
+    #[error("the token was made for another purpose")]
+    WrongPurpose,
+    /// The token was already used (by another address, or before).
+    #[error("the token was already used")]
+    AlreadyUsed,
+    /// The token names a contact the directory does not have.
+    #[error("the token names an unknown contact")]
+    UnknownContact,
+    /// The address is linked to another real contact and the policy forbids moving it.
+    #[error("the address is linked to contact {current}, and relinking is not allowed")]
+    LinkedElsewhere {
+        /// The contact the address stays linked to.
+        current: ContactId,
+    },
+}
+
+impl From<&TokenError> for Refusal {
+    fn from(e: &TokenError) -> Self {
+        match e {
+            TokenError::Tampered => Refusal::Tampered,
+            TokenError::Expired { .. } => Refusal::Expired,
+            TokenError::WrongPurpose { .. } => Refusal::WrongPurpose,
+            _ => Refusal::NotIssued,
+        }
+    }
+}
+
+/// What a referral did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConnectOutcome {
+    /// The address was linked to the contact.
+    Linked {
+        /// The contact.
+        contact: Contact,
+    },
+    /// The address was already linked to the token's contact (a redelivery, a second tap).
+    AlreadyLinked {
+        /// The contact.
+        contact: Contact,
+    },
+    /// The address moved from one real contact to another, as the policy allows.
+    Relinked {
+        /// The contact it was linked to.
+        from: ContactId,
+        /// The contact it is linked to now.
+        contact: Contact,
+    },
+    /// The address belonged to a technical contact, which was merged into the real one: the
+    /// host should move that contact's history (inbox, orders) to `contact`.
+    Merged {
+        /// The technical contact, retired.
+        technical: ContactId,
+        /// The real contact.
+        contact: Contact,
+    },
+    /// Nothing was linked.
+    Refused(Refusal),
+}
+
+/// Who sent an event, as far as the directory knows.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Sender {
+    /// A linked contact.
+    Known(Contact),
+    /// A contact just created by auto-registration.
+    Registered(Contact),
+    /// Nobody: auto-registration is off.
+    Unknown,
+}
+
+impl Sender {
+    /// The contact, if there is one.
+    pub fn contact(&self) -> Option<&Contact> {
+        match self {
+            Sender::Known(c) | Sender::Registered(c) => Some(c),
+            Sender::Unknown => None,
+        }
+    }
+}
+
+/// Links addresses to contacts; see the [module docs](self).
+#[derive(Clone)]
+pub struct Connector {
+    directory: Arc<dyn Directory>,
+    seen: Arc<dyn SeenEvents>,
+    tokens: Tokens,
+    clock: SharedClock,
+    policy: ConnectPolicy,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("tokens", &self.tokens)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// A connector over the host's directory, with `seen` remembering used tokens. Time is read
+    /// from `clock` (give `tokens` the same clock).
+    pub fn new(
+        directory: Arc<dyn Directory>,
+        seen: Arc<dyn SeenEvents>,
+        tokens: Tokens,
+        clock: SharedClock,
+        policy: ConnectPolicy,
+    ) -> Self {
+        Connector {
+            directory,
+            seen,
+            tokens,
+            clock,
+            policy,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &ConnectPolicy {
+        &self.policy
+    }
+
+    /// A connect token naming `contact`, valid for the policy's lifetime.
+    pub fn connect_token(&self, contact: &ContactId) -> Result<SignedToken, TokenError> {
+        self.tokens
+            .issue(&Purpose::CONNECT, contact.as_str(), self.policy.token_ttl)
+    }
+
+    /// Handles a referral carrying `reference` from `from`.
+    pub async fn on_referral(
+        &self,
+        from: &Address,
+        reference: &Reference,
+    ) -> Result<ConnectOutcome, StoreError> {
+        let claims = match self
+            .tokens
+            .verify(reference.expose_secret(), &Purpose::CONNECT)
+        {
+            Ok(claims) => claims,
+            Err(e) => return Ok(ConnectOutcome::Refused(Refusal::from(&e))),
+        };
+        let Ok(target_id) = ContactId::new(claims.subject()) else {
+            return Ok(ConnectOutcome::Refused(Refusal::UnknownContact));
+        };
+        let Some(target) = self.directory.get(&target_id).await? else {
+            return Ok(ConnectOutcome::Refused(Refusal::UnknownContact));
+        };
+        let current = self.directory.find_by_address(from).await?;
+        if let Some(current) = &current {
+            if current.id == target.id {
+                return Ok(ConnectOutcome::AlreadyLinked { contact: target });
+            }
+            if !is_technical(current) && !self.policy.relink {
+                return Ok(ConnectOutcome::Refused(Refusal::LinkedElsewhere {
+                    current: current.id.clone(),
+                }));
+            }
+        }
+
+        // Claim the token before linking: of two racing uses, one wins.
+        let now = self.clock.now();
+        let ttl = claims
+            .expires_at()
+            .saturating_duration_since(now)
+            .max(Duration::from_secs(1));
+        let claimed = self
+            .seen
+            .mark_seen(&format!("connect:{}", claims.nonce()), now, ttl)
+            .await?;
+        if !claimed {
+            return Ok(ConnectOutcome::Refused(Refusal::AlreadyUsed));
+        }
+
+        match current {
+            None => {
+                self.directory.link(&target.id, from).await?;
+                Ok(ConnectOutcome::Linked {
+                    contact: self.reload(&target_id, target).await?,
+                })
+            }
+            Some(technical) if is_technical(&technical) => {
+                let merged = self.directory.merge(&technical.id, &target.id).await?;
+                tracing::info!(technical = %technical.id, contact = %target.id, "technical contact merged into a real one");
+                Ok(ConnectOutcome::Merged {
+                    technical: technical.id,
+                    contact: merged,
+                })
+            }
+            Some(previous) => {
+                self.directory.unlink(from).await?;
+                self.directory.link(&target.id, from).await?;
+                tracing::info!(from = %previous.id, to = %target.id, "address relinked");
+                Ok(ConnectOutcome::Relinked {
+                    from: previous.id,
+                    contact: self.reload(&target_id, target).await?,
+                })
+            }
+        }
+    }
+
+    /// Finds the contact of `from`, creating a technical one if the policy says so.
+    pub async fn resolve_sender(&self, from: &Address) -> Result<Sender, StoreError> {
+        if let Some(contact) = self.directory.find_by_address(from).await? {
+            return Ok(Sender::Known(contact));
+        }
+        if !self.policy.auto_register {
+            return Ok(Sender::Unknown);
+        }
+        let new = NewContact::new()
+            .with_email(self.policy.technical_email_for(from))
+            .with_field(TECHNICAL_FIELD, Value::Bool(true))
+            .with_address(from.clone());
+        match self.directory.create(new).await {
+            Ok(contact) => Ok(Sender::Registered(contact)),
+            // Another event from the same new sender created it first.
+            Err(e) if e.is_conflict() => match self.directory.find_by_address(from).await? {
+                Some(contact) => Ok(Sender::Known(contact)),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn reload(&self, id: &ContactId, fallback: Contact) -> Result<Contact, StoreError> {
+        Ok(self.directory.get(id).await?.unwrap_or(fallback))
+    }
+}
+
+/// Whether `contact` was created by auto-registration.
+pub fn is_technical(contact: &Contact) -> bool {
+    contact.fields.get(TECHNICAL_FIELD) == Some(&Value::Bool(true))
+}
