@@ -68,6 +68,9 @@
 //! | [`SeenEvents`](seen::SeenEvents) | webhooks, tokens | what was already handled |
 //! | [`LastInbound`](activity::LastInbound) | policy, segments | when each address last wrote |
 //!
+//! [`Hub`](hub::Hub) routes every inbound event to identity, processes or the inbox, and
+//! [`Connector`](identity::Connector) links transport addresses to contacts.
+//!
 //! All are `async` (through `async_trait`) and object-safe: the crate holds them as
 //! `Arc<dyn Trait>`, so host types never leak into the crate's types. Each store trait
 //! documents its contract, and the `testkit` feature publishes a conformance suite that checks
@@ -164,6 +167,7 @@ pub mod activity;
 pub mod clock;
 pub mod contact;
 pub mod error;
+pub mod hub;
 pub mod identity;
 pub mod inbox;
 pub mod message;

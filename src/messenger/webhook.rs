@@ -25,9 +25,9 @@
 //!
 //! - [`Webhook::handle`] does everything and marks events seen at once: simple, but an event
 //!   whose routing then fails is not redelivered.
-//! - [`Webhook::receive`] verifies, parses and drops what was already handled, and
-//!   [`Webhook::commit`] marks one event handled after it was routed: nothing lost, nothing
-//!   done twice. The Hub works this way.
+//! - [`Webhook::receive`] verifies, parses, drops what was already handled and records when
+//!   each person last wrote, and [`Webhook::commit`] marks one event handled after it was
+//!   routed: nothing lost, nothing done twice. The Hub works this way.
 //!
 //! Events of a Page the [`PageResolver`] does not know are acknowledged and reported in
 //! [`Batch::unknown_pages`], never processed with another Page's settings.
@@ -301,8 +301,9 @@ impl Webhook {
             .map_err(|_| WebhookError::BadSignature)
     }
 
-    /// Verifies and parses a POST, and drops what was already handled. Nothing is marked;
-    /// call [`commit`](Webhook::commit) for each event once it is routed.
+    /// Verifies and parses a POST, drops what was already handled, and records when each
+    /// person last wrote (the messaging window; a fact, safe to record again). Nothing is marked
+    /// handled: call [`commit`](Webhook::commit) for each event once it is routed.
     pub async fn receive(
         &self,
         headers: &http::HeaderMap,
@@ -391,14 +392,8 @@ impl Webhook {
             }
         }
         events.truncate(kept);
-        batch.events = events;
-        Ok(batch)
-    }
-
-    /// Marks every event of `events` handled, with one round trip to each store; see
-    /// [`commit`](Webhook::commit).
-    pub async fn commit_all(&self, events: &[Inbound]) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        // When each person last wrote is a fact, safe to record again on a redelivery; recording
+        // it now lets the router answer inside the window it opened.
         let windows: Vec<(&crate::contact::Address, crate::clock::Timestamp)> = events
             .iter()
             .filter(|e| opens_window(&e.kind) && !e.standby)
@@ -407,20 +402,24 @@ impl Webhook {
         if !windows.is_empty() {
             self.last_inbound.record_many(&windows).await?;
         }
+        drop(windows);
+        batch.events = events;
+        Ok(batch)
+    }
+
+    /// Marks every event of `events` handled, with one round trip to each store; see
+    /// [`commit`](Webhook::commit).
+    pub async fn commit_all(&self, events: &[Inbound]) -> Result<(), StoreError> {
+        let now = self.clock.now();
         let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
         self.seen.mark_many(&keys, now, self.dedupe_ttl).await?;
         Ok(())
     }
 
-    /// Marks `event` handled (a redelivery will be dropped) and, for something the person did,
-    /// records the time as their last inbound message.
+    /// Marks `event` handled: a redelivery will be dropped.
     pub async fn commit(&self, event: &Inbound) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        if opens_window(&event.kind) && !event.standby {
-            self.last_inbound.record(&event.from, event.at).await?;
-        }
         self.seen
-            .mark_seen(&event.key, now, self.dedupe_ttl)
+            .mark_seen(&event.key, self.clock.now(), self.dedupe_ttl)
             .await?;
         Ok(())
     }

@@ -1,0 +1,495 @@
+//! The [`Hub`]: the one place that decides where each inbound event goes.
+//!
+//! | event | goes to |
+//! |---|---|
+//! | referral (an m.me ref, or Get Started with one) | identity: [`Connector::on_referral`], then the confirmation message |
+//! | a message of a linked contact (or of one just auto-registered) | the [`ProcessEngine`] first (an answer to a pending question), else the [`Inbox`] |
+//! | a message of an unknown sender, auto-registration off | nowhere stored: the "please authorize" reply, and [`Routed::Unlinked`] for the host |
+//! | delivery and read receipts | the [`Inbox`] (read watermarks cover everything sent before them) |
+//! | echoes of the Page's own sends | ignored |
+//! | events of threads another app owns (standby) | messages recorded in the inbox, never answered or offered to processes |
+//! | kinds the crate does not interpret | reported as [`Routed::Ignored`] with their kind |
+//!
+//! The Hub holds trait objects, so none of the host's types leak into it.
+//!
+//! # Nothing lost, nothing done twice
+//!
+//! [`Hub::handle_webhook`] verifies, parses and drops already-handled events
+//! ([`Webhook::receive`]), then routes each event and marks it handled ([`Webhook::commit`])
+//! only once it was routed. If routing fails (a store error), it answers 500 so that Meta
+//! delivers the batch again; the events routed before the failure were committed and are
+//! dropped on redelivery, the rest are routed then. Routing is idempotent where a redelivery
+//! could still reach it (a crash between routing and committing): incoming messages are keyed by
+//! their transport id, a used connect token is recognised as "already linked", receipts only move
+//! statuses forward.
+//!
+//! # Acknowledging first, routing in the background
+//!
+//! Meta waits 20 seconds for an answer. A normal batch routes in well under a millisecond per
+//! event with in-memory stores; a host whose stores are slow can acknowledge first without
+//! losing events:
+//!
+//! 1. call [`Webhook::receive`]: it verifies, parses and drops what was handled, and marks
+//!    nothing;
+//! 2. write `batch.events` (they are `Serialize`) to a durable queue, then answer 200 (if the
+//!    write fails, answer 500: nothing was acknowledged, Meta delivers again);
+//! 3. a worker takes each event, calls [`Hub::route`], then [`Webhook::commit`], then removes it
+//!    from the queue. A crash in between routes the event again, which routing tolerates as
+//!    above.
+//!
+//! [`Connector::on_referral`]: crate::identity::Connector::on_referral
+//! [`Webhook::receive`]: crate::messenger::Webhook::receive
+//! [`Webhook::commit`]: crate::messenger::Webhook::commit
+
+use std::{fmt, sync::Arc};
+
+use crate::{
+    contact::{Channel, ContactId},
+    error::StoreError,
+    identity::{ConnectOutcome, Connector, Directory, Sender},
+    inbox::{DeliveryStatus, EntryId, Inbox, Incoming, StatusUpdate},
+    message::{Inbound, InboundKind, Message},
+    process::{InstanceId, NoProcesses, Offer, ProcessEngine, ProcessError},
+    transport::{SendContext, SharedTransport},
+};
+
+/// What routing did with one event.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Routed {
+    /// A referral: what identity made of it (linked, merged, refused, ...).
+    Connected(ConnectOutcome),
+    /// A running process consumed the event (an answer to its question).
+    Process {
+        /// The contact.
+        contact: ContactId,
+        /// The instance that consumed it.
+        instance: InstanceId,
+    },
+    /// The event became an inbox entry.
+    Inbox {
+        /// The contact (just auto-registered when `registered`).
+        contact: ContactId,
+        /// The entry.
+        entry: EntryId,
+        /// Whether the contact was created for this event.
+        registered: bool,
+    },
+    /// A thread another app owns: recorded (when the contact is known), never answered.
+    Standby {
+        /// The entry, when one was recorded.
+        entry: Option<EntryId>,
+    },
+    /// Delivery or read receipts, applied to this many delivery records.
+    Receipt {
+        /// How many records moved forward.
+        updated: usize,
+    },
+    /// An unknown sender wrote and auto-registration is off: nothing was stored; the event is
+    /// the host's to keep or drop.
+    Unlinked(Box<Inbound>),
+    /// Nothing to do (an echo, a kind the crate does not interpret, a receipt of a stranger).
+    Ignored {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why routing an event failed: the batch must be delivered again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A store failed.
+    #[error("a store failed while routing")]
+    Store(#[from] StoreError),
+    /// The process engine failed.
+    #[error("the process engine failed while routing")]
+    Process(#[from] ProcessError),
+}
+
+/// Builds a [`Hub`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct HubBuilder {
+    connector: Connector,
+    directory: Arc<dyn Directory>,
+    inbox: Arc<dyn Inbox>,
+    processes: Arc<dyn ProcessEngine>,
+    transports: Vec<SharedTransport>,
+    confirmation: Option<Message>,
+    please_authorize: Option<Message>,
+}
+
+impl fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("connector", &self.connector)
+            .field("confirmation", &self.confirmation)
+            .field("please_authorize", &self.please_authorize)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubBuilder {
+    /// Offers messages of linked contacts to `engine` before the inbox (default: no processes).
+    pub fn processes(mut self, engine: Arc<dyn ProcessEngine>) -> Self {
+        self.processes = engine;
+        self
+    }
+
+    /// A transport the Hub may answer through (confirmations, "please authorize"), one per
+    /// channel.
+    pub fn reply_transport(mut self, transport: SharedTransport) -> Self {
+        self.transports.push(transport);
+        self
+    }
+
+    /// The message sent once an address is linked (none by default).
+    pub fn confirmation(mut self, message: Message) -> Self {
+        self.confirmation = Some(message);
+        self
+    }
+
+    /// The message sent to unknown senders when auto-registration is off: the connect
+    /// instructions (none by default).
+    pub fn please_authorize(mut self, message: Message) -> Self {
+        self.please_authorize = Some(message);
+        self
+    }
+
+    /// Builds the Hub.
+    pub fn build(self) -> Hub {
+        Hub {
+            connector: self.connector,
+            directory: self.directory,
+            inbox: self.inbox,
+            processes: self.processes,
+            transports: self.transports,
+            confirmation: self.confirmation,
+            please_authorize: self.please_authorize,
+        }
+    }
+}
+
+/// Routes inbound events; see the [module docs](self).
+pub struct Hub {
+    connector: Connector,
+    directory: Arc<dyn Directory>,
+    inbox: Arc<dyn Inbox>,
+    processes: Arc<dyn ProcessEngine>,
+    transports: Vec<SharedTransport>,
+    confirmation: Option<Message>,
+    please_authorize: Option<Message>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("connector", &self.connector)
+            .field(
+                "transports",
+                &self
+                    .transports
+                    .iter()
+                    .map(|t| t.channel().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Starts building a Hub over the identity connector, the directory it uses, and the inbox.
+    pub fn builder(
+        connector: Connector,
+        directory: Arc<dyn Directory>,
+        inbox: Arc<dyn Inbox>,
+    ) -> HubBuilder {
+        HubBuilder {
+            connector,
+            directory,
+            inbox,
+            processes: Arc::new(NoProcesses),
+            transports: Vec::new(),
+            confirmation: None,
+            please_authorize: None,
+        }
+    }
+
+    /// Routes one event.
+    pub async fn route(&self, event: &Inbound) -> Result<Routed, HubError> {
+        match &event.kind {
+            InboundKind::Echo { .. } => Ok(Routed::Ignored {
+                reason: "echo of a message the Page sent".to_owned(),
+            }),
+            InboundKind::Referral { reference, .. } if !event.standby => {
+                let outcome = self.connector.on_referral(&event.from, reference).await?;
+                match &outcome {
+                    ConnectOutcome::Merged { technical, contact } => {
+                        let moved = self.inbox.reassign(technical, &contact.id).await?;
+                        tracing::info!(%technical, contact = %contact.id, moved, "conversation follows the merged contact");
+                        self.reply(event, self.confirmation.as_ref()).await;
+                    }
+                    ConnectOutcome::Linked { .. } | ConnectOutcome::Relinked { .. } => {
+                        self.reply(event, self.confirmation.as_ref()).await;
+                    }
+                    ConnectOutcome::Refused(reason) => {
+                        tracing::warn!(from = %event.from, %reason, "connect refused");
+                    }
+                    _ => {}
+                }
+                Ok(Routed::Connected(outcome))
+            }
+            InboundKind::Delivered {
+                message_ids,
+                watermark,
+            } => {
+                let mut updated = 0;
+                for id in message_ids {
+                    let update = StatusUpdate::Message {
+                        channel: event.channel().clone(),
+                        message_id: id.clone(),
+                        status: DeliveryStatus::Delivered,
+                    };
+                    updated += self.inbox.update_status(&update).await?;
+                }
+                if let Some(watermark) = watermark {
+                    updated += self
+                        .up_to(event, *watermark, DeliveryStatus::Delivered)
+                        .await?;
+                }
+                Ok(Routed::Receipt { updated })
+            }
+            InboundKind::Read { watermark } => {
+                let updated = self.up_to(event, *watermark, DeliveryStatus::Read).await?;
+                Ok(Routed::Receipt { updated })
+            }
+            _ if event.standby => {
+                let entry = match (
+                    incoming(event),
+                    self.directory.find_by_address(&event.from).await?,
+                ) {
+                    (Some(entry), Some(contact)) => Some(
+                        self.inbox
+                            .record_incoming(&contact.id, event.at, entry)
+                            .await?,
+                    ),
+                    _ => None,
+                };
+                Ok(Routed::Standby { entry })
+            }
+            _ if event.is_user_message() => self.route_message(event).await,
+            InboundKind::Unknown { kind } => Ok(Routed::Ignored {
+                reason: format!("event kind {kind:?} is not interpreted"),
+            }),
+            _ => Ok(Routed::Ignored {
+                reason: "nothing to do".to_owned(),
+            }),
+        }
+    }
+
+    async fn route_message(&self, event: &Inbound) -> Result<Routed, HubError> {
+        let sender = self.connector.resolve_sender(&event.from).await?;
+        let (contact, registered) = match sender {
+            Sender::Known(c) => (c, false),
+            Sender::Registered(c) => (c, true),
+            _ => {
+                self.reply(event, self.please_authorize.as_ref()).await;
+                return Ok(Routed::Unlinked(Box::new(event.clone())));
+            }
+        };
+        if let Offer::Consumed { instance } = self.processes.offer(&contact.id, event).await? {
+            return Ok(Routed::Process {
+                contact: contact.id,
+                instance,
+            });
+        }
+        let Some(entry) = incoming(event) else {
+            return Ok(Routed::Ignored {
+                reason: "no content to record".to_owned(),
+            });
+        };
+        let entry = self
+            .inbox
+            .record_incoming(&contact.id, event.at, entry)
+            .await?;
+        Ok(Routed::Inbox {
+            contact: contact.id,
+            entry,
+            registered,
+        })
+    }
+
+    async fn up_to(
+        &self,
+        event: &Inbound,
+        watermark: crate::clock::Timestamp,
+        status: DeliveryStatus,
+    ) -> Result<usize, HubError> {
+        let Some(contact) = self.directory.find_by_address(&event.from).await? else {
+            return Ok(0);
+        };
+        let update = StatusUpdate::UpTo {
+            contact: contact.id,
+            channel: event.channel().clone(),
+            watermark,
+            status,
+        };
+        Ok(self.inbox.update_status(&update).await?)
+    }
+
+    /// Sends `message` back to the event's sender, if configured; a failure is logged, not
+    /// fatal (the event itself was handled).
+    async fn reply(&self, event: &Inbound, message: Option<&Message>) {
+        let Some(message) = message else { return };
+        let Some(transport) = self
+            .transports
+            .iter()
+            .find(|t| t.channel() == event.channel())
+        else {
+            tracing::warn!(channel = %event.channel(), "no transport to reply through");
+            return;
+        };
+        if let Err(e) = transport
+            .send(&event.from, message, &SendContext::reply())
+            .await
+        {
+            tracing::warn!(to = %event.from, error = %e, "reply not delivered");
+        }
+    }
+}
+
+/// The inbox entry for a message event.
+fn incoming(event: &Inbound) -> Option<Incoming> {
+    let channel: Channel = event.channel().clone();
+    Some(match &event.kind {
+        InboundKind::Text { message_id, text } => Incoming::new(channel)
+            .with_message_id(message_id)
+            .with_text(text),
+        InboundKind::Answer {
+            message_id,
+            payload,
+            text,
+        } => {
+            let mut entry = Incoming::new(channel).with_choice(payload);
+            if let Some(id) = message_id {
+                entry = entry.with_message_id(id);
+            }
+            if let Some(text) = text {
+                entry = entry.with_text(text);
+            }
+            entry
+        }
+        InboundKind::Attachments {
+            message_id,
+            text,
+            attachments,
+        } => {
+            let mut entry = Incoming::new(channel).with_message_id(message_id);
+            if let Some(text) = text {
+                entry = entry.with_text(text);
+            }
+            attachments
+                .iter()
+                .cloned()
+                .fold(entry, Incoming::with_attachment)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(feature = "messenger")]
+mod webhook_glue {
+    use bytes::Bytes;
+    use http::{Method, Request, Response, StatusCode};
+
+    use super::{Hub, HubError, Routed};
+    use crate::{
+        message::Inbound,
+        messenger::{Webhook, WebhookError},
+    };
+
+    /// The outcome of [`Hub::handle_webhook`].
+    #[derive(Debug)]
+    #[non_exhaustive]
+    pub struct HubResponse {
+        /// The response to send to Meta.
+        pub response: Response<Bytes>,
+        /// Each event routed and committed, with what routing did.
+        pub routed: Vec<(Inbound, Routed)>,
+        /// The failure that made the response a 500, if any.
+        pub error: Option<HubError>,
+    }
+
+    impl Hub {
+        /// Handles a webhook request end to end: the handshake for GET; for POST, verify,
+        /// parse, drop what was handled, route each event and commit it once routed. A routing
+        /// or store failure answers 500 so that Meta delivers again; see the
+        /// [module docs](super) for why nothing is lost or done twice.
+        pub async fn handle_webhook(
+            &self,
+            webhook: &Webhook,
+            request: &Request<Bytes>,
+        ) -> HubResponse {
+            if request.method() != Method::POST {
+                let handled = webhook.handle(request).await;
+                return HubResponse {
+                    response: handled.response,
+                    routed: Vec::new(),
+                    error: None,
+                };
+            }
+            let batch = match webhook.receive(request.headers(), request.body()).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, status = %e.status(), "webhook request refused");
+                    let response = e.to_response();
+                    let error = match e {
+                        WebhookError::Store(s) => Some(HubError::Store(s)),
+                        _ => None,
+                    };
+                    return HubResponse {
+                        response,
+                        routed: Vec::new(),
+                        error,
+                    };
+                }
+            };
+            let mut routed = Vec::with_capacity(batch.events.len());
+            for event in batch.events {
+                let result = match self.route(&event).await {
+                    Ok(r) => webhook
+                        .commit(&event)
+                        .await
+                        .map(|()| r)
+                        .map_err(HubError::from),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(r) => routed.push((event, r)),
+                    Err(e) => {
+                        tracing::error!(error = %e, key = %event.key, "routing failed; Meta will deliver the batch again");
+                        return HubResponse {
+                            response: plain(StatusCode::INTERNAL_SERVER_ERROR, "routing failed"),
+                            routed,
+                            error: Some(e),
+                        };
+                    }
+                }
+            }
+            HubResponse {
+                response: plain(StatusCode::OK, "EVENT_RECEIVED"),
+                routed,
+                error: None,
+            }
+        }
+    }
+
+    fn plain(status: StatusCode, body: &'static str) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+        *response.status_mut() = status;
+        response
+    }
+}
+
+#[cfg(feature = "messenger")]
+pub use webhook_glue::HubResponse;

@@ -1,0 +1,642 @@
+//! Connecting Messenger to accounts, auto-registration and routing, end to end over loopback:
+//! a simulated user posts signed webhooks to an HTTP server hosting the Hub, and the Hub
+//! answers through the Messenger transport to the fake Graph API.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tidings::{
+    clock::{Clock, ManualClock, Timestamp},
+    contact::{Address, ContactId, NewContact},
+    error::StoreError,
+    hub::{Hub, Routed},
+    identity::{
+        ConnectOutcome, ConnectPolicy, Connector, Directory, Refusal, connect::is_technical,
+    },
+    inbox::{Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
+    message::Message,
+    messenger::{
+        AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
+        Webhook,
+    },
+    secrecy::SecretSlice,
+    store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
+    testkit::{graph::FakeGraph, user::FakeUser},
+    token::{Purpose, TokenKey, Tokens},
+};
+
+const PAGE: &str = "104812345678901";
+const SECRET: &str = "hub-test-app-secret";
+
+/// An inbox that fails the `fail_at`-th incoming record (1-based), once.
+struct FlakyInbox {
+    inner: MemoryInbox,
+    calls: AtomicUsize,
+    fail_at: usize,
+}
+
+#[async_trait]
+impl Inbox for FlakyInbox {
+    async fn record_incoming(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Incoming,
+    ) -> Result<EntryId, StoreError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
+            return Err(StoreError::backend(std::io::Error::other(
+                "database unavailable",
+            )));
+        }
+        self.inner.record_incoming(c, at, e).await
+    }
+    async fn record_outgoing(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Outgoing,
+    ) -> Result<EntryId, StoreError> {
+        self.inner.record_outgoing(c, at, e).await
+    }
+    async fn update_status(&self, u: &StatusUpdate) -> Result<usize, StoreError> {
+        self.inner.update_status(u).await
+    }
+    async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.conversation(c, limit).await
+    }
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        self.inner.reassign(from, into).await
+    }
+}
+
+struct World {
+    clock: ManualClock,
+    graph: FakeGraph,
+    directory: Arc<MemoryDirectory>,
+    inbox: Arc<dyn Inbox>,
+    connector: Connector,
+    hub: Arc<Hub>,
+    url: String,
+    secret: AppSecret,
+    webhook: Arc<Webhook>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl World {
+    async fn new(policy: ConnectPolicy) -> World {
+        World::with_inbox(policy, Arc::new(MemoryInbox::new())).await
+    }
+
+    async fn with_inbox(policy: ConnectPolicy, inbox: Arc<dyn Inbox>) -> World {
+        let clock = ManualClock::new(Timestamp::from_secs(1_764_000_000));
+        let secret = AppSecret::new(SECRET);
+        let graph = FakeGraph::builder()
+            .page(PAGE, "page-token")
+            .enforce_window(false)
+            .clock(clock.shared())
+            .start()
+            .await
+            .unwrap();
+        let directory = Arc::new(MemoryDirectory::new());
+        let seen = Arc::new(MemorySeenEvents::new());
+        let last = Arc::new(MemoryLastInbound::new());
+        let pages = Arc::new(StaticPages::new([PageConfig::new(
+            PAGE,
+            PageAccessToken::new("page-token"),
+        )
+        .with_username("school")]));
+        let messenger = MessengerTransport::builder(pages.clone(), last.clone())
+            .base_url(graph.base_url())
+            .clock(clock.shared())
+            .build()
+            .unwrap();
+        let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
+            .with_clock(clock.shared());
+        let connector = Connector::new(
+            directory.clone(),
+            seen.clone(),
+            tokens,
+            clock.shared(),
+            policy,
+        );
+        let hub = Arc::new(
+            Hub::builder(connector.clone(), directory.clone(), inbox.clone())
+                .reply_transport(Arc::new(messenger))
+                .confirmation(
+                    Message::text("Your Messenger is connected to your school account.").unwrap(),
+                )
+                .please_authorize(
+                    Message::text(
+                        "Please connect your account first: open the link in your profile.",
+                    )
+                    .unwrap(),
+                )
+                .build(),
+        );
+        let webhook = Arc::new(
+            Webhook::builder(
+                secret.clone(),
+                VerifyToken::new("verify"),
+                pages,
+                seen,
+                last,
+            )
+            .clock(clock.shared())
+            .build(),
+        );
+
+        // The host's glue: an axum route that hands the request to the Hub.
+        let app = axum::Router::new().route(
+            "/webhook",
+            axum::routing::any({
+                let (hub, webhook) = (hub.clone(), webhook.clone());
+                move |request: axum::extract::Request| {
+                    let (hub, webhook) = (hub.clone(), webhook.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = axum::body::to_bytes(body, 2 * 1024 * 1024)
+                            .await
+                            .unwrap_or_default();
+                        let handled = hub
+                            .handle_webhook(&webhook, &http::Request::from_parts(parts, body))
+                            .await;
+                        handled.response.map(axum::body::Body::from)
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("http://{}/webhook", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        World {
+            clock,
+            graph,
+            directory,
+            inbox,
+            connector,
+            hub,
+            url,
+            secret,
+            webhook,
+            _server: server,
+        }
+    }
+
+    async fn post(&self, body: &Value) -> u16 {
+        FakeUser::post(&self.url, body, &self.secret)
+            .await
+            .unwrap()
+            .0
+    }
+
+    fn user(&self, psid: &str) -> FakeUser {
+        FakeUser::new(PAGE, psid)
+    }
+
+    fn address(&self, psid: &str) -> Address {
+        Address::messenger(PAGE, psid).unwrap()
+    }
+
+    async fn contact(&self, email: &str) -> ContactId {
+        self.directory
+            .create(NewContact::new().with_email(email))
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn owner(&self, psid: &str) -> Option<ContactId> {
+        self.directory
+            .find_by_address(&self.address(psid))
+            .await
+            .unwrap()
+            .map(|c| c.id)
+    }
+
+    fn texts_sent(&self) -> Vec<String> {
+        self.graph
+            .sent()
+            .iter()
+            .filter_map(|s| s.text().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn connecting_from_mobile_through_get_started_links_and_confirms() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann).unwrap();
+    let link = tidings::messenger::link::connect_link(
+        &PageConfig::new(PAGE, PageAccessToken::new("t")).with_username("school"),
+        &token,
+    );
+    assert!(link.starts_with("https://m.me/school?ref="));
+
+    let body = w
+        .user("111")
+        .get_started_with_ref("m_gs", token.expose_secret(), w.clock.now());
+    assert_eq!(w.post(&body).await, 200);
+    assert_eq!(w.owner("111").await, Some(ann));
+    assert_eq!(
+        w.texts_sent(),
+        ["Your Messenger is connected to your school account."]
+    );
+}
+
+#[tokio::test]
+async fn connecting_on_an_existing_thread_through_a_referral_links() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann).unwrap();
+    assert_eq!(
+        w.post(&w.user("222").referral(token.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+    assert_eq!(w.owner("222").await, Some(ann.clone()));
+    // She writes: it lands in her conversation.
+    assert_eq!(
+        w.post(&w.user("222").text("m_1", "Hello!", w.clock.now()))
+            .await,
+        200
+    );
+    let conversation = w.inbox.conversation(&ann, 10).await.unwrap();
+    assert!(
+        matches!(&conversation[0].content, EntryContent::Incoming(i) if i.text.as_deref() == Some("Hello!"))
+    );
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused_with_its_reason_and_links_nothing() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let valid = w.connector.connect_token(&ann).unwrap();
+    let from = w.address("333");
+
+    let forger = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap())
+        .with_clock(w.clock.shared());
+    let forged = forger
+        .issue(&Purpose::CONNECT, ann.as_str(), Duration::from_secs(900))
+        .unwrap();
+    let login = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
+        .with_clock(w.clock.shared())
+        .issue(&Purpose::LOGIN, ann.as_str(), Duration::from_secs(900))
+        .unwrap();
+    let mut tampered = valid.expose_secret().to_owned();
+    let flip = if tampered.ends_with('A') { "B" } else { "A" };
+    tampered.replace_range(tampered.len() - 1.., flip);
+
+    let refused = |r: &str| tidings::message::Reference::new(r);
+    for (reference, expected) in [
+        (refused(forged.expose_secret()), Refusal::Tampered),
+        (refused(&tampered), Refusal::Tampered),
+        (refused(login.expose_secret()), Refusal::WrongPurpose),
+        (refused("ticket-4411"), Refusal::NotIssued),
+        (refused(""), Refusal::NotIssued),
+    ] {
+        let outcome = w.connector.on_referral(&from, &reference).await.unwrap();
+        assert_eq!(outcome, ConnectOutcome::Refused(expected));
+    }
+    w.clock.advance(Duration::from_secs(16 * 60));
+    let outcome = w
+        .connector
+        .on_referral(&from, &refused(valid.expose_secret()))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ConnectOutcome::Refused(Refusal::Expired));
+    assert_eq!(w.owner("333").await, None);
+    assert!(
+        w.directory
+            .get(&ann)
+            .await
+            .unwrap()
+            .unwrap()
+            .addresses
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_used_link_cannot_take_over_the_account() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann).unwrap();
+    assert_eq!(
+        w.post(&w.user("444").referral(token.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+
+    // Mallory got hold of Ann's link and opens it from her own Messenger.
+    let mallory = w.address("666");
+    let outcome = w
+        .connector
+        .on_referral(
+            &mallory,
+            &tidings::message::Reference::new(token.expose_secret()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, ConnectOutcome::Refused(Refusal::AlreadyUsed));
+    assert_eq!(
+        w.post(&w.user("666").referral(token.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+    assert_eq!(w.owner("666").await, None);
+    let ann_now = w.directory.get(&ann).await.unwrap().unwrap();
+    assert_eq!(ann_now.addresses, vec![w.address("444")]);
+
+    // Ann tapping her own link again is harmless.
+    let again = w
+        .connector
+        .on_referral(
+            &w.address("444"),
+            &tidings::message::Reference::new(token.expose_secret()),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, ConnectOutcome::AlreadyLinked { .. }));
+}
+
+#[tokio::test]
+async fn an_address_moves_between_real_contacts_only_when_the_policy_allows() {
+    for allowed in [false, true] {
+        let w = World::new(ConnectPolicy::new().with_relink(allowed)).await;
+        let ann = w.contact("ann@example.org").await;
+        let bob = w.contact("bob@example.org").await;
+        w.directory.link(&ann, &w.address("555")).await.unwrap();
+        let token = w.connector.connect_token(&bob).unwrap();
+        let outcome = w
+            .connector
+            .on_referral(
+                &w.address("555"),
+                &tidings::message::Reference::new(token.expose_secret()),
+            )
+            .await
+            .unwrap();
+        if allowed {
+            assert!(
+                matches!(&outcome, ConnectOutcome::Relinked { from, contact } if *from == ann && contact.id == bob)
+            );
+            assert_eq!(w.owner("555").await, Some(bob));
+        } else {
+            assert_eq!(
+                outcome,
+                ConnectOutcome::Refused(Refusal::LinkedElsewhere {
+                    current: ann.clone()
+                })
+            );
+            assert_eq!(w.owner("555").await, Some(ann));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_senders_are_auto_registered_once_when_enabled() {
+    let w = World::new(ConnectPolicy::new().with_auto_register(true)).await;
+    let user = w.user("777");
+    assert_eq!(
+        w.post(&user.text("m_1", "Hi from my laptop", w.clock.now()))
+            .await,
+        200
+    );
+    let contact = w
+        .directory
+        .find_by_address(&w.address("777"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(is_technical(&contact));
+    assert_eq!(contact.email.as_deref(), Some("fb.777@users.invalid"));
+    assert_eq!(
+        w.post(&user.text("m_2", "Anyone there?", w.clock.now()))
+            .await,
+        200
+    );
+    assert_eq!(w.directory.len(), 1, "one contact for one sender");
+    assert_eq!(
+        w.inbox.conversation(&contact.id, 10).await.unwrap().len(),
+        2
+    );
+
+    // Two first events of a new sender routed at the same time still create one contact.
+    let twin = w.user("888");
+    let (first, second) = (
+        twin.text("m_a", "one", w.clock.now()),
+        twin.text("m_b", "two", w.clock.now()),
+    );
+    let (a, b) = tokio::join!(w.post(&first), w.post(&second));
+    assert_eq!((a, b), (200, 200));
+    assert_eq!(w.directory.len(), 2);
+    assert!(
+        w.texts_sent().is_empty(),
+        "registered senders are not asked to authorize"
+    );
+}
+
+#[tokio::test]
+async fn unknown_senders_are_asked_to_authorize_when_auto_registration_is_off() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let body = w.user("999").text("m_1", "Who are you?", w.clock.now());
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let request = http::Request::post("/webhook")
+        .header("X-Hub-Signature-256", FakeUser::sign(&bytes, &w.secret))
+        .body(Bytes::from(bytes))
+        .unwrap();
+    let webhook = w.webhook.clone();
+    let handled = w.hub.handle_webhook(&webhook, &request).await;
+    assert_eq!(handled.response.status(), 200);
+    match &handled.routed[..] {
+        [(_, Routed::Unlinked(event))] => assert!(
+            matches!(&event.kind, tidings::message::InboundKind::Text { text, .. } if text == "Who are you?")
+        ),
+        other => panic!("expected one unlinked event, got {other:?}"),
+    }
+    assert!(w.directory.is_empty(), "nothing stored");
+    assert_eq!(
+        w.texts_sent(),
+        ["Please connect your account first: open the link in your profile."]
+    );
+}
+
+#[tokio::test]
+async fn a_technical_contact_merges_into_the_real_profile_with_its_history() {
+    let w = World::new(ConnectPolicy::new().with_auto_register(true)).await;
+    let user = w.user("123");
+    assert_eq!(
+        w.post(&user.text("m_1", "Hi, laptop here", w.clock.now()))
+            .await,
+        200
+    );
+    let technical = w.owner("123").await.unwrap();
+
+    let real = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&real).unwrap();
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        w.post(&user.referral(token.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+
+    assert_eq!(w.owner("123").await, Some(real.clone()));
+    assert!(
+        w.directory.get(&technical).await.unwrap().is_none(),
+        "the technical contact was merged away"
+    );
+    let history = w.inbox.conversation(&real, 10).await.unwrap();
+    assert!(
+        matches!(&history[0].content, EntryContent::Incoming(i) if i.text.as_deref() == Some("Hi, laptop here"))
+    );
+    assert!(
+        w.inbox
+            .conversation(&technical, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn duplicated_deliveries_are_handled_once() {
+    let w = World::new(ConnectPolicy::new().with_auto_register(true)).await;
+    let body = w.user("321").text("m_dup", "once please", w.clock.now());
+    assert_eq!(w.post(&body).await, 200);
+    assert_eq!(w.post(&body).await, 200);
+    assert_eq!(w.post(&body).await, 200);
+    let contact = w.owner("321").await.unwrap();
+    assert_eq!(w.inbox.conversation(&contact, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_routing_failure_answers_500_and_the_redelivery_routes_the_rest_once() {
+    let flaky = Arc::new(FlakyInbox {
+        inner: MemoryInbox::new(),
+        calls: AtomicUsize::new(0),
+        fail_at: 2,
+    });
+    let w = World::with_inbox(ConnectPolicy::new().with_auto_register(true), flaky.clone()).await;
+    let user = w.user("654");
+    let batch = FakeUser::batch([
+        user.text("m_a", "first", w.clock.now()),
+        user.text("m_b", "second", w.clock.now()),
+        user.text("m_c", "third", w.clock.now()),
+    ]);
+    assert_eq!(
+        w.post(&batch).await,
+        500,
+        "the store failed on the second event"
+    );
+    assert_eq!(w.post(&batch).await, 200, "Meta delivers again");
+    let contact = w.owner("654").await.unwrap();
+    let texts: Vec<String> = flaky
+        .inner
+        .conversation(&contact, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.content {
+            EntryContent::Incoming(i) => i.text,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["first", "second", "third"],
+        "each event routed exactly once"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    w.directory.link(&ann, &w.address("100")).await.unwrap();
+    let cara = w.contact("cara@example.org").await;
+    let token = w.connector.connect_token(&cara).unwrap();
+    let now = w.clock.now();
+    let ann_user = w.user("100");
+    let echo = json!({"object":"page","entry":[{"id":PAGE,"time":now.as_millis(),"messaging":[
+        {"sender":{"id":PAGE},"recipient":{"id":"100"},"timestamp":now.as_millis(),"message":{"mid":"m_echo","is_echo":true,"app_id":123,"text":"our own"}}]}]});
+    let standby = json!({"object":"page","entry":[{"id":PAGE,"time":now.as_millis(),"standby":[
+        {"sender":{"id":"100"},"recipient":{"id":PAGE},"timestamp":now.as_millis(),"message":{"mid":"m_sb","text":"to the human"}}]}]});
+    let unknown = json!({"object":"page","entry":[{"id":PAGE,"time":now.as_millis(),"messaging":[
+        {"sender":{"id":"100"},"recipient":{"id":PAGE},"timestamp":now.as_millis(),"reaction":{"mid":"m_t","action":"react","reaction":"love"}}]}]});
+    let batch = FakeUser::batch([
+        ann_user.text("m_t", "text", now),
+        ann_user.quick_reply("m_q", "Yes", "YES", now),
+        ann_user.postback("m_p", "Later", "LATER", now),
+        w.user("200").referral(token.expose_secret(), now),
+        ann_user.delivery(&["m_out"], now),
+        ann_user.read(now),
+        echo,
+        standby,
+        unknown,
+        w.user("300").text("m_stranger", "hello?", now),
+    ]);
+    let bytes = serde_json::to_vec(&batch).unwrap();
+    let request = http::Request::post("/webhook")
+        .header("X-Hub-Signature-256", FakeUser::sign(&bytes, &w.secret))
+        .body(Bytes::from(bytes))
+        .unwrap();
+    let webhook = w.webhook.clone();
+    let handled = w.hub.handle_webhook(&webhook, &request).await;
+    assert_eq!(handled.response.status(), 200);
+    let kinds: Vec<&'static str> = handled
+        .routed
+        .iter()
+        .map(|(_, r)| match r {
+            Routed::Inbox { .. } => "inbox",
+            Routed::Connected(ConnectOutcome::Linked { .. }) => "linked",
+            Routed::Receipt { .. } => "receipt",
+            Routed::Ignored { .. } => "ignored",
+            Routed::Standby { entry: Some(_) } => "standby-recorded",
+            Routed::Unlinked(_) => "unlinked",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "inbox",
+            "inbox",
+            "inbox",
+            "linked",
+            "receipt",
+            "receipt",
+            "ignored",
+            "standby-recorded",
+            "ignored",
+            "unlinked"
+        ]
+    );
+    let entries = w.inbox.conversation(&ann, 10).await.unwrap();
+    let choices: Vec<Option<String>> = entries
+        .iter()
+        .filter_map(|e| match &e.content {
+            EntryContent::Incoming(i) => Some(i.choice.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        choices,
+        [None, Some("YES".into()), Some("LATER".into()), None],
+        "answers name their choice; standby recorded"
+    );
+    assert_eq!(w.owner("200").await, Some(cara));
+}
