@@ -45,13 +45,29 @@ fn bench_hub(c: &mut Criterion) {
     let directory = Arc::new(MemoryDirectory::new());
     let seen = Arc::new(MemorySeenEvents::new());
     let last = Arc::new(MemoryLastInbound::new());
-    let pages = Arc::new(StaticPages::new([PageConfig::new("104857600123456", PageAccessToken::new("t"))]));
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key")).with_clock(clock.shared());
-    let connector = Connector::new(directory.clone(), seen.clone(), tokens, clock.shared(), ConnectPolicy::new().with_auto_register(true));
+    let pages = Arc::new(StaticPages::new([PageConfig::new(
+        "104857600123456",
+        PageAccessToken::new("t"),
+    )]));
+    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key"))
+        .with_clock(clock.shared());
+    let connector = Connector::new(
+        directory.clone(),
+        seen.clone(),
+        tokens,
+        clock.shared(),
+        ConnectPolicy::new().with_auto_register(true),
+    );
     let hub = Hub::builder(connector, directory, Arc::new(MemoryInbox::new())).build();
-    let webhook = Webhook::builder(AppSecret::new(SECRET), VerifyToken::new("v"), pages, seen, last)
-        .clock(clock.shared())
-        .build();
+    let webhook = Webhook::builder(
+        AppSecret::new(SECRET),
+        VerifyToken::new("v"),
+        pages,
+        seen,
+        last,
+    )
+    .clock(clock.shared())
+    .build();
 
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fixtures");
     let template = std::fs::read_to_string(format!("{dir}/body_100.json")).expect("fixture");

@@ -1,6 +1,6 @@
-//! Quickstart: a platform connects a user's Messenger, receives what they write through the
-//! signed webhook, answers with choices through the Messenger transport, and falls back to
-//! e-mail once Messenger's window has closed.
+//! Quickstart: a platform connects a user's Messenger through an m.me link, the Hub routes what
+//! they write into the support inbox, an agent answers with choices through the Messenger
+//! transport, and a later notice falls back to e-mail once Messenger's window has closed.
 //!
 //! No Facebook account needed: the Send API is the crate's fake Graph API on loopback, and a
 //! simulated user posts signed webhook bodies.
@@ -15,18 +15,19 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tidings::{
     clock::{Clock, ManualClock, Timestamp},
-    contact::{Address, Channel, ContactId, NewContact},
-    identity::Directory,
-    inbox::{DeliveryRecord, EntryContent, Inbox, Incoming, Outgoing},
-    message::{InboundKind, Message, Receipt},
+    contact::{Address, Channel, NewContact},
+    hub::{Hub, Routed},
+    identity::{ConnectOutcome, ConnectPolicy, Connector, Directory},
+    inbox::{DeliveryRecord, EntryContent, Inbox, Outgoing},
+    message::{Message, Receipt},
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
-        Webhook,
+        Webhook, link::connect_link,
     },
     secrecy::SecretSlice,
     store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
     testkit::{graph::FakeGraph, user::FakeUser},
-    token::{Purpose, TokenKey, Tokens},
+    token::{TokenKey, Tokens},
     transport::{
         Capabilities, DeliveryError, Fallback, SendContext, SharedTransport, Transport,
         ensure_channel, fallback::AttemptFailure,
@@ -68,19 +69,34 @@ impl Transport for Mailer {
     }
 }
 
-/// Posts a simulated user's webhook body, signed like Meta signs it, to the webhook.
+/// Posts a simulated user's webhook body, signed like Meta signs it, to the Hub.
 async fn deliver(
+    hub: &Hub,
     webhook: &Webhook,
     body: &serde_json::Value,
     secret: &AppSecret,
-) -> Result<Vec<tidings::Inbound>, Box<dyn Error>> {
+) -> Result<(), Box<dyn Error>> {
     let bytes = serde_json::to_vec(body)?;
     let request = http::Request::post("/webhook")
         .header("X-Hub-Signature-256", FakeUser::sign(&bytes, secret))
         .body(Bytes::from(bytes))?;
-    let handled = webhook.handle(&request).await;
+    let handled = hub.handle_webhook(webhook, &request).await;
     println!("   webhook answered {}", handled.response.status());
-    Ok(handled.batch.map(|b| b.events).unwrap_or_default())
+    for (_, routed) in &handled.routed {
+        println!("   routed: {}", describe(routed));
+    }
+    Ok(())
+}
+
+fn describe(routed: &Routed) -> String {
+    match routed {
+        Routed::Connected(ConnectOutcome::Linked { contact }) => {
+            format!("linked to contact {}", contact.id)
+        }
+        Routed::Connected(other) => format!("connect: {other:?}"),
+        Routed::Inbox { contact, entry, .. } => format!("inbox entry {entry} of contact {contact}"),
+        other => format!("{other:?}"),
+    }
 }
 
 #[tokio::main]
@@ -98,14 +114,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let ann_on_messenger = FakeUser::new(PAGE, PSID);
 
     // The platform's side: stores, the Messenger transport and webhook, a mailer.
-    let directory = MemoryDirectory::new();
-    let inbox = MemoryInbox::new();
+    let directory = Arc::new(MemoryDirectory::new());
+    let inbox = Arc::new(MemoryInbox::new());
+    let seen = Arc::new(MemorySeenEvents::new());
     let last_inbound = Arc::new(MemoryLastInbound::new());
-    let pages = Arc::new(StaticPages::new([PageConfig::new(
-        PAGE,
-        PageAccessToken::new("page-token"),
-    )
-    .with_username("rustschool")]));
+    let page =
+        PageConfig::new(PAGE, PageAccessToken::new("page-token")).with_username("rustschool");
+    let pages = Arc::new(StaticPages::new([page.clone()]));
     let messenger = MessengerTransport::builder(pages.clone(), last_inbound.clone())
         .base_url(graph.base_url())
         .app_secret(app_secret.clone())
@@ -115,7 +130,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         app_secret.clone(),
         VerifyToken::new("verify-me"),
         pages,
-        Arc::new(MemorySeenEvents::new()),
+        seen.clone(),
         last_inbound,
     )
     .clock(clock.shared())
@@ -131,6 +146,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     )?)
     .with_clock(clock.shared());
 
+    let messenger: SharedTransport = Arc::new(messenger);
+    let connector = Connector::new(
+        directory.clone(),
+        seen.clone(),
+        tokens,
+        clock.shared(),
+        ConnectPolicy::new(),
+    );
+    let hub = Hub::builder(connector.clone(), directory.clone(), inbox.clone())
+        .reply_transport(messenger.clone())
+        .confirmation(Message::text(
+            "You're connected: your school's messages will arrive here.",
+        )?)
+        .build();
+
     println!("1. The platform knows Ann by e-mail and shows her a connect link.");
     let ann = directory
         .create(
@@ -139,51 +169,33 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .with_name("Ann", "Lee"),
         )
         .await?;
-    let token = tokens.issue(
-        &Purpose::CONNECT,
-        ann.id.as_str(),
-        Duration::from_secs(15 * 60),
-    )?;
-    println!("   https://m.me/rustschool?ref={}", token.expose_secret());
+    let token = connector.connect_token(&ann.id)?;
+    println!("   {}", connect_link(&page, &token));
 
     println!("2. She taps it on her phone: Messenger sends the ref with Get Started.");
+    // Meta's side sees the tap, which opens the 24-hour window.
+    graph.user_wrote(PAGE, PSID, clock.now());
     let body = ann_on_messenger.get_started_with_ref("m_gs1", token.expose_secret(), clock.now());
-    for event in deliver(&webhook, &body, &app_secret).await? {
-        if let InboundKind::Referral { reference, .. } = &event.kind {
-            let claims = tokens.verify(reference.expose_secret(), &Purpose::CONNECT)?;
-            directory
-                .link(&ContactId::new(claims.subject())?, &event.from)
-                .await?;
-            println!("   linked {} to contact {}", event.from, claims.subject());
-        }
+    deliver(&hub, &webhook, &body, &app_secret).await?;
+    if let Some(text) = graph
+        .sent()
+        .last()
+        .and_then(|s| s.text().map(str::to_owned))
+    {
+        println!("   the Hub confirmed on Messenger: {text:?}");
     }
 
-    println!("3. She writes; the message lands in the support inbox.");
+    println!("3. She writes; the Hub puts it in the support inbox.");
     clock.advance(Duration::from_secs(60));
     graph.user_wrote(PAGE, PSID, clock.now());
     let body = ann_on_messenger.text("m_1", "Is lesson 3 out yet?", clock.now());
-    for event in deliver(&webhook, &body, &app_secret).await? {
-        let Some(contact) = directory.find_by_address(&event.from).await? else {
-            continue;
-        };
-        if let InboundKind::Text { message_id, text } = &event.kind {
-            inbox
-                .record_incoming(
-                    &contact.id,
-                    event.at,
-                    Incoming::new(Channel::Messenger)
-                        .with_message_id(message_id)
-                        .with_text(text),
-                )
-                .await?;
-        }
-    }
+    deliver(&hub, &webhook, &body, &app_secret).await?;
 
     println!("4. An agent answers with choices; Messenger delivers it.");
     let ann = directory.get(&ann.id).await?.ok_or("Ann vanished")?;
     let mut addresses = ann.addresses.clone();
     addresses.push(Address::email(ann.email.clone().unwrap_or_default())?);
-    let transports: [SharedTransport; 2] = [Arc::new(messenger), mailer];
+    let transports: [SharedTransport; 2] = [messenger, mailer];
     let fallback = Fallback::new(transports);
     let reply = Message::builder("Yes! Start it now?")
         .choice("Start", "L3_START")
