@@ -110,63 +110,47 @@ pub enum HubError {
 /// Builds a [`Hub`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct HubBuilder {
-    connector: Connector,
-    directory: Arc<dyn Directory>,
-    inbox: Arc<dyn Inbox>,
-    processes: Arc<dyn ProcessEngine>,
-    transports: Vec<SharedTransport>,
-    confirmation: Option<Message>,
-    please_authorize: Option<Message>,
+    hub: Hub,
 }
 
 impl fmt::Debug for HubBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HubBuilder")
-            .field("connector", &self.connector)
-            .field("confirmation", &self.confirmation)
-            .field("please_authorize", &self.please_authorize)
-            .finish_non_exhaustive()
+            .field("hub", &self.hub)
+            .finish()
     }
 }
 
 impl HubBuilder {
     /// Offers messages of linked contacts to `engine` before the inbox (default: no processes).
     pub fn processes(mut self, engine: Arc<dyn ProcessEngine>) -> Self {
-        self.processes = engine;
+        self.hub.processes = engine;
         self
     }
 
     /// A transport the Hub may answer through (confirmations, "please authorize"), one per
     /// channel.
     pub fn reply_transport(mut self, transport: SharedTransport) -> Self {
-        self.transports.push(transport);
+        self.hub.transports.push(transport);
         self
     }
 
     /// The message sent once an address is linked (none by default).
     pub fn confirmation(mut self, message: Message) -> Self {
-        self.confirmation = Some(message);
+        self.hub.confirmation = Some(message);
         self
     }
 
     /// The message sent to unknown senders when auto-registration is off: the connect
     /// instructions (none by default).
     pub fn please_authorize(mut self, message: Message) -> Self {
-        self.please_authorize = Some(message);
+        self.hub.please_authorize = Some(message);
         self
     }
 
     /// Builds the Hub.
     pub fn build(self) -> Hub {
-        Hub {
-            connector: self.connector,
-            directory: self.directory,
-            inbox: self.inbox,
-            processes: self.processes,
-            transports: self.transports,
-            confirmation: self.confirmation,
-            please_authorize: self.please_authorize,
-        }
+        self.hub
     }
 }
 
@@ -205,13 +189,15 @@ impl Hub {
         inbox: Arc<dyn Inbox>,
     ) -> HubBuilder {
         HubBuilder {
-            connector,
-            directory,
-            inbox,
-            processes: Arc::new(NoProcesses),
-            transports: Vec::new(),
-            confirmation: None,
-            please_authorize: None,
+            hub: Hub {
+                connector,
+                directory,
+                inbox,
+                processes: Arc::new(NoProcesses),
+                transports: Vec::new(),
+                confirmation: None,
+                please_authorize: None,
+            },
         }
     }
 

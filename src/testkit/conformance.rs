@@ -74,6 +74,36 @@ fn messenger(psid: &str) -> Address {
         .unwrap_or_else(|e| panic!("conformance bug: invalid address: {e}"))
 }
 
+/// Runs `RACERS` copies of `op` at once, each on its own task, and returns their results.
+async fn race<T, F, Fut>(op: F) -> Vec<Result<T, StoreError>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..RACERS).map(|i| tokio::spawn(op(i))).collect();
+    let mut results = Vec::with_capacity(RACERS);
+    for task in tasks {
+        results.push(
+            task.await
+                .unwrap_or_else(|e| panic!("a racing task failed: {e}")),
+        );
+    }
+    results
+}
+
+/// How many racers succeeded; losers must fail with a conflict.
+fn winners<T: std::fmt::Debug>(clause: &str, results: Vec<Result<T, StoreError>>) -> usize {
+    results
+        .into_iter()
+        .filter(|r| match r {
+            Ok(_) => true,
+            Err(e) if e.is_conflict() => false,
+            Err(e) => panic!("{clause}: unexpected error {e:?}"),
+        })
+        .count()
+}
+
 fn ok<T>(clause: &str, result: Result<T, StoreError>) -> T {
     result.unwrap_or_else(|e| panic!("{clause}: unexpected store error: {e:?}"))
 }
@@ -266,24 +296,14 @@ pub async fn directory(dir: Arc<dyn Directory>) {
 
     // Racing creates for one new sender create one contact.
     let racer = messenger(&unique("psid-race"));
-    let tasks: Vec<_> = (0..RACERS)
-        .map(|_| {
-            let dir = dir.clone();
-            let racer = racer.clone();
-            tokio::spawn(async move { dir.create(NewContact::new().with_address(racer)).await })
+    let created = winners(
+        "racing create",
+        race(|_| {
+            let (dir, racer) = (dir.clone(), racer.clone());
+            async move { dir.create(NewContact::new().with_address(racer)).await }
         })
-        .collect();
-    let mut created = 0;
-    for t in tasks {
-        match t
-            .await
-            .unwrap_or_else(|e| panic!("racing create task failed: {e}"))
-        {
-            Ok(_) => created += 1,
-            Err(e) if e.is_conflict() => {}
-            Err(e) => panic!("racing create: unexpected error {e:?}"),
-        }
-    }
+        .await,
+    );
     assert_eq!(
         created, 1,
         "create: racing creates with one address create exactly one contact"
@@ -852,31 +872,25 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
 
     // Racing records for one pair store one outcome.
     let racer = id(&unique("outbox-racer"));
-    let tasks: Vec<_> = (0..RACERS)
-        .map(|i| {
-            let outbox = outbox.clone();
-            let record = OutcomeRecord::new(
-                campaign.clone(),
-                racer.clone(),
-                Outcome::Skipped {
-                    reason: format!("racer {i}"),
-                },
-                at,
-            );
-            tokio::spawn(async move { outbox.record(&record).await })
-        })
-        .collect();
-    let mut new = 0;
-    for t in tasks {
-        if ok(
-            "racing record",
-            t.await
-                .unwrap_or_else(|e| panic!("racing record task failed: {e}")),
-        ) == Recorded::New
-        {
-            new += 1;
-        }
-    }
+    let new = race(|i| {
+        let outbox = outbox.clone();
+        let record = OutcomeRecord::new(
+            campaign.clone(),
+            racer.clone(),
+            Outcome::Skipped {
+                reason: format!("racer {i}"),
+            },
+            at,
+        );
+        async move { outbox.record(&record).await }
+    })
+    .await
+    .into_iter()
+    .filter(|r| match r {
+        Ok(recorded) => *recorded == Recorded::New,
+        Err(e) => panic!("racing record: unexpected error {e:?}"),
+    })
+    .count();
     assert_eq!(
         new, 1,
         "record: racing records for one recipient store exactly one outcome"
@@ -946,25 +960,16 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
     );
 
     // Racing updates from one read move the instance once.
-    let tasks: Vec<_> = (0..RACERS)
-        .map(|i| {
+    let won = winners(
+        "racing update",
+        race(|i| {
             let store = store.clone();
             let mut next = stored.clone();
             next.step = format!("answer-{i}");
-            tokio::spawn(async move { store.update(&next).await })
+            async move { store.update(&next).await }
         })
-        .collect();
-    let mut won = 0;
-    for t in tasks {
-        match t
-            .await
-            .unwrap_or_else(|e| panic!("racing update task failed: {e}"))
-        {
-            Ok(_) => won += 1,
-            Err(e) if e.is_conflict() => {}
-            Err(e) => panic!("racing update: unexpected error {e:?}"),
-        }
-    }
+        .await,
+    );
     assert_eq!(
         won, 1,
         "update: racing updates from one revision succeed exactly once"
@@ -1116,23 +1121,17 @@ pub async fn seen_events(seen: Arc<dyn SeenEvents>) {
     );
 
     let racer = unique("race");
-    let tasks: Vec<_> = (0..RACERS)
-        .map(|_| {
-            let seen = seen.clone();
-            let racer = racer.clone();
-            tokio::spawn(async move { seen.mark_seen(&racer, now, ttl).await })
-        })
-        .collect();
-    let mut first = 0;
-    for t in tasks {
-        if ok(
-            "racing mark",
-            t.await
-                .unwrap_or_else(|e| panic!("racing mark task failed: {e}")),
-        ) {
-            first += 1;
-        }
-    }
+    let first = race(|_| {
+        let (seen, racer) = (seen.clone(), racer.clone());
+        async move { seen.mark_seen(&racer, now, ttl).await }
+    })
+    .await
+    .into_iter()
+    .filter(|r| match r {
+        Ok(marked) => *marked,
+        Err(e) => panic!("racing mark: unexpected error {e:?}"),
+    })
+    .count();
     assert_eq!(
         first, 1,
         "mark_seen: racing marks of one key succeed exactly once"
