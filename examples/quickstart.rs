@@ -169,7 +169,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .with_name("Ann", "Lee"),
         )
         .await?;
-    let token = connector.connect_token(&ann.id)?;
+    let token = connector.connect_token(&ann.id, Some(PAGE))?;
     println!("   {}", connect_link(&page, &token));
 
     println!("2. She taps it on her phone: Messenger sends the ref with Get Started.");

@@ -148,6 +148,14 @@ impl HubBuilder {
         self
     }
 
+    /// The longest a confirmation or "please authorize" reply may take before routing goes on
+    /// without it (default 3 s), so that a slow transport never holds the webhook past Meta's
+    /// 20-second deadline. Give the reply transport few retries, too.
+    pub fn reply_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.hub.reply_deadline = deadline;
+        self
+    }
+
     /// Builds the Hub.
     pub fn build(self) -> Hub {
         self.hub
@@ -163,6 +171,7 @@ pub struct Hub {
     transports: Vec<SharedTransport>,
     confirmation: Option<Message>,
     please_authorize: Option<Message>,
+    reply_deadline: std::time::Duration,
 }
 
 impl fmt::Debug for Hub {
@@ -190,13 +199,14 @@ impl Hub {
     ) -> HubBuilder {
         HubBuilder {
             hub: Hub {
-                connector,
+                connector: connector.with_merge_hook(Arc::new(ReassignOnMerge(inbox.clone()))),
                 directory,
                 inbox,
                 processes: Arc::new(NoProcesses),
                 transports: Vec::new(),
                 confirmation: None,
                 please_authorize: None,
+                reply_deadline: std::time::Duration::from_secs(3),
             },
         }
     }
@@ -210,12 +220,9 @@ impl Hub {
             InboundKind::Referral { reference, .. } if !event.standby => {
                 let outcome = self.connector.on_referral(&event.from, reference).await?;
                 match &outcome {
-                    ConnectOutcome::Merged { technical, contact } => {
-                        let moved = self.inbox.reassign(technical, &contact.id).await?;
-                        tracing::info!(%technical, contact = %contact.id, moved, "conversation follows the merged contact");
-                        self.reply(event, self.confirmation.as_ref()).await;
-                    }
-                    ConnectOutcome::Linked { .. } | ConnectOutcome::Relinked { .. } => {
+                    ConnectOutcome::Linked { .. }
+                    | ConnectOutcome::Relinked { .. }
+                    | ConnectOutcome::Merged { .. } => {
                         self.reply(event, self.confirmation.as_ref()).await;
                     }
                     ConnectOutcome::Refused(reason) => {
@@ -335,12 +342,36 @@ impl Hub {
             tracing::warn!(channel = %event.channel(), "no transport to reply through");
             return;
         };
-        if let Err(e) = transport
-            .send(&event.from, message, &SendContext::reply())
-            .await
-        {
+        let ctx = SendContext::reply();
+        let send = transport.send(&event.from, message, &ctx);
+        #[cfg(feature = "messenger")]
+        let result = match tokio::time::timeout(self.reply_deadline, send).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::transport::DeliveryError::retryable(
+                "reply timed out",
+            )),
+        };
+        #[cfg(not(feature = "messenger"))]
+        let result = send.await;
+        if let Err(e) = result {
             tracing::warn!(to = %event.from, error = %e, "reply not delivered");
         }
+    }
+}
+
+/// Moves the inbox conversation of a technical contact before it is merged.
+struct ReassignOnMerge(Arc<dyn Inbox>);
+
+#[async_trait::async_trait]
+impl crate::identity::MergeHook for ReassignOnMerge {
+    async fn before_merge(
+        &self,
+        technical: &ContactId,
+        into: &ContactId,
+    ) -> Result<(), StoreError> {
+        let moved = self.0.reassign(technical, into).await?;
+        tracing::info!(%technical, %into, moved, "conversation follows the merged contact");
+        Ok(())
     }
 }
 
@@ -391,7 +422,7 @@ mod webhook_glue {
     use super::{Hub, HubError, Routed};
     use crate::{
         message::Inbound,
-        messenger::{Webhook, WebhookError},
+        messenger::{Webhook, WebhookError, inbound::Dropped},
     };
 
     /// The outcome of [`Hub::handle_webhook`].
@@ -404,6 +435,25 @@ mod webhook_glue {
         pub routed: Vec<(Inbound, Routed)>,
         /// The failure that made the response a 500, if any.
         pub error: Option<HubError>,
+        /// Pages of the batch that are not configured (their events were not processed).
+        pub unknown_pages: Vec<String>,
+        /// Events that could not be read as events.
+        pub dropped: Vec<Dropped>,
+        /// Events dropped as already handled.
+        pub duplicates: usize,
+    }
+
+    impl HubResponse {
+        fn bare(response: Response<Bytes>, error: Option<HubError>) -> Self {
+            HubResponse {
+                response,
+                routed: Vec::new(),
+                error,
+                unknown_pages: Vec::new(),
+                dropped: Vec::new(),
+                duplicates: 0,
+            }
+        }
     }
 
     impl Hub {
@@ -417,12 +467,7 @@ mod webhook_glue {
             request: &Request<Bytes>,
         ) -> HubResponse {
             if request.method() != Method::POST {
-                let handled = webhook.handle(request).await;
-                return HubResponse {
-                    response: handled.response,
-                    routed: Vec::new(),
-                    error: None,
-                };
+                return HubResponse::bare(webhook.handle(request).await.response, None);
             }
             let batch = match webhook.receive(request.headers(), request.body()).await {
                 Ok(batch) => batch,
@@ -433,40 +478,39 @@ mod webhook_glue {
                         WebhookError::Store(s) => Some(HubError::Store(s)),
                         _ => None,
                     };
-                    return HubResponse {
-                        response,
-                        routed: Vec::new(),
-                        error,
-                    };
+                    return HubResponse::bare(response, error);
                 }
             };
-            let mut routed = Vec::with_capacity(batch.events.len());
+            let mut out = HubResponse::bare(plain(StatusCode::OK, "EVENT_RECEIVED"), None);
+            out.unknown_pages = batch.unknown_pages;
+            out.dropped = batch.dropped;
+            out.duplicates = batch.duplicates;
+            out.routed.reserve(batch.events.len());
             for event in batch.events {
                 let result = match self.route(&event).await {
                     Ok(r) => webhook
                         .commit(&event)
                         .await
-                        .map(|()| r)
+                        .map(|first| (r, first))
                         .map_err(HubError::from),
                     Err(e) => Err(e),
                 };
                 match result {
-                    Ok(r) => routed.push((event, r)),
+                    Ok((r, first)) => {
+                        if !first {
+                            tracing::warn!(key = %event.key, "event was committed meanwhile by another handler (a redelivery overlapped)");
+                        }
+                        out.routed.push((event, r));
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, key = %event.key, "routing failed; Meta will deliver the batch again");
-                        return HubResponse {
-                            response: plain(StatusCode::INTERNAL_SERVER_ERROR, "routing failed"),
-                            routed,
-                            error: Some(e),
-                        };
+                        out.response = plain(StatusCode::INTERNAL_SERVER_ERROR, "routing failed");
+                        out.error = Some(e);
+                        return out;
                     }
                 }
             }
-            HubResponse {
-                response: plain(StatusCode::OK, "EVENT_RECEIVED"),
-                routed,
-                error: None,
-            }
+            out
         }
     }
 

@@ -10,7 +10,7 @@
 //! - [`SeenEvents::mark_seen`] returns `true` if the key was not seen (or its mark had
 //!   expired) and marks it until `now + ttl`; `false` if it is marked. Concurrent calls for
 //!   the same key return `true` exactly once.
-//! - [`SeenEvents::is_seen`] does not mark.
+//! - [`SeenEvents::is_seen`] does not mark; [`SeenEvents::forget`] removes a mark.
 //! - Expired marks count as absent and are removed by [`SeenEvents::purge_expired`] (stores
 //!   may also drop them on their own).
 
@@ -29,6 +29,9 @@ pub trait SeenEvents: Send + Sync {
     /// Marks `key` until `now + ttl`; `true` if it was not marked.
     async fn mark_seen(&self, key: &str, now: Timestamp, ttl: Duration)
     -> Result<bool, StoreError>;
+
+    /// Removes the mark of `key`, if any (a claim that must be released after a failure).
+    async fn forget(&self, key: &str) -> Result<(), StoreError>;
 
     /// Removes marks expired at `now`; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError>;

@@ -30,6 +30,9 @@ impl SeenEvents for AmnesiacSeen {
     async fn purge_expired(&self, _: Timestamp) -> Result<usize, StoreError> {
         Ok(0)
     }
+    async fn forget(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Overwrites outcomes instead of keeping the first.

@@ -78,6 +78,43 @@ impl Inbox for FlakyInbox {
     }
 }
 
+/// Records every event the Hub offers to processes; consumes none.
+#[derive(Default)]
+struct RecordingEngine {
+    offered: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl tidings::process::ProcessEngine for RecordingEngine {
+    async fn start(
+        &self,
+        flow: &tidings::process::FlowId,
+        _: &ContactId,
+    ) -> Result<tidings::process::InstanceId, tidings::process::ProcessError> {
+        Err(tidings::process::ProcessError::UnknownFlow(flow.clone()))
+    }
+    async fn offer(
+        &self,
+        _: &ContactId,
+        event: &tidings::Inbound,
+    ) -> Result<tidings::process::Offer, tidings::process::ProcessError> {
+        self.offered.lock().unwrap().push(event.key.clone());
+        Ok(tidings::process::Offer::NotConsumed)
+    }
+}
+
+impl RecordingEngine {
+    fn times_offered(&self, mid: &str) -> usize {
+        let key = format!("messenger:{mid}");
+        self.offered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| **k == key)
+            .count()
+    }
+}
+
 struct World {
     clock: ManualClock,
     graph: FakeGraph,
@@ -88,6 +125,7 @@ struct World {
     url: String,
     secret: AppSecret,
     webhook: Arc<Webhook>,
+    engine: Arc<RecordingEngine>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -121,6 +159,7 @@ impl World {
             .unwrap();
         let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
             .with_clock(clock.shared());
+        let engine = Arc::new(RecordingEngine::default());
         let connector = Connector::new(
             directory.clone(),
             seen.clone(),
@@ -130,6 +169,7 @@ impl World {
         );
         let hub = Arc::new(
             Hub::builder(connector.clone(), directory.clone(), inbox.clone())
+                .processes(engine.clone())
                 .reply_transport(Arc::new(messenger))
                 .confirmation(
                     Message::text("Your Messenger is connected to your school account.").unwrap(),
@@ -191,6 +231,7 @@ impl World {
             url,
             secret,
             webhook,
+            engine,
             _server: server,
         }
     }
@@ -239,7 +280,7 @@ impl World {
 async fn connecting_from_mobile_through_get_started_links_and_confirms() {
     let w = World::new(ConnectPolicy::new()).await;
     let ann = w.contact("ann@example.org").await;
-    let token = w.connector.connect_token(&ann).unwrap();
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
     let link = tidings::messenger::link::connect_link(
         &PageConfig::new(PAGE, PageAccessToken::new("t")).with_username("school"),
         &token,
@@ -261,7 +302,7 @@ async fn connecting_from_mobile_through_get_started_links_and_confirms() {
 async fn connecting_on_an_existing_thread_through_a_referral_links() {
     let w = World::new(ConnectPolicy::new()).await;
     let ann = w.contact("ann@example.org").await;
-    let token = w.connector.connect_token(&ann).unwrap();
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
     assert_eq!(
         w.post(&w.user("222").referral(token.expose_secret(), w.clock.now()))
             .await,
@@ -284,7 +325,7 @@ async fn connecting_on_an_existing_thread_through_a_referral_links() {
 async fn every_bad_token_is_refused_with_its_reason_and_links_nothing() {
     let w = World::new(ConnectPolicy::new()).await;
     let ann = w.contact("ann@example.org").await;
-    let valid = w.connector.connect_token(&ann).unwrap();
+    let valid = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
     let from = w.address("333");
 
     let forger = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap())
@@ -334,7 +375,7 @@ async fn every_bad_token_is_refused_with_its_reason_and_links_nothing() {
 async fn a_used_link_cannot_take_over_the_account() {
     let w = World::new(ConnectPolicy::new()).await;
     let ann = w.contact("ann@example.org").await;
-    let token = w.connector.connect_token(&ann).unwrap();
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
     assert_eq!(
         w.post(&w.user("444").referral(token.expose_secret(), w.clock.now()))
             .await,
@@ -371,6 +412,122 @@ async fn a_used_link_cannot_take_over_the_account() {
         .await
         .unwrap();
     assert!(matches!(again, ConnectOutcome::AlreadyLinked { .. }));
+
+    // A fresh link that Ann opens while already linked is used up too: nobody can use it after.
+    let fresh = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let reference = tidings::message::Reference::new(fresh.expose_secret());
+    let outcome = w
+        .connector
+        .on_referral(&w.address("444"), &reference)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, ConnectOutcome::AlreadyLinked { .. }));
+    let stolen = w.connector.on_referral(&mallory, &reference).await.unwrap();
+    assert_eq!(stolen, ConnectOutcome::Refused(Refusal::AlreadyUsed));
+    assert_eq!(
+        w.directory.get(&ann).await.unwrap().unwrap().addresses,
+        vec![w.address("444")]
+    );
+}
+
+#[tokio::test]
+async fn a_link_made_for_one_page_cannot_connect_a_conversation_on_another() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w
+        .connector
+        .connect_token(&ann, Some("another-page"))
+        .unwrap();
+    let outcome = w
+        .connector
+        .on_referral(
+            &w.address("445"),
+            &tidings::message::Reference::new(token.expose_secret()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, ConnectOutcome::Refused(Refusal::OtherScope));
+    assert_eq!(w.owner("445").await, None);
+}
+
+/// A directory whose next `link` fails once, as a database hiccup would.
+struct HiccupDirectory {
+    inner: Arc<MemoryDirectory>,
+    fail_next_link: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Directory for HiccupDirectory {
+    async fn get(&self, id: &ContactId) -> Result<Option<tidings::contact::Contact>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn find_by_address(
+        &self,
+        a: &Address,
+    ) -> Result<Option<tidings::contact::Contact>, StoreError> {
+        self.inner.find_by_address(a).await
+    }
+    async fn create(&self, new: NewContact) -> Result<tidings::contact::Contact, StoreError> {
+        self.inner.create(new).await
+    }
+    async fn link(&self, id: &ContactId, a: &Address) -> Result<(), StoreError> {
+        if self.fail_next_link.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other(
+                "connection reset",
+            )));
+        }
+        self.inner.link(id, a).await
+    }
+    async fn unlink(&self, a: &Address) -> Result<Option<ContactId>, StoreError> {
+        self.inner.unlink(a).await
+    }
+    async fn merge(
+        &self,
+        from: &ContactId,
+        into: &ContactId,
+    ) -> Result<tidings::contact::Contact, StoreError> {
+        self.inner.merge(from, into).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_after_the_token_was_claimed_does_not_lose_the_connect() {
+    let clock = ManualClock::new(Timestamp::from_secs(1_764_000_000));
+    let memory = Arc::new(MemoryDirectory::new());
+    let directory = Arc::new(HiccupDirectory {
+        inner: memory.clone(),
+        fail_next_link: std::sync::atomic::AtomicBool::new(true),
+    });
+    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
+        .with_clock(clock.shared());
+    let connector = Connector::new(
+        directory,
+        Arc::new(MemorySeenEvents::new()),
+        tokens,
+        clock.shared(),
+        ConnectPolicy::new(),
+    );
+    let ann = memory
+        .create(NewContact::new().with_email("ann@example.org"))
+        .await
+        .unwrap()
+        .id;
+    let token = connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let from = Address::messenger(PAGE, "446").unwrap();
+    let reference = tidings::message::Reference::new(token.expose_secret());
+    assert!(
+        connector.on_referral(&from, &reference).await.is_err(),
+        "the hiccup surfaces (the Hub answers 500)"
+    );
+    let retried = connector.on_referral(&from, &reference).await.unwrap();
+    assert!(
+        matches!(retried, ConnectOutcome::Linked { .. }),
+        "the redelivery completes the link: {retried:?}"
+    );
+    assert_eq!(
+        memory.find_by_address(&from).await.unwrap().map(|c| c.id),
+        Some(ann)
+    );
 }
 
 #[tokio::test]
@@ -380,7 +537,7 @@ async fn an_address_moves_between_real_contacts_only_when_the_policy_allows() {
         let ann = w.contact("ann@example.org").await;
         let bob = w.contact("bob@example.org").await;
         w.directory.link(&ann, &w.address("555")).await.unwrap();
-        let token = w.connector.connect_token(&bob).unwrap();
+        let token = w.connector.connect_token(&bob, Some(PAGE)).unwrap();
         let outcome = w
             .connector
             .on_referral(
@@ -486,7 +643,7 @@ async fn a_technical_contact_merges_into_the_real_profile_with_its_history() {
     let technical = w.owner("123").await.unwrap();
 
     let real = w.contact("ann@example.org").await;
-    let token = w.connector.connect_token(&real).unwrap();
+    let token = w.connector.connect_token(&real, Some(PAGE)).unwrap();
     w.clock.advance(Duration::from_secs(60));
     assert_eq!(
         w.post(&user.referral(token.expose_secret(), w.clock.now()))
@@ -495,6 +652,11 @@ async fn a_technical_contact_merges_into_the_real_profile_with_its_history() {
     );
 
     assert_eq!(w.owner("123").await, Some(real.clone()));
+    let merged = w.directory.get(&real).await.unwrap().unwrap();
+    assert!(
+        !is_technical(&merged),
+        "a real contact never becomes technical through a merge"
+    );
     assert!(
         w.directory.get(&technical).await.unwrap().is_none(),
         "the technical contact was merged away"
@@ -521,6 +683,11 @@ async fn duplicated_deliveries_are_handled_once() {
     assert_eq!(w.post(&body).await, 200);
     let contact = w.owner("321").await.unwrap();
     assert_eq!(w.inbox.conversation(&contact, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        w.engine.times_offered("m_dup"),
+        1,
+        "routed once, not just stored once"
+    );
 }
 
 #[tokio::test]
@@ -560,6 +727,12 @@ async fn a_routing_failure_answers_500_and_the_redelivery_routes_the_rest_once()
         ["first", "second", "third"],
         "each event routed exactly once"
     );
+    assert_eq!(
+        w.engine.times_offered("m_a"),
+        1,
+        "the event routed before the failure is not routed again"
+    );
+    assert_eq!(w.engine.times_offered("m_c"), 1);
 }
 
 #[tokio::test]
@@ -568,7 +741,7 @@ async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
     let ann = w.contact("ann@example.org").await;
     w.directory.link(&ann, &w.address("100")).await.unwrap();
     let cara = w.contact("cara@example.org").await;
-    let token = w.connector.connect_token(&cara).unwrap();
+    let token = w.connector.connect_token(&cara, Some(PAGE)).unwrap();
     let now = w.clock.now();
     let ann_user = w.user("100");
     let echo = json!({"object":"page","entry":[{"id":PAGE,"time":now.as_millis(),"messaging":[

@@ -6,14 +6,17 @@
 //! links that address to the contact, or refuses with a typed [`Refusal`] and links nothing.
 //!
 //! - A token is single-use: its nonce is claimed in [`SeenEvents`] (key `connect:<nonce>`)
-//!   until it expires, before anything is linked, so two people racing with one link cannot
-//!   both win. A redelivery of the event that used it is recognised (the address is already
-//!   linked to the token's contact) and answered as [`ConnectOutcome::AlreadyLinked`].
+//!   until it expires, before anything else is decided, so a link works once, whoever uses it
+//!   (a person already linked who taps a fresh link uses it up too). A redelivery of the event
+//!   that used it is recognised (the address is linked to the token's contact) and answered as
+//!   [`ConnectOutcome::AlreadyLinked`]. If linking fails after the claim, the claim is released
+//!   so the redelivery can complete it.
+//! - A token made for a scope (a Page) links only addresses of that scope.
 //! - An address linked to contact A that presents a valid token for B is moved to B only when
 //!   [`ConnectPolicy::relink`] allows it; the move is reported.
 //! - An address linked to a *technical* contact (auto-registered) that presents a valid token
-//!   for a real contact is merged into it through [`Directory::merge`], and reported so the
-//!   host can move the conversation ([`ConnectOutcome::Merged`]).
+//!   for a real contact is merged into it through [`Directory::merge`], after a [`MergeHook`]
+//!   (the Hub's moves the inbox conversation), and reported ([`ConnectOutcome::Merged`]).
 //!
 //! Senders without a linked contact and without a valid token are *unknown*: with
 //! [`ConnectPolicy::auto_register`] on, [`Connector::resolve_sender`] creates a technical contact
@@ -137,6 +140,9 @@ pub enum Refusal {
     /// The token was already used (by another address, or before).
     #[error("the token was already used")]
     AlreadyUsed,
+    /// The token was made for another scope (another Page) than the address's.
+    #[error("the token was made for another Page")]
+    OtherScope,
     /// The token names a contact the directory does not have.
     #[error("the token names an unknown contact")]
     UnknownContact,
@@ -214,6 +220,16 @@ impl Sender {
     }
 }
 
+/// Runs before a technical contact is merged into a real one, so that what the host keeps
+/// per contact (the inbox conversation) can follow. It must be idempotent: after a failure the
+/// merge is retried from the start. The Hub installs one that moves the inbox conversation.
+#[async_trait::async_trait]
+pub trait MergeHook: Send + Sync {
+    /// Called before `technical` is merged into `into`.
+    async fn before_merge(&self, technical: &ContactId, into: &ContactId)
+    -> Result<(), StoreError>;
+}
+
 /// Links addresses to contacts; see the [module docs](self).
 #[derive(Clone)]
 pub struct Connector {
@@ -222,6 +238,7 @@ pub struct Connector {
     tokens: Tokens,
     clock: SharedClock,
     policy: ConnectPolicy,
+    merge_hook: Option<Arc<dyn MergeHook>>,
 }
 
 impl fmt::Debug for Connector {
@@ -249,7 +266,14 @@ impl Connector {
             tokens,
             clock,
             policy,
+            merge_hook: None,
         }
+    }
+
+    /// Runs `hook` before each technical-to-real merge.
+    pub fn with_merge_hook(mut self, hook: Arc<dyn MergeHook>) -> Self {
+        self.merge_hook = Some(hook);
+        self
     }
 
     /// The policy.
@@ -257,13 +281,27 @@ impl Connector {
         &self.policy
     }
 
-    /// A connect token naming `contact`, valid for the policy's lifetime.
-    pub fn connect_token(&self, contact: &ContactId) -> Result<SignedToken, TokenError> {
-        self.tokens
-            .issue(&Purpose::CONNECT, contact.as_str(), self.policy.token_ttl)
+    /// A connect token naming `contact`, valid for the policy's lifetime. With a `scope` (for
+    /// Messenger: the Page id) the token only links addresses of that scope, so a link made for
+    /// one school's Page cannot connect a conversation with another's.
+    pub fn connect_token(
+        &self,
+        contact: &ContactId,
+        scope: Option<&str>,
+    ) -> Result<SignedToken, TokenError> {
+        self.tokens.issue_with_data(
+            &Purpose::CONNECT,
+            contact.as_str(),
+            self.policy.token_ttl,
+            scope.unwrap_or(""),
+        )
     }
 
     /// Handles a referral carrying `reference` from `from`.
+    ///
+    /// The token is claimed (its nonce marked used) before anything is decided, so a link can
+    /// be used once, whoever uses it; if applying the link then fails (a store error), the claim
+    /// is released so that the redelivered event can complete it.
     pub async fn on_referral(
         &self,
         from: &Address,
@@ -276,46 +314,65 @@ impl Connector {
             Ok(claims) => claims,
             Err(e) => return Ok(ConnectOutcome::Refused(Refusal::from(&e))),
         };
+        if !claims.data().is_empty() && from.scope() != Some(claims.data()) {
+            return Ok(ConnectOutcome::Refused(Refusal::OtherScope));
+        }
         let Ok(target_id) = ContactId::new(claims.subject()) else {
             return Ok(ConnectOutcome::Refused(Refusal::UnknownContact));
         };
         let Some(target) = self.directory.get(&target_id).await? else {
             return Ok(ConnectOutcome::Refused(Refusal::UnknownContact));
         };
-        let current = self.directory.find_by_address(from).await?;
-        if let Some(current) = &current {
-            if current.id == target.id {
-                return Ok(ConnectOutcome::AlreadyLinked { contact: target });
-            }
-            if !is_technical(current) && !self.policy.relink {
-                return Ok(ConnectOutcome::Refused(Refusal::LinkedElsewhere {
-                    current: current.id.clone(),
-                }));
-            }
-        }
 
-        // Claim the token before linking: of two racing uses, one wins.
+        // Claim the token first: of two uses, racing or not, only one gets past this point.
         let now = self.clock.now();
         let ttl = claims
             .expires_at()
             .saturating_duration_since(now)
             .max(Duration::from_secs(1));
-        let claimed = self
-            .seen
-            .mark_seen(&format!("connect:{}", claims.nonce()), now, ttl)
-            .await?;
+        let claim = format!("connect:{}", claims.nonce());
+        let claimed = self.seen.mark_seen(&claim, now, ttl).await?;
+        let current = self.directory.find_by_address(from).await?;
         if !claimed {
-            return Ok(ConnectOutcome::Refused(Refusal::AlreadyUsed));
+            return Ok(match current {
+                // The same person again, or a redelivery of the event that used it.
+                Some(contact) if contact.id == target.id => {
+                    ConnectOutcome::AlreadyLinked { contact }
+                }
+                _ => ConnectOutcome::Refused(Refusal::AlreadyUsed),
+            });
         }
+        match self.apply(from, target, current).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                if let Err(release) = self.seen.forget(&claim).await {
+                    tracing::error!(error = %release, "connect claim could not be released");
+                }
+                Err(e)
+            }
+        }
+    }
 
+    async fn apply(
+        &self,
+        from: &Address,
+        target: Contact,
+        current: Option<Contact>,
+    ) -> Result<ConnectOutcome, StoreError> {
         match current {
             None => {
                 self.directory.link(&target.id, from).await?;
                 Ok(ConnectOutcome::Linked {
-                    contact: self.reload(&target_id, target).await?,
+                    contact: self.reload(target).await?,
                 })
             }
-            Some(technical) if is_technical(&technical) => {
+            Some(contact) if contact.id == target.id => {
+                Ok(ConnectOutcome::AlreadyLinked { contact })
+            }
+            Some(technical) if is_technical(&technical) && !is_technical(&target) => {
+                if let Some(hook) = &self.merge_hook {
+                    hook.before_merge(&technical.id, &target.id).await?;
+                }
                 let merged = self.directory.merge(&technical.id, &target.id).await?;
                 tracing::info!(technical = %technical.id, contact = %target.id, "technical contact merged into a real one");
                 Ok(ConnectOutcome::Merged {
@@ -323,13 +380,18 @@ impl Connector {
                     contact: merged,
                 })
             }
+            Some(current) if !self.policy.relink => {
+                Ok(ConnectOutcome::Refused(Refusal::LinkedElsewhere {
+                    current: current.id,
+                }))
+            }
             Some(previous) => {
                 self.directory.unlink(from).await?;
                 self.directory.link(&target.id, from).await?;
                 tracing::info!(from = %previous.id, to = %target.id, "address relinked");
                 Ok(ConnectOutcome::Relinked {
                     from: previous.id,
-                    contact: self.reload(&target_id, target).await?,
+                    contact: self.reload(target).await?,
                 })
             }
         }
@@ -358,8 +420,9 @@ impl Connector {
         }
     }
 
-    async fn reload(&self, id: &ContactId, fallback: Contact) -> Result<Contact, StoreError> {
-        Ok(self.directory.get(id).await?.unwrap_or(fallback))
+    /// The contact as stored now (after a link), or `fallback` if it vanished meanwhile.
+    async fn reload(&self, fallback: Contact) -> Result<Contact, StoreError> {
+        Ok(self.directory.get(&fallback.id).await?.unwrap_or(fallback))
     }
 }
 

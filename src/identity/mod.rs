@@ -16,14 +16,15 @@
 //!   already linked, nothing is created and the call fails with a conflict. Two concurrent
 //!   "create a contact for this new sender" calls therefore create one contact.
 //! - [`Directory::merge`] moves every address of `from` to `into`, fills `into`'s missing data
-//!   from `from`, and retires `from`, which the host may delete or keep as an alias.
+//!   from `from` (never the technical marker [`connect::TECHNICAL_FIELD`]: a real contact must
+//!   not become technical), and retires `from`, which the host may delete or keep as an alias.
 //!   The crate never deletes host data itself.
 
 use async_trait::async_trait;
 
 pub mod connect;
 
-pub use connect::{ConnectOutcome, ConnectPolicy, Connector, Refusal, Sender};
+pub use connect::{ConnectOutcome, ConnectPolicy, Connector, MergeHook, Refusal, Sender};
 
 use crate::{
     contact::{Address, Contact, ContactId, NewContact},

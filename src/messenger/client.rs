@@ -561,7 +561,7 @@ impl MessengerTransport {
             .with_jitter();
         (|| self.post_once(page_id, url, body))
             .retry(backoff)
-            .when(|e: &MessengerError| e.kind() == crate::transport::DeliveryErrorKind::Retryable)
+            .when(MessengerError::may_auto_retry)
             .notify(|e: &MessengerError, after: Duration| {
                 tracing::warn!(page_id, error = %e, retry_in = ?after, "Messenger send failed, retrying");
             })
@@ -643,7 +643,7 @@ impl Transport for MessengerTransport {
                         i + 1,
                         e.detail()
                     );
-                    return Err(DeliveryError::new(e.kind(), detail).with_source(e));
+                    return Err(DeliveryError::other(detail).with_source(e));
                 }
                 Err(e) => return Err(e),
             }

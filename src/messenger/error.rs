@@ -148,6 +148,17 @@ impl MessengerError {
         }
     }
 
+    /// Whether the transport may retry on its own: Graph said the send failed and may work
+    /// later, or the connection was never made. A timeout or a dropped connection is
+    /// uncertain (Graph may have accepted the message), so it is left to the caller, who can
+    /// tell from its own records whether to send again.
+    pub fn may_auto_retry(&self) -> bool {
+        match self {
+            MessengerError::Http(e) => e.is_connect(),
+            _ => self.kind() == DeliveryErrorKind::Retryable,
+        }
+    }
+
     /// Whether the failure is a rate limit.
     pub fn is_rate_limit(&self) -> bool {
         match self {

@@ -12,7 +12,8 @@
 //! | `PostPurchase` | `UPDATE` | tag `POST_PURCHASE_UPDATE` |
 //! | `ConfirmedEvent` | `UPDATE` | tag `CONFIRMED_EVENT_UPDATE` |
 //!
-//! A person never heard from is outside the window. Refusals happen before any HTTP call, as
+//! A person never heard from is outside the window, and tags cannot reach them either (a tag
+//! continues a conversation). Refusals happen before any HTTP call, as
 //! [`DeliveryErrorKind::WindowClosed`](crate::transport::DeliveryErrorKind::WindowClosed).
 //! `HUMAN_AGENT` needs Meta's approval of the Human Agent feature, so it is off unless
 //! [`Policy::human_agent`] is set.
@@ -135,6 +136,12 @@ impl Policy {
             }
             Intent::Reply | Intent::AgentReply => Err(closed("outside the 24-hour window")),
             _ if inside => Ok(MessagingType::Update),
+            // Tags continue a conversation: a person who never wrote cannot be tagged to.
+            Intent::AccountUpdate | Intent::PostPurchase | Intent::ConfirmedEvent
+                if since.is_none() =>
+            {
+                Err(closed("a message tag needs an earlier conversation"))
+            }
             Intent::AccountUpdate => Ok(MessagingType::Tagged(MessageTag::AccountUpdate)),
             Intent::PostPurchase => Ok(MessagingType::Tagged(MessageTag::PostPurchaseUpdate)),
             Intent::ConfirmedEvent => Ok(MessagingType::Tagged(MessageTag::ConfirmedEventUpdate)),
@@ -203,8 +210,13 @@ mod tests {
             Ok(MessagingType::Tagged(MessageTag::AccountUpdate))
         );
         assert_eq!(
-            decide(p, Intent::PostPurchase, None),
+            decide(p, Intent::PostPurchase, Some(100)),
             Ok(MessagingType::Tagged(MessageTag::PostPurchaseUpdate))
+        );
+        assert_eq!(
+            decide(p, Intent::PostPurchase, None),
+            closed,
+            "a tag needs an earlier conversation"
         );
         assert_eq!(
             decide(p, Intent::ConfirmedEvent, Some(48)),

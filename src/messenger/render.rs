@@ -202,7 +202,7 @@ pub fn render(message: &Message) -> Result<Vec<OutgoingMessage>, RenderError> {
                 title: title.to_owned(),
                 url: url.to_owned(),
             });
-        } else if !text.contains(url) {
+        } else if !text.contains(url) && !text.contains(url.trim_end_matches('/')) {
             text.push('\n');
             if let Some(title) = link.title() {
                 text.push_str(title);

@@ -416,12 +416,12 @@ impl Webhook {
         Ok(())
     }
 
-    /// Marks `event` handled: a redelivery will be dropped.
-    pub async fn commit(&self, event: &Inbound) -> Result<(), StoreError> {
+    /// Marks `event` handled: a redelivery will be dropped. Returns `false` when it was already
+    /// marked (another handler of an overlapping redelivery got there first).
+    pub async fn commit(&self, event: &Inbound) -> Result<bool, StoreError> {
         self.seen
             .mark_seen(&event.key, self.clock.now(), self.dedupe_ttl)
-            .await?;
-        Ok(())
+            .await
     }
 
     /// Handles a whole request: the handshake for GET; for POST, [`receive`](Webhook::receive)

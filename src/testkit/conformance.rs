@@ -1101,6 +1101,23 @@ pub async fn seen_events(seen: Arc<dyn SeenEvents>) {
         "mark_seen: an expired key can be marked again"
     );
 
+    // forget releases a mark.
+    let released = unique("claim");
+    assert!(
+        ok("mark", seen.mark_seen(&released, now, ttl).await),
+        "mark_seen: a new key is marked"
+    );
+    ok("forget", seen.forget(&released).await);
+    assert!(
+        !ok("is_seen", seen.is_seen(&released, now).await),
+        "forget: the key is no longer seen"
+    );
+    assert!(
+        ok("mark again", seen.mark_seen(&released, now, ttl).await),
+        "forget: the key can be marked again"
+    );
+    ok("forget unknown", seen.forget(&unique("never")).await);
+
     // The batch forms agree with the single ones.
     let fresh = unique("batch");
     let keys = [key.as_str(), fresh.as_str(), fresh.as_str()];

@@ -186,7 +186,10 @@ impl Directory for MemoryDirectory {
         target.first_name = target.first_name.take().or(source.first_name);
         target.last_name = target.last_name.take().or(source.last_name);
         for (k, v) in source.fields {
-            target.fields.entry(k).or_insert(v);
+            // A real contact never inherits the technical marker.
+            if k != crate::identity::connect::TECHNICAL_FIELD {
+                target.fields.entry(k).or_insert(v);
+            }
         }
         target.tags.extend(source.tags);
         for a in source.addresses {

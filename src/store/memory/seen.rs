@@ -76,6 +76,11 @@ impl SeenEvents for MemorySeenEvents {
         Ok(lock(&self.state).mark(key, now, ttl))
     }
 
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.state).expires.remove(key);
+        Ok(())
+    }
+
     async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError> {
         let mut state = lock(&self.state);
         let before = state.expires.len();
