@@ -144,62 +144,39 @@ pub struct Handled {
 /// Builds a [`Webhook`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct WebhookBuilder {
-    app_secret: AppSecret,
-    verify_token: VerifyToken,
-    pages: Arc<dyn PageResolver>,
-    seen: Arc<dyn SeenEvents>,
-    last_inbound: Arc<dyn LastInbound>,
-    max_body: usize,
-    clock: SharedClock,
-    dedupe_ttl: Duration,
+    webhook: Webhook,
 }
 
 impl fmt::Debug for WebhookBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookBuilder")
-            .field("app_secret", &self.app_secret)
-            .field("verify_token", &self.verify_token)
-            .field("max_body", &self.max_body)
-            .field("dedupe_ttl", &self.dedupe_ttl)
-            .finish_non_exhaustive()
+            .field("webhook", &self.webhook)
+            .finish()
     }
 }
 
 impl WebhookBuilder {
     /// Sets the body size limit (default 1 MiB).
     pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+        self.webhook.max_body = bytes;
         self
     }
 
     /// Reads time from `clock`.
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.webhook.clock = clock;
         self
     }
 
     /// Sets how long handled events are remembered (default 48 hours).
     pub fn dedupe_ttl(mut self, ttl: Duration) -> Self {
-        self.dedupe_ttl = ttl;
+        self.webhook.dedupe_ttl = ttl;
         self
     }
 
     /// Builds the webhook.
     pub fn build(self) -> Webhook {
-        // HMAC takes keys of any length (long ones are hashed), so keying cannot fail; the
-        // fallback keeps this path free of panics all the same.
-        let mac = Hmac::<Sha256>::new_from_slice(self.app_secret.secret().as_bytes())
-            .unwrap_or_else(|_| <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()));
-        Webhook {
-            mac,
-            verify_token: self.verify_token,
-            pages: self.pages,
-            seen: self.seen,
-            last_inbound: self.last_inbound,
-            max_body: self.max_body,
-            clock: self.clock,
-            dedupe_ttl: self.dedupe_ttl,
-        }
+        self.webhook
     }
 }
 
@@ -250,15 +227,21 @@ impl Webhook {
         seen: Arc<dyn SeenEvents>,
         last_inbound: Arc<dyn LastInbound>,
     ) -> WebhookBuilder {
+        // HMAC takes keys of any length (long ones are hashed), so keying cannot fail; the
+        // fallback keeps this path free of panics all the same.
+        let mac = Hmac::<Sha256>::new_from_slice(app_secret.secret().as_bytes())
+            .unwrap_or_else(|_| <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()));
         WebhookBuilder {
-            app_secret,
-            verify_token,
-            pages,
-            seen,
-            last_inbound,
-            max_body: DEFAULT_MAX_BODY,
-            clock: SystemClock::shared(),
-            dedupe_ttl: DEFAULT_DEDUPE_TTL,
+            webhook: Webhook {
+                mac,
+                verify_token,
+                pages,
+                seen,
+                last_inbound,
+                max_body: DEFAULT_MAX_BODY,
+                clock: SystemClock::shared(),
+                dedupe_ttl: DEFAULT_DEDUPE_TTL,
+            },
         }
     }
 
