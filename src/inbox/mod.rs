@@ -5,6 +5,9 @@
 //! inbox can show which transport delivered each message and how far it got (sent, delivered,
 //! read) or why it did not (refused, failed).
 //!
+//! [`Support`] ([`support`]) is the agent-facing service: which transports reach a contact, and
+//! replies through the ones an agent ticks.
+//!
 //! [`Inbox`] is the seam: the host usually already has a support inbox and implements it over
 //! its own tables; `store::memory::MemoryInbox` is the reference implementation.
 //!
@@ -22,7 +25,11 @@
 //!   are final.
 
 use async_trait::async_trait;
+
+pub mod support;
+
 use serde::{Deserialize, Serialize};
+pub use support::{Reply, ReplyReport, Support, SupportError, TransportOption};
 
 use crate::{
     clock::Timestamp,

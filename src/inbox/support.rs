@@ -1,0 +1,242 @@
+//! [`Support`]: the agent-facing side of the inbox.
+//!
+//! An agent opens a contact's conversation and sees which transports can reach the contact
+//! ([`Support::transports_for`]: Messenger only when a Messenger address is linked, which is
+//! when the "facebook" checkbox is shown; e-mail when the contact has a real address). The agent
+//! ticks some and replies ([`Support::reply`]); each ticked transport is tried, and one outgoing
+//! entry records, per transport, whether it was sent (with the transport's message ids),
+//! refused before sending and why (Messenger's window closed, a message the transport cannot
+//! render), or failed and why. A reply that no transport delivered is still recorded.
+//!
+//! Agent replies go with [`Intent::AgentReply`](crate::transport::Intent::AgentReply):
+//! Messenger answers inside 24 hours, uses `HUMAN_AGENT` up to 7 days when the transport's policy
+//! enables it, and refuses after that as "window closed", so the agent can tick e-mail instead.
+
+use std::{fmt, sync::Arc};
+
+use super::{DeliveryRecord, EntryId, Inbox, Outgoing};
+use crate::{
+    clock::SharedClock,
+    contact::{Address, Channel, Contact, ContactId},
+    error::StoreError,
+    identity::{Directory, connect::is_technical},
+    message::Message,
+    transport::{DeliveryErrorKind, SendContext, SharedTransport},
+};
+
+/// One transport an agent may tick for a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportOption {
+    /// The transport's channel.
+    pub channel: Channel,
+    /// The contact's address on it, when there is one: the checkbox is shown only then.
+    pub address: Option<Address>,
+}
+
+impl TransportOption {
+    /// Whether the checkbox is shown (the contact can be reached on this channel).
+    pub fn available(&self) -> bool {
+        self.address.is_some()
+    }
+}
+
+/// An agent's reply.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Reply {
+    /// What to send (up to the transports' choices: at most 3 shown as buttons on Messenger).
+    pub message: Message,
+    /// The ticked transports, in the order to try them.
+    pub channels: Vec<Channel>,
+    /// The agent.
+    pub author: Option<String>,
+}
+
+impl Reply {
+    /// A reply of `message` through `channels`.
+    pub fn new(message: Message, channels: impl IntoIterator<Item = Channel>) -> Self {
+        Reply {
+            message,
+            channels: channels.into_iter().collect(),
+            author: None,
+        }
+    }
+
+    /// Names the agent.
+    pub fn by(mut self, author: impl Into<String>) -> Self {
+        self.author = Some(author.into());
+        self
+    }
+}
+
+/// What a reply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplyReport {
+    /// The outgoing entry recorded for it.
+    pub entry: EntryId,
+    /// One record per ticked transport, in order.
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+impl ReplyReport {
+    /// Whether at least one transport sent it.
+    pub fn delivered(&self) -> bool {
+        self.deliveries.iter().any(|d| d.status.was_sent())
+    }
+}
+
+/// Why a reply could not be handled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupportError {
+    /// The contact does not exist.
+    #[error("unknown contact {0}")]
+    UnknownContact(ContactId),
+    /// A store failed.
+    #[error("store failed")]
+    Store(#[from] StoreError),
+}
+
+/// Replies to contacts through the transports agents tick; see the [module docs](self).
+#[derive(Clone)]
+pub struct Support {
+    directory: Arc<dyn Directory>,
+    inbox: Arc<dyn Inbox>,
+    transports: Vec<SharedTransport>,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for Support {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Support")
+            .field(
+                "transports",
+                &self
+                    .transports
+                    .iter()
+                    .map(|t| t.channel().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Support {
+    /// A support service over the directory and the inbox, reading time from `clock`.
+    pub fn new(directory: Arc<dyn Directory>, inbox: Arc<dyn Inbox>, clock: SharedClock) -> Self {
+        Support {
+            directory,
+            inbox,
+            transports: Vec::new(),
+            clock,
+        }
+    }
+
+    /// Offers replies through `transport` (one per channel; a later one for the same channel
+    /// replaces the earlier).
+    pub fn with_transport(mut self, transport: SharedTransport) -> Self {
+        self.transports
+            .retain(|t| t.channel() != transport.channel());
+        self.transports.push(transport);
+        self
+    }
+
+    /// The transports an agent may tick for `contact`, in configuration order.
+    pub async fn transports_for(
+        &self,
+        contact: &ContactId,
+    ) -> Result<Vec<TransportOption>, SupportError> {
+        let contact = self.contact(contact).await?;
+        Ok(self
+            .transports
+            .iter()
+            .map(|t| TransportOption {
+                channel: t.channel().clone(),
+                address: address_on(&contact, t.channel()),
+            })
+            .collect())
+    }
+
+    /// Sends `reply` through each ticked transport and records one outgoing entry with a
+    /// delivery record per transport.
+    pub async fn reply(
+        &self,
+        contact: &ContactId,
+        reply: Reply,
+    ) -> Result<ReplyReport, SupportError> {
+        let contact = self.contact(contact).await?;
+        // The entry's time is when sending began: read receipts are watermarks in the
+        // transport's time, and a message must not look later than its own receipt.
+        let started = self.clock.now();
+        let ctx = SendContext::agent_reply();
+        let mut deliveries = Vec::with_capacity(reply.channels.len());
+        for channel in &reply.channels {
+            let record = match (self.transport(channel), address_on(&contact, channel)) {
+                (None, _) => DeliveryRecord::refused(
+                    channel.clone(),
+                    format!("no {channel} transport is configured"),
+                ),
+                (_, None) => DeliveryRecord::refused(
+                    channel.clone(),
+                    format!("the contact has no {channel} address"),
+                ),
+                (Some(transport), Some(address)) => {
+                    match transport.send(&address, &reply.message, &ctx).await {
+                        Ok(receipt) => DeliveryRecord::sent(channel.clone(), receipt.message_ids),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                DeliveryErrorKind::WindowClosed | DeliveryErrorKind::InvalidMessage
+                            ) =>
+                        {
+                            DeliveryRecord::refused(channel.clone(), e.to_string())
+                        }
+                        Err(e) => DeliveryRecord::failed(channel.clone(), e.to_string()),
+                    }
+                }
+            };
+            deliveries.push(record);
+        }
+        if !deliveries.iter().any(|d| d.status.was_sent()) {
+            tracing::warn!(contact = %contact.id, "reply delivered by no transport; recorded as such");
+        }
+        let mut entry = Outgoing::new(reply.message);
+        entry.author = reply.author;
+        entry.deliveries = deliveries.clone();
+        let id = self
+            .inbox
+            .record_outgoing(&contact.id, started, entry)
+            .await?;
+        Ok(ReplyReport {
+            entry: id,
+            deliveries,
+        })
+    }
+
+    async fn contact(&self, id: &ContactId) -> Result<Contact, SupportError> {
+        self.directory
+            .get(id)
+            .await?
+            .ok_or_else(|| SupportError::UnknownContact(id.clone()))
+    }
+
+    fn transport(&self, channel: &Channel) -> Option<&SharedTransport> {
+        self.transports.iter().find(|t| t.channel() == channel)
+    }
+}
+
+/// The contact's address on `channel`: a linked one, or for e-mail its real e-mail address
+/// (never the technical one of an auto-registered contact).
+fn address_on(contact: &Contact, channel: &Channel) -> Option<Address> {
+    if let Some(a) = contact.address_on(channel) {
+        return Some(a.clone());
+    }
+    match (channel, &contact.email) {
+        (Channel::Email, Some(email)) if !is_technical(contact) => {
+            Address::email(email.clone()).ok()
+        }
+        _ => None,
+    }
+}
