@@ -425,7 +425,23 @@ async fn a_reply_no_transport_could_deliver_is_still_recorded() {
             .collect::<Vec<_>>(),
         [DeliveryStatus::Refused, DeliveryStatus::Refused]
     );
-    assert_eq!(w.conversation().await.len(), 1, "recorded, not dropped");
+    let conversation = w.conversation().await;
+    assert_eq!(conversation.len(), 1, "recorded, not dropped");
+    match &conversation[0].content {
+        EntryContent::Outgoing(o) => {
+            let reasons: Vec<&str> = o
+                .deliveries
+                .iter()
+                .map(|d| d.reason.as_deref().unwrap_or(""))
+                .collect();
+            assert!(reasons[0].contains("window closed"), "{reasons:?}");
+            assert!(
+                reasons[1].contains("no custom:sms transport"),
+                "{reasons:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -455,4 +471,114 @@ async fn an_answer_to_an_agents_choices_comes_back_naming_the_choice() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn receipts_by_id_and_by_watermark_each_work_and_stop_where_they_should() {
+    let w = World::new().await;
+    w.ann_writes("m_1", "Hi").await;
+    let user = FakeUser::new(PAGE, PSID);
+    for (i, t) in ["one", "two", "three"].iter().enumerate() {
+        if i > 0 {
+            w.clock.advance(Duration::from_secs(10));
+        }
+        w.support
+            .reply(&w.ann, Reply::new(text(t), [Channel::Messenger]))
+            .await
+            .unwrap();
+    }
+    let mids: Vec<String> = w
+        .graph
+        .sent()
+        .iter()
+        .filter_map(|s| s.message_id.clone())
+        .collect();
+    let statuses = |c: &[Entry]| c[1..].iter().map(|e| outgoing(e)[0].1).collect::<Vec<_>>();
+
+    // By id only (no watermark): just the named message.
+    let by_id = serde_json::json!({"object":"page","entry":[{"id":PAGE,"time":w.clock.now().as_millis(),"messaging":[
+        {"sender":{"id":PSID},"recipient":{"id":PAGE},"delivery":{"mids":[mids[1]]}}]}]});
+    w.deliver(&by_id).await;
+    use DeliveryStatus::*;
+    assert_eq!(statuses(&w.conversation().await), [Sent, Delivered, Sent]);
+
+    // By watermark only: everything sent at or before it.
+    let first_sent = w.conversation().await[1].at;
+    let by_watermark = serde_json::json!({"object":"page","entry":[{"id":PAGE,"time":w.clock.now().as_millis(),"messaging":[
+        {"sender":{"id":PSID},"recipient":{"id":PAGE},"delivery":{"watermark":first_sent.as_millis()}}]}]});
+    w.deliver(&by_watermark).await;
+    assert_eq!(
+        statuses(&w.conversation().await),
+        [Delivered, Delivered, Sent]
+    );
+
+    // A read watermark between the second and third reply leaves the third unread.
+    let second_sent = w.conversation().await[2].at;
+    w.deliver(&user.read(second_sent.saturating_add(Duration::from_secs(1))))
+        .await;
+    assert_eq!(statuses(&w.conversation().await), [Read, Read, Sent]);
+}
+
+#[tokio::test]
+async fn attachments_land_as_references_with_their_transport_id() {
+    let w = World::new().await;
+    let now = w.clock.now().as_millis();
+    let body = serde_json::json!({"object":"page","entry":[{"id":PAGE,"time":now,"messaging":[
+        {"sender":{"id":PSID},"recipient":{"id":PAGE},"timestamp":now,"message":{"mid":"m_att","text":"my certificate",
+         "attachments":[{"type":"file","payload":{"url":"https://cdn.example/cert.pdf"}},{"type":"image","payload":{"url":"https://cdn.example/p.png"}}]}}]}]});
+    w.deliver(&body).await;
+    match &w.conversation().await[0].content {
+        EntryContent::Incoming(i) => {
+            assert_eq!(i.message_id.as_deref(), Some("m_att"));
+            assert_eq!(i.text.as_deref(), Some("my certificate"));
+            let urls: Vec<Option<&str>> = i.attachments.iter().map(|a| a.url.as_deref()).collect();
+            assert_eq!(
+                urls,
+                [
+                    Some("https://cdn.example/cert.pdf"),
+                    Some("https://cdn.example/p.png")
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn agent_replies_offer_at_most_three_choices_and_each_transport_once() {
+    let w = World::new().await;
+    w.ann_writes("m_1", "Hi").await;
+    let four = (0..4)
+        .fold(Message::builder("Pick"), |b, i| {
+            b.choice(format!("c{i}"), format!("p{i}"))
+        })
+        .build()
+        .unwrap();
+    let refused = w
+        .support
+        .reply(&w.ann, Reply::new(four, [Channel::Messenger]))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(tidings::inbox::SupportError::TooManyChoices(4))
+    ));
+    assert!(w.graph.sent().is_empty());
+
+    let report = w
+        .support
+        .reply(
+            &w.ann,
+            Reply::new(
+                text("once"),
+                [Channel::Messenger, Channel::Messenger, Channel::Email],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.deliveries.len(),
+        2,
+        "a channel ticked twice is sent once"
+    );
+    assert_eq!(w.graph.sent().len(), 1);
 }

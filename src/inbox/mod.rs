@@ -29,7 +29,7 @@ use async_trait::async_trait;
 pub mod support;
 
 use serde::{Deserialize, Serialize};
-pub use support::{Reply, ReplyReport, Support, SupportError, TransportOption};
+pub use support::{MAX_REPLY_CHOICES, Reply, ReplyReport, Support, SupportError, TransportOption};
 
 use crate::{
     clock::Timestamp,

@@ -87,10 +87,16 @@ impl ReplyReport {
     }
 }
 
+/// The most choices an agent reply may offer: what Messenger shows as buttons.
+pub const MAX_REPLY_CHOICES: usize = 3;
+
 /// Why a reply could not be handled.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SupportError {
+    /// The reply offers more choices than an agent reply may.
+    #[error("an agent reply offers at most {MAX_REPLY_CHOICES} choices, this one {0}")]
+    TooManyChoices(usize),
     /// The contact does not exist.
     #[error("unknown contact {0}")]
     UnknownContact(ContactId),
@@ -159,20 +165,31 @@ impl Support {
             .collect())
     }
 
-    /// Sends `reply` through each ticked transport and records one outgoing entry with a
-    /// delivery record per transport.
+    /// Sends `reply` through each ticked transport (once each) and records one outgoing entry
+    /// with a delivery record per transport. A reply offering more than [`MAX_REPLY_CHOICES`]
+    /// choices is refused before anything is sent.
     pub async fn reply(
         &self,
         contact: &ContactId,
         reply: Reply,
     ) -> Result<ReplyReport, SupportError> {
+        let choices = reply.message.choices().len();
+        if choices > MAX_REPLY_CHOICES {
+            return Err(SupportError::TooManyChoices(choices));
+        }
         let contact = self.contact(contact).await?;
         // The entry's time is when sending began: read receipts are watermarks in the
         // transport's time, and a message must not look later than its own receipt.
         let started = self.clock.now();
         let ctx = SendContext::agent_reply();
         let mut deliveries = Vec::with_capacity(reply.channels.len());
+        let mut ticked: Vec<&Channel> = Vec::with_capacity(reply.channels.len());
         for channel in &reply.channels {
+            if !ticked.contains(&channel) {
+                ticked.push(channel);
+            }
+        }
+        for channel in ticked {
             let record = match (self.transport(channel), address_on(&contact, channel)) {
                 (None, _) => DeliveryRecord::refused(
                     channel.clone(),
