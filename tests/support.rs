@@ -582,3 +582,31 @@ async fn agent_replies_offer_at_most_three_choices_and_each_transport_once() {
     );
     assert_eq!(w.graph.sent().len(), 1);
 }
+
+#[tokio::test]
+async fn a_split_reply_that_fails_part_way_keeps_the_ids_that_went_out() {
+    let w = World::new().await;
+    w.ann_writes("m_1", "Hi").await;
+    let long = (0..700)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    w.graph.fail_every(2, GraphFault::unavailable_user());
+    let report = w
+        .support
+        .reply(&w.ann, Reply::new(text(&long), [Channel::Messenger]))
+        .await
+        .unwrap();
+    let record = &report.deliveries[0];
+    assert_eq!(record.status, DeliveryStatus::Failed);
+    let first = w.graph.sent()[0].message_id.clone().unwrap();
+    assert_eq!(
+        record.message_ids,
+        [first],
+        "the part that went out stays on record"
+    );
+    assert!(
+        record.reason.as_deref().unwrap_or("").contains("part 2"),
+        "{record:?}"
+    );
+}

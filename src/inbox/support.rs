@@ -210,7 +210,13 @@ impl Support {
                         {
                             DeliveryRecord::refused(channel.clone(), e.to_string())
                         }
-                        Err(e) => DeliveryRecord::failed(channel.clone(), e.to_string()),
+                        Err(e) => {
+                            // What did go out (the first parts of a split message) stays on record,
+                            // so its receipts still match.
+                            let mut record = DeliveryRecord::failed(channel.clone(), e.to_string());
+                            record.message_ids = e.sent_ids().to_vec();
+                            record
+                        }
                     }
                 }
             };

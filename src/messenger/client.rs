@@ -643,7 +643,9 @@ impl Transport for MessengerTransport {
                         i + 1,
                         e.detail()
                     );
-                    return Err(DeliveryError::other(detail).with_source(e));
+                    return Err(DeliveryError::other(detail)
+                        .with_source(e)
+                        .with_sent_ids(message_ids));
                 }
                 Err(e) => return Err(e),
             }

@@ -266,6 +266,7 @@ pub struct DeliveryError {
     detail: Cow<'static, str>,
     retry_after: Option<Duration>,
     source: Option<SharedSource>,
+    sent: Option<Arc<[String]>>,
 }
 
 impl DeliveryError {
@@ -276,6 +277,7 @@ impl DeliveryError {
             detail: detail.into(),
             retry_after: None,
             source: None,
+            sent: None,
         }
     }
 
@@ -321,6 +323,18 @@ impl DeliveryError {
         self
     }
 
+    /// Records the transport's ids of what did go out before the failure (the first parts of
+    /// a message the transport split).
+    pub fn with_sent_ids(mut self, ids: Vec<String>) -> Self {
+        self.sent = (!ids.is_empty()).then(|| ids.into());
+        self
+    }
+
+    /// The transport's ids of what went out before the failure; empty if nothing did.
+    pub fn sent_ids(&self) -> &[String] {
+        self.sent.as_deref().unwrap_or_default()
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> DeliveryErrorKind {
         self.kind
@@ -361,6 +375,9 @@ impl fmt::Debug for DeliveryError {
         }
         if let Some(source) = &self.source {
             d.field("source", source);
+        }
+        if let Some(sent) = &self.sent {
+            d.field("sent", sent);
         }
         d.finish()
     }
@@ -453,7 +470,7 @@ mod tests {
     #[test]
     fn delivery_error_is_cheap_to_pass_around() {
         assert_send_sync_clone::<DeliveryError>();
-        assert!(std::mem::size_of::<DeliveryError>() <= 64);
+        assert!(std::mem::size_of::<DeliveryError>() <= 80);
     }
 
     #[test]
