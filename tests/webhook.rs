@@ -444,3 +444,30 @@ proptest! {
         prop_assert!(matches!(result, Err(WebhookError::BadSignature)), "{result:?}");
     }
 }
+
+#[tokio::test]
+async fn repeats_inside_a_large_batch_are_dropped_once() {
+    let s = setup();
+    let event = |mid: &str| {
+        format!(
+            r#"{{"sender":{{"id":"{PSID}"}},"recipient":{{"id":"{PAGE}"}},"timestamp":1718000000001,"message":{{"mid":"{mid}","text":"t"}}}}"#
+        )
+    };
+    let mut events: Vec<String> = (0..12).map(|i| event(&format!("m_big_{i:02}"))).collect();
+    events.push(event("m_big_03"));
+    events.push(event("m_big_11"));
+    let body = format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":1,"messaging":[{}]}}]}}"#,
+        events.join(",")
+    );
+    let batch = s
+        .webhook
+        .handle(&post(body.as_bytes(), Some(&sign(body.as_bytes()))))
+        .await
+        .batch
+        .unwrap();
+    assert_eq!((batch.events.len(), batch.duplicates), (12, 2));
+    let keys: Vec<&str> = batch.events.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys[0], "messenger:m_big_00");
+    assert_eq!(keys[11], "messenger:m_big_11", "order kept");
+}
