@@ -370,7 +370,9 @@ impl Webhook {
             if seen.get(i).copied().unwrap_or(false) || repeated {
                 batch.duplicates += 1;
             } else {
-                events.swap(kept, i);
+                if kept != i {
+                    events.swap(kept, i);
+                }
                 kept += 1;
             }
         }
