@@ -50,7 +50,7 @@ use crate::{
     inbox::{DeliveryStatus, EntryId, Inbox, Incoming, StatusUpdate},
     message::{Inbound, InboundKind, Message},
     process::{InstanceId, NoProcesses, Offer, ProcessEngine, ProcessError},
-    transport::{SendContext, SharedTransport},
+    transport::{SendContext, SharedTransport, TransportSet},
 };
 
 /// What routing did with one event.
@@ -129,9 +129,9 @@ impl HubBuilder {
     }
 
     /// A transport the Hub may answer through (confirmations, "please authorize"), one per
-    /// channel.
+    /// channel: a later one for the same channel replaces the earlier.
     pub fn reply_transport(mut self, transport: SharedTransport) -> Self {
-        self.hub.transports.push(transport);
+        self.hub.transports.insert(transport);
         self
     }
 
@@ -168,7 +168,7 @@ pub struct Hub {
     directory: Arc<dyn Directory>,
     inbox: Arc<dyn Inbox>,
     processes: Arc<dyn ProcessEngine>,
-    transports: Vec<SharedTransport>,
+    transports: TransportSet,
     confirmation: Option<Message>,
     please_authorize: Option<Message>,
     reply_deadline: std::time::Duration,
@@ -178,14 +178,7 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("connector", &self.connector)
-            .field(
-                "transports",
-                &self
-                    .transports
-                    .iter()
-                    .map(|t| t.channel().to_string())
-                    .collect::<Vec<_>>(),
-            )
+            .field("transports", &self.transports)
             .finish_non_exhaustive()
     }
 }
@@ -203,7 +196,7 @@ impl Hub {
                 directory,
                 inbox,
                 processes: Arc::new(NoProcesses),
-                transports: Vec::new(),
+                transports: TransportSet::new(),
                 confirmation: None,
                 please_authorize: None,
                 reply_deadline: std::time::Duration::from_secs(3),
@@ -334,11 +327,7 @@ impl Hub {
     /// fatal (the event itself was handled).
     async fn reply(&self, event: &Inbound, message: Option<&Message>) {
         let Some(message) = message else { return };
-        let Some(transport) = self
-            .transports
-            .iter()
-            .find(|t| t.channel() == event.channel())
-        else {
+        let Some(transport) = self.transports.get(event.channel()) else {
             tracing::warn!(channel = %event.channel(), "no transport to reply through");
             return;
         };

@@ -21,7 +21,7 @@ use crate::{
     error::StoreError,
     identity::{Directory, connect::is_technical},
     message::Message,
-    transport::{DeliveryErrorKind, SendContext, SharedTransport},
+    transport::{DeliveryErrorKind, SendContext, SharedTransport, TransportSet},
 };
 
 /// One transport an agent may tick for a contact.
@@ -110,21 +110,14 @@ pub enum SupportError {
 pub struct Support {
     directory: Arc<dyn Directory>,
     inbox: Arc<dyn Inbox>,
-    transports: Vec<SharedTransport>,
+    transports: TransportSet,
     clock: SharedClock,
 }
 
 impl fmt::Debug for Support {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Support")
-            .field(
-                "transports",
-                &self
-                    .transports
-                    .iter()
-                    .map(|t| t.channel().to_string())
-                    .collect::<Vec<_>>(),
-            )
+            .field("transports", &self.transports)
             .finish_non_exhaustive()
     }
 }
@@ -135,7 +128,7 @@ impl Support {
         Support {
             directory,
             inbox,
-            transports: Vec::new(),
+            transports: TransportSet::new(),
             clock,
         }
     }
@@ -143,9 +136,7 @@ impl Support {
     /// Offers replies through `transport` (one per channel; a later one for the same channel
     /// replaces the earlier).
     pub fn with_transport(mut self, transport: SharedTransport) -> Self {
-        self.transports
-            .retain(|t| t.channel() != transport.channel());
-        self.transports.push(transport);
+        self.transports.insert(transport);
         self
     }
 
@@ -190,7 +181,7 @@ impl Support {
             }
         }
         for channel in ticked {
-            let record = match (self.transport(channel), address_on(&contact, channel)) {
+            let record = match (self.transports.get(channel), address_on(&contact, channel)) {
                 (None, _) => DeliveryRecord::refused(
                     channel.clone(),
                     format!("no {channel} transport is configured"),
@@ -243,10 +234,6 @@ impl Support {
             .get(id)
             .await?
             .ok_or_else(|| SupportError::UnknownContact(id.clone()))
-    }
-
-    fn transport(&self, channel: &Channel) -> Option<&SharedTransport> {
-        self.transports.iter().find(|t| t.channel() == channel)
     }
 }
 

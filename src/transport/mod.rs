@@ -44,9 +44,11 @@ use crate::{
 };
 
 pub mod fallback;
+pub mod set;
 pub mod stub;
 
 pub use fallback::Fallback;
+pub use set::TransportSet;
 
 /// What a transport can render. Callers check a message against it before sending, and a
 /// transport refuses what exceeds it with [`DeliveryErrorKind::InvalidMessage`].
