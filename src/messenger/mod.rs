@@ -9,6 +9,7 @@
 //! | rendering messages within Messenger's limits | [`render`] |
 //! | the 24-hour window and message tags | [`policy`] |
 //! | Graph errors and their classification | [`error`] |
+//! | `Hub::handle_webhook`: verify, parse, route, commit, answer | [`hub`] |
 //! | `m.me` connect links | [`link`] |
 //! | Page settings and how they are found | [`pages`] |
 //! | secrets that never print | [`secret`] |
@@ -16,6 +17,7 @@
 pub mod client;
 pub mod error;
 pub mod event;
+pub mod hub;
 pub mod inbound;
 pub mod link;
 pub mod pages;

@@ -1,0 +1,104 @@
+//! The Hub's webhook glue for Messenger: one call for the host's webhook handler.
+//!
+//! [`Hub::handle_webhook`] lives here rather than in `hub`, which stays free of Messenger
+//! specifics; see the [`hub`](crate::hub) module docs for how it keeps every event routed once.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+
+use crate::hub::{Hub, HubError, Routed};
+use crate::{
+    message::Inbound,
+    messenger::{Webhook, WebhookError, inbound::Dropped},
+};
+
+/// The outcome of [`Hub::handle_webhook`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct HubResponse {
+    /// The response to send to Meta.
+    pub response: Response<Bytes>,
+    /// Each event routed and committed, with what routing did.
+    pub routed: Vec<(Inbound, Routed)>,
+    /// The failure that made the response a 500, if any.
+    pub error: Option<HubError>,
+    /// Pages of the batch that are not configured (their events were not processed).
+    pub unknown_pages: Vec<String>,
+    /// Events that could not be read as events.
+    pub dropped: Vec<Dropped>,
+    /// Events dropped as already handled.
+    pub duplicates: usize,
+}
+
+impl HubResponse {
+    fn bare(response: Response<Bytes>, error: Option<HubError>) -> Self {
+        HubResponse {
+            response,
+            routed: Vec::new(),
+            error,
+            unknown_pages: Vec::new(),
+            dropped: Vec::new(),
+            duplicates: 0,
+        }
+    }
+}
+
+impl Hub {
+    /// Handles a webhook request end to end: the handshake for GET; for POST, verify,
+    /// parse, drop what was handled, route each event and commit it once routed. A routing
+    /// or store failure answers 500 so that Meta delivers again; see the
+    /// [module docs](crate::hub) for why nothing is lost or done twice.
+    pub async fn handle_webhook(&self, webhook: &Webhook, request: &Request<Bytes>) -> HubResponse {
+        if request.method() != Method::POST {
+            return HubResponse::bare(webhook.handle(request).await.response, None);
+        }
+        let batch = match webhook.receive(request.headers(), request.body()).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, status = %e.status(), "webhook request refused");
+                let response = e.to_response();
+                let error = match e {
+                    WebhookError::Store(s) => Some(HubError::Store(s)),
+                    _ => None,
+                };
+                return HubResponse::bare(response, error);
+            }
+        };
+        let mut out = HubResponse::bare(plain(StatusCode::OK, "EVENT_RECEIVED"), None);
+        out.unknown_pages = batch.unknown_pages;
+        out.dropped = batch.dropped;
+        out.duplicates = batch.duplicates;
+        out.routed.reserve(batch.events.len());
+        for event in batch.events {
+            let result = match self.route(&event).await {
+                Ok(r) => webhook
+                    .commit(&event)
+                    .await
+                    .map(|first| (r, first))
+                    .map_err(HubError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((r, first)) => {
+                    if !first {
+                        tracing::warn!(key = %event.key, "event was committed meanwhile by another handler (a redelivery overlapped)");
+                    }
+                    out.routed.push((event, r));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, key = %event.key, "routing failed; Meta will deliver the batch again");
+                    out.response = plain(StatusCode::INTERNAL_SERVER_ERROR, "routing failed");
+                    out.error = Some(e);
+                    return out;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+    *response.status_mut() = status;
+    response
+}
