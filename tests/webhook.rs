@@ -59,6 +59,17 @@ fn vector(n: u8) -> (Vec<u8>, String) {
     (body, sig)
 }
 
+/// Posts known-answer vector `n` with its signature and returns the accepted events.
+async fn events_of(s: &Setup, n: u8) -> Vec<tidings::Inbound> {
+    let (body, sig) = vector(n);
+    s.webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap()
+        .events
+}
+
 fn sign(body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -196,14 +207,7 @@ async fn each_vector_becomes_the_expected_inbound_events() {
         "a message opens the window"
     );
 
-    let (body, sig) = vector(2);
-    let events = s
-        .webhook
-        .handle(&post(&body, Some(&sig)))
-        .await
-        .batch
-        .unwrap()
-        .events;
+    let events = events_of(&s, 2).await;
     match &events[0].kind {
         InboundKind::Referral { reference, source } => {
             assert_eq!(reference.expose_secret(), "ticket-4411");
@@ -212,14 +216,7 @@ async fn each_vector_becomes_the_expected_inbound_events() {
         other => panic!("TV2 should be a referral, got {other:?}"),
     }
 
-    let (body, sig) = vector(3);
-    let events = s
-        .webhook
-        .handle(&post(&body, Some(&sig)))
-        .await
-        .batch
-        .unwrap()
-        .events;
+    let events = events_of(&s, 3).await;
     assert!(
         matches!(&events[0].kind, InboundKind::Referral { reference, .. } if reference.expose_secret() == "ticket-4412")
     );
@@ -229,14 +226,7 @@ async fn each_vector_becomes_the_expected_inbound_events() {
         "a referral opens the window"
     );
 
-    let (body, sig) = vector(4);
-    let events = s
-        .webhook
-        .handle(&post(&body, Some(&sig)))
-        .await
-        .batch
-        .unwrap()
-        .events;
+    let events = events_of(&s, 4).await;
     assert_eq!(events.len(), 3);
     assert_eq!(
         events[0].kind,
@@ -270,14 +260,7 @@ async fn each_vector_becomes_the_expected_inbound_events() {
         "receipts and echoes do not open the window"
     );
 
-    let (body, sig) = vector(5);
-    let events = s
-        .webhook
-        .handle(&post(&body, Some(&sig)))
-        .await
-        .batch
-        .unwrap()
-        .events;
+    let events = events_of(&s, 5).await;
     assert_eq!(
         events[0].kind,
         InboundKind::Answer {
