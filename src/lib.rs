@@ -180,6 +180,7 @@ pub mod seen;
 pub mod segment;
 pub mod store;
 mod sync;
+pub mod template;
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
