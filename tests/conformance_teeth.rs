@@ -45,6 +45,41 @@ impl Outbox for OverwritingOutbox {
         let _ = self.0.record(record).await?;
         Ok(Recorded::New)
     }
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError> {
+        self.0.finish(record).await
+    }
+    async fn get(
+        &self,
+        c: &CampaignId,
+        id: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, StoreError> {
+        self.0.get(c, id).await
+    }
+    async fn list(
+        &self,
+        c: &CampaignId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<OutcomeRecord>, StoreError> {
+        self.0.list(c, after, limit).await
+    }
+}
+
+/// Lets `finish` overwrite a final outcome (a resumed campaign could then rewrite history).
+#[derive(Default)]
+struct RefinishingOutbox(MemoryOutbox);
+
+#[async_trait]
+impl Outbox for RefinishingOutbox {
+    async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError> {
+        self.0.record(record).await
+    }
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError> {
+        match self.0.finish(record).await {
+            Err(StoreError::Conflict { .. }) => Ok(()),
+            other => other,
+        }
+    }
     async fn get(
         &self,
         c: &CampaignId,
@@ -107,6 +142,12 @@ async fn a_seen_store_that_never_remembers_fails() {
 #[should_panic(expected = "record: a second outcome changes nothing")]
 async fn an_outbox_that_overwrites_fails() {
     conformance::outbox(Arc::new(OverwritingOutbox::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "finish: a final outcome is never replaced")]
+async fn an_outbox_that_refinishes_fails() {
+    conformance::outbox(Arc::new(RefinishingOutbox::default())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

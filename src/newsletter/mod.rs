@@ -6,4 +6,4 @@
 
 pub mod outbox;
 
-pub use outbox::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded};
+pub use outbox::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason};

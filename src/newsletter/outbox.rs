@@ -1,11 +1,24 @@
 //! The [`Outbox`]: one outcome per campaign and recipient, written once.
 //!
+//! # Sending exactly once: claim, send, finish
+//!
+//! A campaign first *claims* a recipient ([`Outbox::claim`] stores [`Outcome::Pending`]), then
+//! sends, then *finishes* the claim with the final outcome ([`Outbox::finish`]) as the very next
+//! step. A recipient with any record, pending included, is never sent to again. If the process
+//! dies between the send and the finish, the record stays [`Outcome::Pending`]: the message may
+//! or may not have gone out, and the campaign reports it as interrupted instead of risking a
+//! second copy. That window is one store write long.
+//!
 //! # Contract
 //!
 //! - [`Outbox::record`] stores the outcome of `(campaign, contact)` if none is stored and
 //!   returns [`Recorded::New`]; if one is stored it changes nothing and returns
 //!   [`Recorded::Existing`] with the stored record. Concurrent calls for the same pair store
-//!   exactly one outcome.
+//!   exactly one outcome. [`Outbox::claim`] is `record` of [`Outcome::Pending`].
+//! - [`Outbox::finish`] replaces a stored [`Outcome::Pending`] with a final outcome. It fails
+//!   with [`StoreError::NotFound`] when nothing is stored for the pair, with
+//!   [`StoreError::Conflict`] when the stored outcome is already final, and with
+//!   [`StoreError::Invalid`] when the new outcome is itself pending.
 //! - [`Outbox::list`] pages through a campaign's records in contact-id order; a `limit` of 0
 //!   is refused with [`StoreError::Invalid`].
 
@@ -25,11 +38,45 @@ string_id!(
     "campaign"
 );
 
+/// Why a recipient was skipped on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// No address on any of the campaign's transports.
+    NoAddress,
+    /// The messaging window is closed and the campaign has no purpose that may go outside it,
+    /// and no later transport took the message.
+    WindowClosed,
+    /// The contact opted out of campaigns.
+    OptedOut,
+}
+
+impl SkipReason {
+    /// The reason in words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NoAddress => "no address on the campaign's transports",
+            SkipReason::WindowClosed => "messaging window closed",
+            SkipReason::OptedOut => "opted out",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What became of one recipient of a campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Outcome {
+    /// Claimed for sending; the send's result is not recorded (yet). Left behind by a crash
+    /// between sending and recording; see the [module docs](self).
+    Pending,
     /// Sent.
     Sent {
         /// The channel of the transport that sent it.
@@ -37,10 +84,10 @@ pub enum Outcome {
         /// The transport's message ids.
         message_ids: Vec<String>,
     },
-    /// Not sent on purpose (no address, window closed and no allowed tag, opted out).
+    /// Not sent on purpose.
     Skipped {
         /// Why.
-        reason: String,
+        reason: SkipReason,
     },
     /// Sending failed.
     Failed {
@@ -50,6 +97,13 @@ pub enum Outcome {
         /// What went wrong.
         reason: String,
     },
+}
+
+impl Outcome {
+    /// Whether this is the placeholder of a claim ([`Outcome::Pending`]).
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Outcome::Pending)
+    }
 }
 
 /// An outcome with whom and when.
@@ -93,6 +147,26 @@ pub enum Recorded {
 pub trait Outbox: Send + Sync {
     /// Stores `record` unless an outcome for its campaign and contact exists.
     async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError>;
+
+    /// Claims `contact` in `campaign` before a send: stores [`Outcome::Pending`] unless a
+    /// record exists.
+    async fn claim(
+        &self,
+        campaign: &CampaignId,
+        contact: &ContactId,
+        at: Timestamp,
+    ) -> Result<Recorded, StoreError> {
+        self.record(&OutcomeRecord::new(
+            campaign.clone(),
+            contact.clone(),
+            Outcome::Pending,
+            at,
+        ))
+        .await
+    }
+
+    /// Replaces the pending claim of `record`'s campaign and contact with `record`.
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError>;
 
     /// The outcome of `contact` in `campaign`.
     async fn get(

@@ -36,7 +36,7 @@ use crate::{
         DeliveryRecord, DeliveryStatus, EntryContent, Inbox, Incoming, Outgoing, StatusUpdate,
     },
     message::Message,
-    newsletter::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded},
+    newsletter::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason},
     process::{FlowId, InstanceId, InstanceStatus, ProcessInstance, ProcessStore},
     seen::SeenEvents,
     segment::{Cursor, Segment, SegmentQuery},
@@ -817,7 +817,7 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
         campaign.clone(),
         first.clone(),
         Outcome::Skipped {
-            reason: "window closed".into(),
+            reason: SkipReason::WindowClosed,
         },
         at,
     );
@@ -877,8 +877,12 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
         let record = OutcomeRecord::new(
             campaign.clone(),
             racer.clone(),
-            Outcome::Skipped {
-                reason: format!("racer {i}"),
+            if i % 2 == 0 {
+                Outcome::Skipped {
+                    reason: SkipReason::OptedOut,
+                }
+            } else {
+                Outcome::Pending
             },
             at,
         );
@@ -894,6 +898,84 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
     assert_eq!(
         new, 1,
         "record: racing records for one recipient store exactly one outcome"
+    );
+
+    // Claim, then finish once.
+    let claimed = id(&unique("outbox-claimed"));
+    let final_record = |outcome| OutcomeRecord::new(campaign.clone(), claimed.clone(), outcome, at);
+    assert!(
+        matches!(
+            outbox
+                .finish(&final_record(Outcome::Skipped {
+                    reason: SkipReason::NoAddress
+                }))
+                .await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "finish: without a claim it is NotFound"
+    );
+    assert_eq!(
+        ok("claim", outbox.claim(&campaign, &claimed, at).await),
+        Recorded::New,
+        "claim: the first claim is new"
+    );
+    assert_eq!(
+        ok("claim again", outbox.claim(&campaign, &claimed, at).await),
+        Recorded::Existing(final_record(Outcome::Pending)),
+        "claim: a second claim returns the pending record"
+    );
+    assert!(
+        matches!(
+            outbox.finish(&final_record(Outcome::Pending)).await,
+            Err(StoreError::Invalid { .. })
+        ),
+        "finish: a pending outcome is refused"
+    );
+    let done = final_record(Outcome::Sent {
+        channel: Channel::Email,
+        message_ids: vec!["e1".into()],
+    });
+    ok("finish", outbox.finish(&done).await);
+    assert_eq!(
+        ok("get finished", outbox.get(&campaign, &claimed).await),
+        Some(done.clone()),
+        "finish: replaces the pending record"
+    );
+    assert!(
+        matches!(
+            outbox
+                .finish(&final_record(Outcome::Skipped {
+                    reason: SkipReason::OptedOut
+                }))
+                .await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "finish: a final outcome is never replaced"
+    );
+    assert_eq!(
+        ok(
+            "claim finished",
+            outbox.claim(&campaign, &claimed, at).await
+        ),
+        Recorded::Existing(done),
+        "claim: a finished recipient cannot be claimed again"
+    );
+
+    // Racing claims: one wins.
+    let raced = id(&unique("outbox-raced-claim"));
+    let wins = race(|_| {
+        let outbox = outbox.clone();
+        let campaign = campaign.clone();
+        let raced = raced.clone();
+        async move { outbox.claim(&campaign, &raced, at).await }
+    })
+    .await
+    .into_iter()
+    .filter(|r| matches!(r, Ok(Recorded::New)))
+    .count();
+    assert_eq!(
+        wins, 1,
+        "claim: racing claims for one recipient: exactly one wins"
     );
 }
 

@@ -40,6 +40,32 @@ impl Outbox for MemoryOutbox {
         }
     }
 
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError> {
+        if record.outcome.is_pending() {
+            return Err(StoreError::invalid(
+                "finish needs a final outcome, not pending",
+            ));
+        }
+        let mut campaigns = lock(&self.campaigns);
+        let stored = campaigns
+            .get_mut(&record.campaign)
+            .and_then(|o| o.get_mut(&record.contact))
+            .ok_or_else(|| {
+                StoreError::not_found(
+                    "campaign claim",
+                    format!("{}/{}", record.campaign, record.contact),
+                )
+            })?;
+        if !stored.outcome.is_pending() {
+            return Err(StoreError::conflict(format!(
+                "{} in campaign {} already has a final outcome",
+                record.contact, record.campaign
+            )));
+        }
+        *stored = record.clone();
+        Ok(())
+    }
+
     async fn get(
         &self,
         campaign: &CampaignId,
