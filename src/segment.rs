@@ -1,7 +1,8 @@
 //! Who a campaign goes to: the [`Segment`] filter and the [`SegmentQuery`] that resolves it.
 //!
 //! A segment is a serde-serializable filter over contacts: `all` / `any` / `not` over
-//! conditions on contact fields, tags, and linked channels. It is checked when it is built or
+//! conditions on contact fields, tags (groups), linked channels, and recent activity ("last
+//! inbound message on channel X within N hours"). It is checked when it is built or
 //! deserialized (an unknown operator, a value of the wrong type, an empty `all`/`any`, nesting
 //! deeper than [`MAX_DEPTH`]), so an invalid segment never reaches a query.
 //!
@@ -23,25 +24,30 @@
 //!     {"not":{"tag":"unsubscribed"}},
 //!     {"has_address":"messenger"}
 //! ]}"#)?;
+//! let active = Segment::from_json(r#"{"active_within":{"channel":"messenger","hours":24}}"#)?;
 //! assert!(Segment::from_json(r#"{"field":{"name":"plan","op":"like","value":"p%"}}"#).is_err());
 //! assert!(Segment::from_json(r#"{"field":{"name":"age","op":"gt","value":[1]}}"#).is_err());
-//! # let _ = segment;
+//! # let _ = (segment, active);
 //! # Ok::<(), tidings::segment::SegmentError>(())
 //! ```
 
-use std::{cmp::Ordering, fmt, str::FromStr};
+use std::{cmp::Ordering, fmt, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    contact::{Channel, Contact},
+    clock::Timestamp,
+    contact::{Address, Channel, Contact},
     error::StoreError,
 };
 
 /// Deepest nesting of `all` / `any` / `not` accepted.
 pub const MAX_DEPTH: usize = 32;
+
+/// Longest `active_within` window accepted, in hours (ten years).
+pub const MAX_ACTIVE_HOURS: u64 = 24 * 366 * 10;
 
 /// Why a segment was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +78,9 @@ pub enum SegmentError {
     /// `tag` with an empty name.
     #[error("tag condition with an empty tag")]
     EmptyTag,
+    /// `active_within` with 0 hours or more than [`MAX_ACTIVE_HOURS`].
+    #[error("active_within needs 1 to {MAX_ACTIVE_HOURS} hours, got {0}")]
+    InvalidHours(u64),
     /// Nesting deeper than [`MAX_DEPTH`].
     #[error("segment nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
@@ -281,6 +290,20 @@ pub enum Node {
     Tag(String),
     /// Contacts with at least one address linked on this channel.
     HasAddress(Channel),
+    /// Contacts whose last inbound message on `channel` is at most `hours` old.
+    ActiveWithin {
+        /// The channel.
+        channel: Channel,
+        /// The window, 1 to [`MAX_ACTIVE_HOURS`].
+        hours: u64,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActiveRepr {
+    channel: Channel,
+    hours: u64,
 }
 
 #[derive(Deserialize)]
@@ -293,6 +316,7 @@ enum SegmentRepr {
     Field(FieldRepr),
     Tag(String),
     HasAddress(Channel),
+    ActiveWithin(ActiveRepr),
 }
 
 #[derive(Deserialize)]
@@ -334,6 +358,7 @@ fn convert(r: SegmentRepr, depth: usize) -> Result<Segment, SegmentError> {
         SegmentRepr::Tag(t) if t.is_empty() => return Err(SegmentError::EmptyTag),
         SegmentRepr::Tag(t) => Node::Tag(t),
         SegmentRepr::HasAddress(c) => Node::HasAddress(c),
+        SegmentRepr::ActiveWithin(a) => Segment::active_within(a.channel, a.hours)?.0,
     }))
 }
 
@@ -353,6 +378,15 @@ impl Segment {
     /// Contacts with an address linked on `channel`.
     pub fn has_address(channel: Channel) -> Self {
         Segment(Node::HasAddress(channel))
+    }
+
+    /// Contacts whose last inbound message on `channel` is at most `hours` old when the
+    /// segment is evaluated.
+    pub fn active_within(channel: Channel, hours: u64) -> Result<Self, SegmentError> {
+        if hours == 0 || hours > MAX_ACTIVE_HOURS {
+            return Err(SegmentError::InvalidHours(hours));
+        }
+        Ok(Segment(Node::ActiveWithin { channel, hours }))
     }
 
     /// The root of the tree.
@@ -417,17 +451,87 @@ impl Segment {
         }
     }
 
-    /// Whether `contact` belongs to the segment.
+    /// Whether `contact` belongs to the segment, for segments without activity conditions:
+    /// here no contact is active, so `active_within` never matches. Use
+    /// [`matches_at`](Segment::matches_at) to evaluate those.
     pub fn matches(&self, contact: &Contact) -> bool {
+        self.matches_at(contact, &Activity::none())
+    }
+
+    /// Whether `contact` belongs to the segment, reading last-inbound times from `activity`.
+    pub fn matches_at(&self, contact: &Contact, activity: &Activity<'_>) -> bool {
         match &self.0 {
             Node::Everyone => true,
-            Node::All(items) => items.iter().all(|s| s.matches(contact)),
-            Node::Any(items) => items.iter().any(|s| s.matches(contact)),
-            Node::Not(inner) => !inner.matches(contact),
+            Node::All(items) => items.iter().all(|s| s.matches_at(contact, activity)),
+            Node::Any(items) => items.iter().any(|s| s.matches_at(contact, activity)),
+            Node::Not(inner) => !inner.matches_at(contact, activity),
             Node::Field(f) => f.matches(contact),
             Node::Tag(t) => contact.tags.contains(t),
             Node::HasAddress(c) => contact.address_on(c).is_some(),
+            Node::ActiveWithin { channel, hours } => {
+                let Some(last_inbound) = activity.last_inbound else {
+                    return false;
+                };
+                let window = Duration::from_secs(hours.saturating_mul(3600));
+                let since = activity.now.saturating_sub(window);
+                contact
+                    .addresses
+                    .iter()
+                    .filter(|a| a.channel() == channel)
+                    .filter_map(last_inbound)
+                    .any(|at| at >= since)
+            }
         }
+    }
+
+    /// Whether the segment has an `active_within` condition (it then depends on the time
+    /// and on the last-inbound record, not only on the contact).
+    pub fn reads_activity(&self) -> bool {
+        match &self.0 {
+            Node::All(items) | Node::Any(items) => items.iter().any(Segment::reads_activity),
+            Node::Not(inner) => inner.reads_activity(),
+            Node::ActiveWithin { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// What [`Segment::matches_at`] knows about activity: the time of evaluation and a lookup of
+/// each address's last inbound message (a synchronous view of a
+/// [`LastInbound`](crate::activity::LastInbound) record).
+#[derive(Clone, Copy)]
+pub struct Activity<'a> {
+    now: Timestamp,
+    last_inbound: Option<&'a LastInboundFn<'a>>,
+}
+
+/// A synchronous lookup of an address's last inbound time.
+pub type LastInboundFn<'a> = dyn Fn(&Address) -> Option<Timestamp> + Sync + 'a;
+
+impl<'a> Activity<'a> {
+    /// No activity known: no contact is active.
+    pub fn none() -> Self {
+        Activity {
+            now: Timestamp::from_millis(0),
+            last_inbound: None,
+        }
+    }
+
+    /// Activity at `now`, with `last_inbound` giving each address's last inbound time.
+    pub fn new(now: Timestamp, last_inbound: &'a LastInboundFn<'a>) -> Self {
+        Activity {
+            now,
+            last_inbound: Some(last_inbound),
+        }
+    }
+}
+
+impl fmt::Debug for Activity<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Activity")
+            .field("now", &self.now)
+            .field("known", &self.last_inbound.is_some())
+            .finish()
     }
 }
 
@@ -593,6 +697,43 @@ mod tests {
         }
         // Plain serde runs the same checks.
         assert!(serde_json::from_value::<Segment>(json!({"all":[]})).is_err());
+    }
+
+    #[test]
+    fn active_within_reads_the_last_inbound_time() {
+        let c = contact();
+        let now = Timestamp::from_secs(1_000_000);
+        let seg = seg(json!({"active_within":{"channel":"messenger","hours":24}}));
+        assert!(seg.reads_activity());
+        let at = |secs_ago: i64| {
+            move |a: &Address| {
+                (a.channel() == &Channel::Messenger)
+                    .then(|| Timestamp::from_secs(1_000_000 - secs_ago))
+            }
+        };
+        let recent = at(23 * 3600);
+        let edge = at(24 * 3600);
+        let old = at(24 * 3600 + 1);
+        assert!(seg.matches_at(&c, &Activity::new(now, &recent)));
+        assert!(seg.matches_at(&c, &Activity::new(now, &edge)));
+        assert!(!seg.matches_at(&c, &Activity::new(now, &old)));
+        assert!(!seg.matches(&c), "unknown activity never matches");
+        let email = Segment::active_within(Channel::Email, 24).unwrap();
+        assert!(!email.matches_at(&c, &Activity::new(now, &recent)));
+        assert!(
+            Segment::negate(seg.clone()).unwrap().reads_activity()
+                && !Segment::tag("x").unwrap().reads_activity()
+        );
+        assert_eq!(
+            Segment::from_json(r#"{"active_within":{"channel":"messenger","hours":0}}"#),
+            Err(SegmentError::InvalidHours(0))
+        );
+        assert!(matches!(
+            Segment::from_json(r#"{"active_within":{"channel":"messenger","hours":-1}}"#),
+            Err(SegmentError::Syntax(_))
+        ));
+        let json = serde_json::to_string(&seg).unwrap();
+        assert_eq!(Segment::from_json(&json).unwrap(), seg);
     }
 
     #[test]

@@ -27,6 +27,11 @@ impl MemoryLastInbound {
     pub fn new() -> Self {
         MemoryLastInbound::default()
     }
+
+    /// When `address` last wrote, if ever (the synchronous form of [`LastInbound::last`]).
+    pub fn get(&self, address: &Address) -> Option<Timestamp> {
+        lock(&self.last).get(address).copied()
+    }
 }
 
 #[async_trait]

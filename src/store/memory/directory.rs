@@ -1,16 +1,19 @@
 use std::{
     collections::{BTreeMap, HashMap},
+    fmt,
     ops::Bound,
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use async_trait::async_trait;
 
+use super::MemoryLastInbound;
 use crate::{
+    clock::SharedClock,
     contact::{Address, Contact, ContactId, NewContact},
     error::StoreError,
     identity::Directory,
-    segment::{Cursor, Segment, SegmentPage, SegmentQuery},
+    segment::{Activity, Cursor, Segment, SegmentPage, SegmentQuery},
     sync::lock,
 };
 
@@ -40,19 +43,43 @@ impl State {
     }
 }
 
+/// Where a [`MemoryDirectory`] reads activity for `active_within` segments.
+struct ActivitySource {
+    last: Arc<MemoryLastInbound>,
+    clock: SharedClock,
+}
+
 /// Contacts in memory: a [`Directory`] and a [`SegmentQuery`] over them.
 ///
 /// Ids are assigned as `c1`, `c2`, ...; [`MemoryDirectory::insert`] takes contacts with ids of
-/// the host's choosing. Segment pages follow contact-id order.
-#[derive(Debug, Default)]
+/// the host's choosing. Segment pages follow contact-id order. `active_within` conditions
+/// match only when the directory was given a last-inbound record with
+/// [`with_activity`](MemoryDirectory::with_activity).
+#[derive(Default)]
 pub struct MemoryDirectory {
     state: Mutex<State>,
+    activity: Option<ActivitySource>,
+}
+
+impl fmt::Debug for MemoryDirectory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryDirectory")
+            .field("contacts", &self.len())
+            .field("activity", &self.activity.is_some())
+            .finish()
+    }
 }
 
 impl MemoryDirectory {
     /// An empty directory.
     pub fn new() -> Self {
         MemoryDirectory::default()
+    }
+
+    /// Evaluates `active_within` segment conditions against `last` at `clock`'s time.
+    pub fn with_activity(mut self, last: Arc<MemoryLastInbound>, clock: SharedClock) -> Self {
+        self.activity = Some(ActivitySource { last, clock });
+        self
     }
 
     /// Stores `contact` under its own id, linking its addresses. Fails with a conflict if the
@@ -228,12 +255,17 @@ impl SegmentQuery for MemoryDirectory {
                 Bound::Excluded(id)
             }
         };
+        let lookup = |a: &Address| self.activity.as_ref().and_then(|s| s.last.get(a));
+        let activity = match &self.activity {
+            Some(source) if segment.reads_activity() => Activity::new(source.clock.now(), &lookup),
+            _ => Activity::none(),
+        };
         let state = lock(&self.state);
         let mut matching = state
             .contacts
             .range((start, Bound::Unbounded))
             .map(|(_, c)| c)
-            .filter(|c| segment.matches(c));
+            .filter(|c| segment.matches_at(c, &activity));
         let contacts: Vec<Contact> = matching.by_ref().take(limit).cloned().collect();
         let more = matching.next().is_some();
         let next = match contacts.last() {
@@ -241,5 +273,74 @@ impl SegmentQuery for MemoryDirectory {
             _ => None,
         };
         Ok(SegmentPage::new(contacts, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        activity::LastInbound,
+        clock::{Clock, ManualClock, Timestamp},
+        contact::Channel,
+    };
+
+    #[tokio::test]
+    async fn active_within_segments_read_the_last_inbound_record() {
+        let clock = ManualClock::new(Timestamp::from_secs(1_000_000));
+        let last = Arc::new(MemoryLastInbound::new());
+        let directory = MemoryDirectory::new().with_activity(last.clone(), clock.shared());
+        for (id, psid) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            let mut contact = Contact::new(ContactId::new(id).unwrap());
+            contact
+                .addresses
+                .push(Address::messenger("page", psid).unwrap());
+            directory.insert(contact).unwrap();
+        }
+        let wrote = |psid: &str, ago_hours: u64| {
+            let last = last.clone();
+            let at = clock
+                .now()
+                .saturating_sub(Duration::from_secs(ago_hours * 3600));
+            let address = Address::messenger("page", psid).unwrap();
+            async move { last.record(&address, at).await.unwrap() }
+        };
+        wrote("1", 2).await;
+        wrote("2", 30).await;
+        let segment = Segment::active_within(Channel::Messenger, 24).unwrap();
+        let ids = |page: SegmentPage| -> Vec<String> {
+            page.contacts.iter().map(|c| c.id.to_string()).collect()
+        };
+        assert_eq!(
+            ids(directory.page(&segment, None, 10).await.unwrap()),
+            ["a"]
+        );
+        // Time moves on: nobody is active any more.
+        clock.advance(Duration::from_secs(23 * 3600));
+        assert!(
+            directory
+                .page(&segment, None, 10)
+                .await
+                .unwrap()
+                .contacts
+                .is_empty()
+        );
+        // Without a record, nobody is active.
+        let plain = MemoryDirectory::new();
+        let mut contact = Contact::new(ContactId::new("a").unwrap());
+        contact
+            .addresses
+            .push(Address::messenger("page", "1").unwrap());
+        plain.insert(contact).unwrap();
+        assert!(
+            plain
+                .page(&segment, None, 10)
+                .await
+                .unwrap()
+                .contacts
+                .is_empty()
+        );
     }
 }
