@@ -4,6 +4,7 @@
 //! recipient of a campaign. It is what makes a campaign resumable: a recipient with an outcome
 //! is never sent to again.
 
+pub mod login;
 pub mod outbox;
 
 pub use outbox::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason};
