@@ -1,0 +1,666 @@
+//! Running a campaign: stream the segment, render, send with bounded concurrency, record
+//! exactly one outcome per recipient.
+//!
+//! # How a recipient is handled
+//!
+//! 1. Opted out, or no address on any of the campaign's transports: the skip is recorded
+//!    ([`Outbox::record`]) and nothing is sent.
+//! 2. Otherwise the recipient is claimed ([`Outbox::claim`]). A recipient with any earlier
+//!    record (sent, skipped, failed, or a claim left pending by a crash) is not sent to again;
+//!    its outcome counts in [`Report::total`] only.
+//! 3. The text is rendered for the recipient (a render failure is recorded as failed with its
+//!    reason: a missing variable never sends an empty greeting), login links are made, and the
+//!    message goes through the campaign's transports in order ([`Fallback`]): a transport that
+//!    cannot reach the recipient or refuses for policy (window closed) passes to the next.
+//! 4. A temporary failure is retried with exponential backoff; a rate-limit failure (one with
+//!    a retry-after) pauses the *whole* campaign for that long before the retry.
+//! 5. The claim is finished with the outcome ([`Outbox::finish`]) right after the send.
+//!
+//! Between 3 and 5 there is one store write: a crash there leaves the claim pending, and the
+//! resumed campaign reports the recipient as interrupted instead of sending a second copy.
+//!
+//! # Memory and speed
+//!
+//! The segment is read a page at a time ([`CampaignRunner::page_size`]) while at most
+//! [`CampaignRunner::concurrency`] recipients are in flight, so memory does not grow with the
+//! segment. Throughput is bounded by the transports (their rate limiters) and the store.
+//!
+//! # Control and progress
+//!
+//! A [`RunControl`] pauses, resumes and cancels a run from another task, and publishes
+//! [`Progress`] on a `tokio::sync::watch` channel: reading it is a lock-free borrow of the
+//! latest value. A cancelled run stops taking new recipients, lets those in flight finish, and
+//! returns its report; running the campaign again continues where it stopped.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::{TryStreamExt, stream};
+use tokio::sync::watch;
+
+use super::{
+    Campaign, CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason,
+    login::LoginLinkError,
+};
+use crate::{
+    clock::{SharedClock, SystemClock, Timestamp},
+    contact::{Address, Channel, Contact},
+    error::StoreError,
+    message::{Link, Message, MessageError},
+    segment::{Cursor, SegmentQuery},
+    sync::lock,
+    transport::{
+        DeliveryErrorKind, Fallback, SendContext, TransportSet,
+        fallback::{AttemptFailure, Undelivered},
+    },
+};
+
+/// Recipients in flight at once unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// Contacts read per segment page unless configured.
+pub const DEFAULT_PAGE_SIZE: usize = 500;
+
+/// Why a run stopped before the end. Nothing recorded is lost: run the campaign again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CampaignError {
+    /// The campaign names a channel no transport of the runner serves.
+    #[error("no transport for channel {0}")]
+    NoTransport(Channel),
+    /// Reading the segment or writing an outcome failed.
+    #[error("campaign store failed")]
+    Store(#[from] StoreError),
+}
+
+/// Whether a run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RunState {
+    /// Sending.
+    Running,
+    /// Paused: nothing new is sent until resumed.
+    Paused,
+    /// Cancelled: no new recipient is taken.
+    Cancelled,
+}
+
+/// A snapshot of a run's progress.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The number of recipients, once known (at the end of the segment).
+    pub total: Option<u64>,
+    /// Recipients handled so far in this run (each has an outcome).
+    pub done: u64,
+    /// Sent in this run.
+    pub sent: u64,
+    /// Skipped in this run.
+    pub skipped: u64,
+    /// Failed in this run.
+    pub failed: u64,
+    /// Already had an outcome from an earlier run.
+    pub earlier: u64,
+    /// Recipients handled per second in this run so far.
+    pub rate: f64,
+    /// Whether the run is going on.
+    pub state: RunState,
+    /// Whether the run has ended.
+    pub finished: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            total: None,
+            done: 0,
+            sent: 0,
+            skipped: 0,
+            failed: 0,
+            earlier: 0,
+            rate: 0.0,
+            state: RunState::Running,
+            finished: false,
+        }
+    }
+}
+
+/// Pauses, resumes, cancels and watches a run; clone it to hand it to another task.
+#[derive(Debug, Clone)]
+pub struct RunControl {
+    state: Arc<watch::Sender<RunState>>,
+    progress: Arc<watch::Sender<Progress>>,
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        RunControl::new()
+    }
+}
+
+impl RunControl {
+    /// A control for a run that starts running.
+    pub fn new() -> Self {
+        RunControl {
+            state: Arc::new(watch::Sender::new(RunState::Running)),
+            progress: Arc::new(watch::Sender::new(Progress::new())),
+        }
+    }
+
+    /// Pauses the run (recipients in flight finish).
+    pub fn pause(&self) {
+        self.set(RunState::Paused);
+    }
+
+    /// Resumes a paused run.
+    pub fn resume(&self) {
+        self.set(RunState::Running);
+    }
+
+    /// Cancels the run; it returns once the recipients in flight are recorded.
+    pub fn cancel(&self) {
+        self.set(RunState::Cancelled);
+    }
+
+    fn set(&self, state: RunState) {
+        self.state.send_if_modified(|s| {
+            // A cancelled run stays cancelled.
+            let change = *s != state && *s != RunState::Cancelled;
+            if change {
+                *s = state;
+            }
+            change
+        });
+        self.progress
+            .send_modify(|p| p.state = *self.state.borrow());
+    }
+
+    /// The run's state.
+    pub fn state(&self) -> RunState {
+        *self.state.borrow()
+    }
+
+    /// A receiver of progress snapshots (`borrow()` for the latest, `changed()` to wait).
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Waits while paused; `false` once cancelled.
+    async fn proceed(&self) -> bool {
+        let mut rx = self.state.subscribe();
+        loop {
+            let state = *rx.borrow_and_update();
+            match state {
+                RunState::Running => return true,
+                RunState::Cancelled => return false,
+                RunState::Paused => {
+                    if rx.changed().await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Outcome counts, overall and per channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counts {
+    /// Sent.
+    pub sent: u64,
+    /// Skipped, per reason.
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// Failed.
+    pub failed: u64,
+    /// Claimed by a run that stopped between sending and recording: maybe sent, never resent.
+    pub interrupted: u64,
+    /// Sent, per channel of the delivering transport.
+    pub sent_by_channel: BTreeMap<Channel, u64>,
+}
+
+impl Counts {
+    /// Every recipient counted.
+    pub fn recipients(&self) -> u64 {
+        self.sent + self.skipped.values().sum::<u64>() + self.failed + self.interrupted
+    }
+
+    /// Skipped, all reasons.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    fn add(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Pending => self.interrupted += 1,
+            Outcome::Sent { channel, .. } => {
+                self.sent += 1;
+                *self.sent_by_channel.entry(channel.clone()).or_default() += 1;
+            }
+            Outcome::Skipped { reason } => *self.skipped.entry(*reason).or_default() += 1,
+            Outcome::Failed { .. } => self.failed += 1,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Outcomes recorded by this run.
+    pub this_run: Counts,
+    /// Outcomes of every recipient this run saw, earlier runs' included.
+    pub total: Counts,
+    /// Whether the run was cancelled before the end of the segment.
+    pub cancelled: bool,
+    /// How long the run took.
+    pub elapsed: Duration,
+}
+
+/// Runs campaigns over a segment store, an outbox and transports; see the [module docs](self).
+#[derive(Clone)]
+pub struct CampaignRunner {
+    segments: Arc<dyn SegmentQuery>,
+    outbox: Arc<dyn Outbox>,
+    transports: TransportSet,
+    clock: SharedClock,
+    concurrency: usize,
+    page_size: usize,
+    retries: usize,
+    retry_delay: Duration,
+}
+
+impl std::fmt::Debug for CampaignRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CampaignRunner")
+            .field("transports", &self.transports)
+            .field("concurrency", &self.concurrency)
+            .field("page_size", &self.page_size)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared state of one run.
+struct Run<'a> {
+    campaign: &'a Campaign,
+    fallback: Fallback,
+    context: SendContext,
+    control: &'a RunControl,
+    started: Timestamp,
+    /// The campaign-wide pause after a rate-limit error: no send before this time.
+    pause_until: Mutex<Option<Timestamp>>,
+    counts: Mutex<(Counts, Counts, Progress)>,
+}
+
+impl CampaignRunner {
+    /// A runner reading recipients from `segments`, recording in `outbox`, sending with
+    /// `transports`.
+    pub fn new(
+        segments: Arc<dyn SegmentQuery>,
+        outbox: Arc<dyn Outbox>,
+        transports: TransportSet,
+    ) -> Self {
+        CampaignRunner {
+            segments,
+            outbox,
+            transports,
+            clock: SystemClock::shared(),
+            concurrency: DEFAULT_CONCURRENCY,
+            page_size: DEFAULT_PAGE_SIZE,
+            retries: 3,
+            retry_delay: Duration::from_millis(200),
+        }
+    }
+
+    /// Recipients in flight at once (at least 1; default [`DEFAULT_CONCURRENCY`]).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Contacts read per segment page (at least 1; default [`DEFAULT_PAGE_SIZE`]).
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Retries of a temporary failure per recipient, and the first backoff delay (doubled
+    /// each time, with jitter). Default: 3 retries from 200 ms.
+    pub fn retries(mut self, retries: usize, first_delay: Duration) -> Self {
+        self.retries = retries;
+        self.retry_delay = first_delay;
+        self
+    }
+
+    /// The clock for outcome times and rate-limit pauses (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn fallback(&self, campaign: &Campaign) -> Result<Fallback, CampaignError> {
+        let transports = campaign
+            .channels
+            .iter()
+            .map(|c| {
+                self.transports
+                    .get(c)
+                    .cloned()
+                    .ok_or_else(|| CampaignError::NoTransport(c.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Fallback::new(transports))
+    }
+
+    fn start<'a>(
+        &self,
+        campaign: &'a Campaign,
+        control: &'a RunControl,
+    ) -> Result<Run<'a>, CampaignError> {
+        Ok(Run {
+            campaign,
+            fallback: self.fallback(campaign)?,
+            context: SendContext::new(campaign.intent),
+            control,
+            started: self.clock.now(),
+            pause_until: Mutex::new(None),
+            counts: Mutex::new((Counts::default(), Counts::default(), Progress::new())),
+        })
+    }
+
+    /// Runs `campaign` to the end of its segment (or until cancelled through `control`).
+    pub async fn run(
+        &self,
+        campaign: &Campaign,
+        control: &RunControl,
+    ) -> Result<Report, CampaignError> {
+        let run = self.start(campaign, control)?;
+        let pages = stream::try_unfold(Some(None::<Cursor>), |state| async move {
+            let Some(after) = state else {
+                return Ok(None);
+            };
+            if control.state() == RunState::Cancelled {
+                return Ok(None);
+            }
+            let page = self
+                .segments
+                .page(&campaign.segment, after.as_ref(), self.page_size)
+                .await?;
+            Ok::<_, CampaignError>(Some((page.contacts, page.next.map(Some))))
+        });
+        let result = pages
+            .map_ok(|contacts| stream::iter(contacts.into_iter().map(Ok::<_, CampaignError>)))
+            .try_flatten()
+            .try_for_each_concurrent(self.concurrency, |contact| {
+                let run = &run;
+                async move {
+                    if !run.control.proceed().await {
+                        return Ok(());
+                    }
+                    let outcome = self.handle(run, &contact).await?;
+                    self.tally(run, outcome);
+                    Ok(())
+                }
+            })
+            .await;
+        let cancelled = control.state() == RunState::Cancelled;
+        let report = self.finish_run(&run, cancelled);
+        result.map(|()| report)
+    }
+
+    /// Sends `campaign` (a [`Campaign::notification`]) to one contact and returns the
+    /// recorded outcome. Calling it again for the same campaign and contact sends nothing and
+    /// returns the first outcome.
+    pub async fn send_one(
+        &self,
+        campaign: &Campaign,
+        contact: &Contact,
+    ) -> Result<OutcomeRecord, CampaignError> {
+        let control = RunControl::new();
+        let run = self.start(campaign, &control)?;
+        let handled = self.handle(&run, contact).await?;
+        match handled {
+            Handled::New(record) | Handled::Earlier(record) => Ok(record),
+        }
+    }
+
+    fn tally(&self, run: &Run<'_>, handled: Handled) {
+        let mut guard = lock(&run.counts);
+        let (this_run, total, progress) = &mut *guard;
+        match &handled {
+            Handled::New(record) => {
+                this_run.add(&record.outcome);
+                total.add(&record.outcome);
+                match record.outcome {
+                    Outcome::Sent { .. } => progress.sent += 1,
+                    Outcome::Skipped { .. } => progress.skipped += 1,
+                    Outcome::Failed { .. } | Outcome::Pending => progress.failed += 1,
+                }
+            }
+            Handled::Earlier(record) => {
+                total.add(&record.outcome);
+                progress.earlier += 1;
+            }
+        }
+        progress.done += 1;
+        if progress.done % 64 == 0 {
+            progress.rate = self.rate(run, progress.done);
+            progress.state = run.control.state();
+            run.control.progress.send_replace(progress.clone());
+        }
+    }
+
+    fn rate(&self, run: &Run<'_>, done: u64) -> f64 {
+        let elapsed = self.clock.now().as_millis() - run.started.as_millis();
+        if elapsed <= 0 {
+            return 0.0;
+        }
+        done as f64 * 1000.0 / elapsed as f64
+    }
+
+    fn finish_run(&self, run: &Run<'_>, cancelled: bool) -> Report {
+        let (this_run, total, mut progress) = lock(&run.counts).clone();
+        progress.rate = self.rate(run, progress.done);
+        progress.state = run.control.state();
+        progress.finished = true;
+        if !cancelled {
+            progress.total = Some(progress.done);
+        }
+        run.control.progress.send_replace(progress);
+        let elapsed = self.clock.now().as_millis() - run.started.as_millis();
+        Report {
+            campaign: run.campaign.id.clone(),
+            this_run,
+            total,
+            cancelled,
+            elapsed: Duration::from_millis(u64::try_from(elapsed).unwrap_or(0)),
+        }
+    }
+
+    fn record(&self, run: &Run<'_>, contact: &Contact, outcome: Outcome) -> OutcomeRecord {
+        OutcomeRecord::new(
+            run.campaign.id.clone(),
+            contact.id.clone(),
+            outcome,
+            self.clock.now(),
+        )
+    }
+
+    /// Decides, sends and records one recipient.
+    async fn handle(&self, run: &Run<'_>, contact: &Contact) -> Result<Handled, CampaignError> {
+        let campaign = run.campaign;
+        let skip = if campaign.opted_out(contact) {
+            Some(SkipReason::OptedOut)
+        } else if !contact
+            .addresses
+            .iter()
+            .any(|a| campaign.channels.contains(a.channel()))
+        {
+            Some(SkipReason::NoAddress)
+        } else {
+            None
+        };
+        if let Some(reason) = skip {
+            let record = self.record(run, contact, Outcome::Skipped { reason });
+            return Ok(match self.outbox.record(&record).await? {
+                Recorded::New => Handled::New(record),
+                Recorded::Existing(earlier) => Handled::Earlier(earlier),
+            });
+        }
+        if let Recorded::Existing(earlier) = self
+            .outbox
+            .claim(&campaign.id, &contact.id, self.clock.now())
+            .await?
+        {
+            return Ok(Handled::Earlier(earlier));
+        }
+        let outcome = match self.message_for(campaign, contact) {
+            Ok(message) => self.deliver(run, contact, &message).await,
+            Err(reason) => Outcome::Failed { kind: None, reason },
+        };
+        let record = self.record(run, contact, outcome);
+        self.outbox.finish(&record).await?;
+        Ok(Handled::New(record))
+    }
+
+    /// The recipient's message: rendered text, links (login links where asked).
+    fn message_for(&self, campaign: &Campaign, contact: &Contact) -> Result<Message, String> {
+        let text = campaign
+            .text
+            .render(contact, &campaign.vars)
+            .map_err(|e| e.to_string())?;
+        let login_error = |e: LoginLinkError| format!("login link: {e}");
+        let message_error = |e: MessageError| format!("message: {e}");
+        let (text, links) = match &campaign.login {
+            None => (text, campaign.links.clone()),
+            Some(login) => {
+                let text = login
+                    .rewrite_text(&text, &contact.id, &campaign.id)
+                    .map_err(login_error)?;
+                let links = campaign
+                    .links
+                    .iter()
+                    .map(|l| {
+                        let url = login
+                            .rewrite_url(l.url().as_str(), &contact.id, &campaign.id)
+                            .map_err(login_error)?;
+                        Link::new(&url, l.title().map(str::to_owned)).map_err(message_error)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (text, links)
+            }
+        };
+        if text.trim().is_empty() {
+            return Err("the rendered text is empty".to_owned());
+        }
+        let mut builder = Message::builder(text);
+        for link in &links {
+            builder = builder.link(link.url().as_str(), link.title());
+        }
+        builder.build().map_err(message_error)
+    }
+
+    /// Sends through the campaign's transports, retrying temporary failures.
+    async fn deliver(&self, run: &Run<'_>, contact: &Contact, message: &Message) -> Outcome {
+        let addresses: Vec<Address> = contact
+            .addresses
+            .iter()
+            .filter(|a| run.campaign.channels.contains(a.channel()))
+            .cloned()
+            .collect();
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry_delay)
+            .with_max_delay(self.retry_delay.saturating_mul(32))
+            .with_max_times(self.retries)
+            .with_jitter()
+            .build();
+        loop {
+            self.wait_for_pause(run).await;
+            let undelivered = match run.fallback.send(&addresses, message, &run.context).await {
+                Ok(delivered) => {
+                    return Outcome::Sent {
+                        channel: delivered.receipt.channel,
+                        message_ids: delivered.receipt.message_ids,
+                    };
+                }
+                Err(undelivered) => undelivered,
+            };
+            let retry = undelivered.stopped
+                && undelivered
+                    .last_error()
+                    .is_some_and(|e| e.is_retryable() && e.sent_ids().is_empty());
+            if retry {
+                let retry_after = undelivered.last_error().and_then(|e| e.retry_after());
+                if let Some(delay) = backoff.next() {
+                    match retry_after {
+                        Some(after) => self.pause_campaign(run, after),
+                        None => tokio::time::sleep(delay).await,
+                    }
+                    continue;
+                }
+            }
+            return undelivered_outcome(&undelivered);
+        }
+    }
+
+    /// Pauses every sender of the run for `after` (a rate limit was hit).
+    fn pause_campaign(&self, run: &Run<'_>, after: Duration) {
+        let until = self.clock.now().saturating_add(after);
+        let mut pause = lock(&run.pause_until);
+        *pause = Some(pause.map_or(until, |p| p.max(until)));
+        tracing::warn!(campaign = %run.campaign.id, pause_ms = after.as_millis() as u64, "rate limited: campaign paused");
+    }
+
+    async fn wait_for_pause(&self, run: &Run<'_>) {
+        loop {
+            let until = *lock(&run.pause_until);
+            let Some(until) = until else { return };
+            let left = until.as_millis() - self.clock.now().as_millis();
+            if left <= 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(left.unsigned_abs())).await;
+        }
+    }
+}
+
+/// A recipient's outcome, new in this run or from an earlier one.
+enum Handled {
+    New(OutcomeRecord),
+    Earlier(OutcomeRecord),
+}
+
+/// The outcome of a message no route delivered.
+fn undelivered_outcome(undelivered: &Undelivered) -> Outcome {
+    let Some(error) = undelivered.last_error() else {
+        return Outcome::Skipped {
+            reason: SkipReason::NoAddress,
+        };
+    };
+    let window_closed = undelivered.attempts.iter().any(|a| {
+        matches!(&a.failure, AttemptFailure::Failed(e) if e.kind() == DeliveryErrorKind::WindowClosed)
+    });
+    if !undelivered.stopped && window_closed {
+        return Outcome::Skipped {
+            reason: SkipReason::WindowClosed,
+        };
+    }
+    let mut reason = error.to_string();
+    if !error.sent_ids().is_empty() {
+        reason.push_str(&format!(
+            " (after {} part(s) went out; not retried)",
+            error.sent_ids().len()
+        ));
+    }
+    Outcome::Failed {
+        kind: Some(error.kind()),
+        reason,
+    }
+}
