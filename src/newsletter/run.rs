@@ -33,13 +33,13 @@
 //! returns its report; running the campaign again continues where it stopped.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::{TryStreamExt, stream};
+use futures_util::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use tokio::sync::watch;
 
 use super::{
@@ -51,7 +51,7 @@ use crate::{
     contact::{Address, Channel, Contact},
     error::StoreError,
     message::{Link, Message, MessageError},
-    segment::{Cursor, SegmentQuery},
+    segment::{Cursor, SegmentPage, SegmentQuery},
     sync::lock,
     transport::{
         DeliveryErrorKind, Fallback, SendContext, TransportSet,
@@ -294,8 +294,9 @@ struct Run<'a> {
     context: SendContext,
     control: &'a RunControl,
     started: Timestamp,
-    /// The campaign-wide pause after a rate-limit error: no send before this time.
-    pause_until: Mutex<Option<Timestamp>>,
+    /// The campaign-wide pause after a rate-limit error: no send before this (monotonic)
+    /// time. Not the injected clock: a pause is real waiting.
+    pause_until: Mutex<Option<tokio::time::Instant>>,
     counts: Mutex<(Counts, Counts, Progress)>,
 }
 
@@ -376,43 +377,91 @@ impl CampaignRunner {
     }
 
     /// Runs `campaign` to the end of its segment (or until cancelled through `control`).
-    pub async fn run(
-        &self,
-        campaign: &Campaign,
-        control: &RunControl,
-    ) -> Result<Report, CampaignError> {
-        let run = self.start(campaign, control)?;
-        let pages = stream::try_unfold(Some(None::<Cursor>), |state| async move {
-            let Some(after) = state else {
-                return Ok(None);
-            };
-            if control.state() == RunState::Cancelled {
-                return Ok(None);
+    ///
+    /// The future is `Send` (boxed, so that holds for every caller), ready for
+    /// `tokio::spawn`.
+    pub fn run<'a>(
+        &'a self,
+        campaign: &'a Campaign,
+        control: &'a RunControl,
+    ) -> BoxFuture<'a, Result<Report, CampaignError>> {
+        Box::pin(async move {
+            let run = self.start(campaign, control)?;
+            let result = self.drive(&run).await;
+            let cancelled = control.state() == RunState::Cancelled;
+            let report = self.finish_run(&run, cancelled);
+            result.map(|()| report)
+        })
+    }
+
+    /// Keeps up to `concurrency` recipients in flight while the next segment page is read
+    /// ahead, until the segment ends or the run is cancelled.
+    async fn drive(&self, run: &Run<'_>) -> Result<(), CampaignError> {
+        let mut in_flight = FuturesUnordered::new();
+        let mut queue: VecDeque<Contact> = VecDeque::new();
+        // `Some(cursor)` while pages remain; the first page has no cursor.
+        let mut next_page: Option<Option<Cursor>> = Some(None);
+        let mut fetching: Option<BoxFuture<'_, Result<SegmentPage, StoreError>>> = None;
+        loop {
+            let cancelled = run.control.state() == RunState::Cancelled;
+            while in_flight.len() < self.concurrency && !cancelled {
+                let Some(contact) = queue.pop_front() else {
+                    break;
+                };
+                in_flight.push(self.visit(run, contact));
             }
-            let page = self
-                .segments
-                .page(&campaign.segment, after.as_ref(), self.page_size)
-                .await?;
-            Ok::<_, CampaignError>(Some((page.contacts, page.next.map(Some))))
-        });
-        let result = pages
-            .map_ok(|contacts| stream::iter(contacts.into_iter().map(Ok::<_, CampaignError>)))
-            .try_flatten()
-            .try_for_each_concurrent(self.concurrency, |contact| {
-                let run = &run;
-                async move {
-                    if !run.control.proceed().await {
-                        return Ok(());
-                    }
-                    let outcome = self.handle(run, &contact).await?;
-                    self.tally(run, outcome);
-                    Ok(())
+            if fetching.is_none() && queue.len() < self.concurrency && !cancelled {
+                if let Some(after) = next_page.take() {
+                    let segments = &self.segments;
+                    let segment = &run.campaign.segment;
+                    let limit = self.page_size;
+                    fetching = Some(Box::pin(async move {
+                        segments.page(segment, after.as_ref(), limit).await
+                    }));
                 }
-            })
-            .await;
-        let cancelled = control.state() == RunState::Cancelled;
-        let report = self.finish_run(&run, cancelled);
-        result.map(|()| report)
+            }
+            match (&mut fetching, in_flight.is_empty()) {
+                (None, true) => return Ok(()),
+                (None, false) => {
+                    if let Some(done) = in_flight.next().await {
+                        done?;
+                    }
+                }
+                (Some(page), true) => {
+                    let page = page.await?;
+                    fetching = None;
+                    queue.extend(page.contacts);
+                    next_page = page.next.map(Some);
+                }
+                (Some(page), false) => {
+                    tokio::select! {
+                        Some(done) = in_flight.next() => done?,
+                        page = page => {
+                            let page = page?;
+                            fetching = None;
+                            queue.extend(page.contacts);
+                            next_page = page.next.map(Some);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one recipient of a run and counts it.
+    fn visit<'a>(
+        &'a self,
+        run: &'a Run<'a>,
+        contact: Contact,
+    ) -> BoxFuture<'a, Result<(), CampaignError>> {
+        Box::pin(async move {
+            if !run.control.proceed().await {
+                return Ok(());
+            }
+            let outcome = self.handle(run, &contact).await?;
+            self.tally(run, outcome);
+            Ok(())
+        })
     }
 
     /// Sends `campaign` (a [`Campaign::notification`]) to one contact and returns the
@@ -494,40 +543,46 @@ impl CampaignRunner {
     }
 
     /// Decides, sends and records one recipient.
-    async fn handle(&self, run: &Run<'_>, contact: &Contact) -> Result<Handled, CampaignError> {
-        let campaign = run.campaign;
-        let skip = if campaign.opted_out(contact) {
-            Some(SkipReason::OptedOut)
-        } else if !contact
-            .addresses
-            .iter()
-            .any(|a| campaign.channels.contains(a.channel()))
-        {
-            Some(SkipReason::NoAddress)
-        } else {
-            None
-        };
-        if let Some(reason) = skip {
-            let record = self.record(run, contact, Outcome::Skipped { reason });
-            return Ok(match self.outbox.record(&record).await? {
-                Recorded::New => Handled::New(record),
-                Recorded::Existing(earlier) => Handled::Earlier(earlier),
-            });
-        }
-        if let Recorded::Existing(earlier) = self
-            .outbox
-            .claim(&campaign.id, &contact.id, self.clock.now())
-            .await?
-        {
-            return Ok(Handled::Earlier(earlier));
-        }
-        let outcome = match self.message_for(campaign, contact) {
-            Ok(message) => self.deliver(run, contact, &message).await,
-            Err(reason) => Outcome::Failed { kind: None, reason },
-        };
-        let record = self.record(run, contact, outcome);
-        self.outbox.finish(&record).await?;
-        Ok(Handled::New(record))
+    fn handle<'a>(
+        &'a self,
+        run: &'a Run<'a>,
+        contact: &'a Contact,
+    ) -> BoxFuture<'a, Result<Handled, CampaignError>> {
+        Box::pin(async move {
+            let campaign = run.campaign;
+            let skip = if campaign.opted_out(contact) {
+                Some(SkipReason::OptedOut)
+            } else if !contact
+                .addresses
+                .iter()
+                .any(|a| campaign.channels.contains(a.channel()))
+            {
+                Some(SkipReason::NoAddress)
+            } else {
+                None
+            };
+            if let Some(reason) = skip {
+                let record = self.record(run, contact, Outcome::Skipped { reason });
+                return Ok(match self.outbox.record(&record).await? {
+                    Recorded::New => Handled::New(record),
+                    Recorded::Existing(earlier) => Handled::Earlier(earlier),
+                });
+            }
+            if let Recorded::Existing(earlier) = self
+                .outbox
+                .claim(&campaign.id, &contact.id, self.clock.now())
+                .await?
+            {
+                return Ok(Handled::Earlier(earlier));
+            }
+            let outcome = match self.message_for(campaign, contact) {
+                Ok(message) => self.deliver(run, contact, &message).await,
+                Err(reason) => Outcome::Failed { kind: None, reason },
+            };
+            let record = self.record(run, contact, outcome);
+            self.outbox.finish(&record).await?;
+            Ok(Handled::New(record))
+        })
     }
 
     /// The recipient's message: rendered text, links (login links where asked).
@@ -568,51 +623,53 @@ impl CampaignRunner {
     }
 
     /// Sends through the campaign's transports, retrying temporary failures.
-    async fn deliver(&self, run: &Run<'_>, contact: &Contact, message: &Message) -> Outcome {
-        let addresses: Vec<Address> = contact
-            .addresses
-            .iter()
-            .filter(|a| run.campaign.channels.contains(a.channel()))
-            .cloned()
-            .collect();
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry_delay)
-            .with_max_delay(self.retry_delay.saturating_mul(32))
-            .with_max_times(self.retries)
-            .with_jitter()
-            .build();
-        loop {
-            self.wait_for_pause(run).await;
-            let undelivered = match run.fallback.send(&addresses, message, &run.context).await {
-                Ok(delivered) => {
-                    return Outcome::Sent {
-                        channel: delivered.receipt.channel,
-                        message_ids: delivered.receipt.message_ids,
-                    };
-                }
-                Err(undelivered) => undelivered,
-            };
-            let retry = undelivered.stopped
-                && undelivered
-                    .last_error()
-                    .is_some_and(|e| e.is_retryable() && e.sent_ids().is_empty());
-            if retry {
-                let retry_after = undelivered.last_error().and_then(|e| e.retry_after());
-                if let Some(delay) = backoff.next() {
-                    match retry_after {
-                        Some(after) => self.pause_campaign(run, after),
-                        None => tokio::time::sleep(delay).await,
+    fn deliver<'a>(
+        &'a self,
+        run: &'a Run<'a>,
+        contact: &'a Contact,
+        message: &'a Message,
+    ) -> BoxFuture<'a, Outcome> {
+        let addresses = campaign_addresses(run.campaign, contact);
+        Box::pin(async move {
+            let mut backoff = ExponentialBuilder::default()
+                .with_min_delay(self.retry_delay)
+                .with_max_delay(self.retry_delay.saturating_mul(32))
+                .with_max_times(self.retries)
+                .with_jitter()
+                .build();
+            loop {
+                self.wait_for_pause(run).await;
+                let undelivered = match run.fallback.send(&addresses, message, &run.context).await {
+                    Ok(delivered) => {
+                        return Outcome::Sent {
+                            channel: delivered.receipt.channel,
+                            message_ids: delivered.receipt.message_ids,
+                        };
                     }
-                    continue;
+                    Err(undelivered) => undelivered,
+                };
+                let retry = undelivered.stopped
+                    && undelivered
+                        .last_error()
+                        .is_some_and(|e| e.is_retryable() && e.sent_ids().is_empty());
+                if retry {
+                    let retry_after = undelivered.last_error().and_then(|e| e.retry_after());
+                    if let Some(delay) = backoff.next() {
+                        match retry_after {
+                            Some(after) => self.pause_campaign(run, after),
+                            None => tokio::time::sleep(delay).await,
+                        }
+                        continue;
+                    }
                 }
+                return undelivered_outcome(&undelivered);
             }
-            return undelivered_outcome(&undelivered);
-        }
+        })
     }
 
     /// Pauses every sender of the run for `after` (a rate limit was hit).
     fn pause_campaign(&self, run: &Run<'_>, after: Duration) {
-        let until = self.clock.now().saturating_add(after);
+        let until = tokio::time::Instant::now() + after;
         let mut pause = lock(&run.pause_until);
         *pause = Some(pause.map_or(until, |p| p.max(until)));
         tracing::warn!(campaign = %run.campaign.id, pause_ms = after.as_millis() as u64, "rate limited: campaign paused");
@@ -621,14 +678,24 @@ impl CampaignRunner {
     async fn wait_for_pause(&self, run: &Run<'_>) {
         loop {
             let until = *lock(&run.pause_until);
-            let Some(until) = until else { return };
-            let left = until.as_millis() - self.clock.now().as_millis();
-            if left <= 0 {
-                return;
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await;
+                }
+                _ => return,
             }
-            tokio::time::sleep(Duration::from_millis(left.unsigned_abs())).await;
         }
     }
+}
+
+/// The contact's addresses on the campaign's channels.
+fn campaign_addresses(campaign: &Campaign, contact: &Contact) -> Vec<Address> {
+    contact
+        .addresses
+        .iter()
+        .filter(|a| campaign.channels.contains(a.channel()))
+        .cloned()
+        .collect()
 }
 
 /// A recipient's outcome, new in this run or from an earlier one.

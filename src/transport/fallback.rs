@@ -154,11 +154,13 @@ impl Fallback {
         let mut attempts = Vec::new();
         for transport in &self.transports {
             let channel = transport.channel();
-            let mut routes = addresses
-                .iter()
-                .filter(|a| a.channel() == channel)
-                .peekable();
-            if routes.peek().is_none() {
+            // Indices, not a filtering iterator: a closure held across the `.await` below would
+            // make this future `Send` only for one lifetime, and `tokio::spawn` of a caller's
+            // future would fail to compile.
+            let routes: Vec<usize> = (0..addresses.len())
+                .filter(|&i| addresses[i].channel() == channel)
+                .collect();
+            if routes.is_empty() {
                 attempts.push(Attempt {
                     channel: channel.clone(),
                     address: None,
@@ -166,7 +168,8 @@ impl Fallback {
                 });
                 continue;
             }
-            for address in routes {
+            for i in routes {
+                let address = &addresses[i];
                 match transport.send(address, message, ctx).await {
                     Ok(receipt) => {
                         return Ok(Delivered {

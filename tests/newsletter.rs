@@ -1,0 +1,618 @@
+//! Campaigns end to end over loopback: the memory segment store, the Messenger transport
+//! against the fake Graph API, a stub e-mail transport, the memory outbox.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use serde_json::json;
+use tidings::{
+    activity::LastInbound,
+    clock::{Clock, ManualClock, Timestamp},
+    contact::{Address, Channel, Contact, ContactId},
+    messenger::{
+        AppSecret, MessengerTransport, PageAccessToken, PageConfig, RetryPolicy, StaticPages,
+    },
+    newsletter::{
+        Campaign, CampaignId, CampaignRunner, Outbox, Outcome, OutcomeRecord, RunControl, RunState,
+        SkipReason, campaign::OPT_OUT_TAG, login::LoginLinks,
+    },
+    secrecy::SecretSlice,
+    segment::Segment,
+    store::memory::{MemoryDirectory, MemoryLastInbound, MemoryOutbox},
+    template::CampaignVars,
+    testkit::graph::{FakeGraph, GraphFault},
+    token::{TokenKey, Tokens},
+    transport::{DeliveryErrorKind, Intent, SharedTransport, TransportSet, stub::StubTransport},
+};
+use url::Url;
+
+const PAGE: &str = "104812345678901";
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// What kind of recipient contact `i` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Messenger, wrote 2 hours ago (some also have e-mail).
+    Active,
+    /// Messenger, wrote 3 days ago, and e-mail.
+    ClosedWithEmail,
+    /// Messenger, wrote 3 days ago, no e-mail.
+    ClosedOnly,
+    /// No address at all.
+    Nowhere,
+    /// E-mail only.
+    EmailOnly,
+    /// E-mail only, opted out.
+    OptedOut,
+    /// Messenger, active, but no `plan` field: the template needs it.
+    MissingPlan,
+}
+
+fn kind(i: usize) -> Kind {
+    match i % 20 {
+        0..=7 => Kind::Active,
+        8 | 9 => Kind::ClosedWithEmail,
+        10 => Kind::ClosedOnly,
+        11 | 12 => Kind::Nowhere,
+        13..=16 => Kind::EmailOnly,
+        17 => Kind::OptedOut,
+        18 => Kind::MissingPlan,
+        _ => Kind::Active,
+    }
+}
+
+fn psid(i: usize) -> String {
+    format!("{}", 7_000_000_000_000_000u64 + i as u64)
+}
+
+fn contact_id(i: usize) -> ContactId {
+    ContactId::new(format!("u{i:06}")).unwrap()
+}
+
+struct World {
+    clock: ManualClock,
+    fake: FakeGraph,
+    directory: Arc<MemoryDirectory>,
+    outbox: Arc<MemoryOutbox>,
+    email: Arc<StubTransport>,
+    transports: TransportSet,
+}
+
+async fn world(recipients: usize) -> World {
+    let clock = ManualClock::new(Timestamp::from_secs(1_764_000_000));
+    let fake = FakeGraph::builder()
+        .page(PAGE, "token-a")
+        .app_secret(AppSecret::new("app-secret"))
+        .clock(clock.shared())
+        .start()
+        .await
+        .unwrap();
+    let last = Arc::new(MemoryLastInbound::new());
+    let messenger = MessengerTransport::builder(
+        Arc::new(StaticPages::new([PageConfig::new(
+            PAGE,
+            PageAccessToken::new("token-a"),
+        )])),
+        last.clone(),
+    )
+    .base_url(fake.base_url())
+    .app_secret(AppSecret::new("app-secret"))
+    .clock(clock.shared())
+    .rate_limit(None)
+    .retry(
+        RetryPolicy::default()
+            .with_max_retries(1)
+            .with_delays(Duration::from_millis(1), Duration::from_millis(2))
+            .with_rate_limit_pause(Duration::from_millis(30)),
+    )
+    .build()
+    .unwrap();
+    let email = Arc::new(StubTransport::new(Channel::Email));
+    let mut transports = TransportSet::new();
+    transports.insert(Arc::new(messenger) as SharedTransport);
+    transports.insert(email.clone() as SharedTransport);
+
+    let directory = Arc::new(MemoryDirectory::new());
+    for i in 0..recipients {
+        let mut c = Contact::new(contact_id(i));
+        if i % 3 != 0 {
+            c.first_name = Some(format!("Name{i}"));
+        }
+        let k = kind(i);
+        if k != Kind::MissingPlan {
+            c.fields.insert(
+                "plan".into(),
+                json!(if i % 2 == 0 { "pro" } else { "free" }),
+            );
+        }
+        let messenger_address = Address::messenger(PAGE, psid(i)).unwrap();
+        let wrote = |ago: Duration| {
+            let at = clock.now().saturating_sub(ago);
+            fake.user_wrote(PAGE, &psid(i), at);
+            let last = last.clone();
+            let address = messenger_address.clone();
+            async move { last.record(&address, at).await.unwrap() }
+        };
+        match k {
+            Kind::Active | Kind::MissingPlan => {
+                c.addresses.push(messenger_address.clone());
+                wrote(2 * HOUR).await;
+                if i % 4 == 0 {
+                    c.addresses
+                        .push(Address::email(format!("u{i}@example.org")).unwrap());
+                }
+            }
+            Kind::ClosedWithEmail | Kind::ClosedOnly => {
+                c.addresses.push(messenger_address.clone());
+                wrote(72 * HOUR).await;
+                if k == Kind::ClosedWithEmail {
+                    c.addresses
+                        .push(Address::email(format!("u{i}@example.org")).unwrap());
+                }
+            }
+            Kind::Nowhere => {}
+            Kind::EmailOnly | Kind::OptedOut => {
+                c.addresses
+                    .push(Address::email(format!("u{i}@example.org")).unwrap());
+                if k == Kind::OptedOut {
+                    c.tags.insert(OPT_OUT_TAG.into());
+                }
+            }
+        }
+        directory.insert(c).unwrap();
+    }
+    World {
+        clock,
+        fake,
+        directory,
+        outbox: Arc::new(MemoryOutbox::new()),
+        email,
+        transports,
+    }
+}
+
+impl World {
+    fn runner(&self) -> CampaignRunner {
+        CampaignRunner::new(
+            self.directory.clone(),
+            self.outbox.clone(),
+            self.transports.clone(),
+        )
+        .clock(self.clock.shared())
+        .concurrency(16)
+        .page_size(250)
+        .retries(3, Duration::from_millis(1))
+    }
+
+    async fn outcomes(&self, campaign: &CampaignId) -> Vec<OutcomeRecord> {
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .outbox
+                .list(
+                    campaign,
+                    all.last().map(|r: &OutcomeRecord| &r.contact),
+                    1000,
+                )
+                .await
+                .unwrap();
+            if page.is_empty() {
+                return all;
+            }
+            all.extend(page);
+        }
+    }
+
+    /// Messages each contact received, over both transports.
+    fn received(&self) -> HashMap<String, usize> {
+        let mut by_psid: HashMap<String, usize> = HashMap::new();
+        for sent in self.fake.sent() {
+            *by_psid.entry(sent.recipient).or_default() += 1;
+        }
+        for sent in self.email.sent() {
+            *by_psid.entry(sent.to.id().to_owned()).or_default() += 1;
+        }
+        by_psid
+    }
+}
+
+fn newsletter(id: &str) -> Campaign {
+    Campaign::builder(
+        CampaignId::new(id).unwrap(),
+        Segment::everyone(),
+        "Hi {{ first_name | default('friend') }}! Your {{ fields.plan }} plan now has lesson {{ campaign.lesson }}.",
+    )
+    .vars(CampaignVars::from_json(json!({"lesson": 4})).unwrap())
+    .build()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_recipients_each_get_exactly_one_outcome() {
+    const N: usize = 10_000;
+    let w = world(N).await;
+    // Transient errors every 97th request and a burst of rate-limit errors.
+    w.fake.fail_every(97, GraphFault::temporary());
+    w.fake.fail_next(3, GraphFault::rate_limited());
+    let campaign = newsletter("spring-10k");
+    let control = RunControl::new();
+    let progress = control.progress();
+    let report = w.runner().run(&campaign, &control).await.unwrap();
+
+    let outcomes = w.outcomes(campaign.id()).await;
+    assert_eq!(outcomes.len(), N, "one outcome per recipient");
+    let received = w.received();
+    for record in &outcomes {
+        let i: usize = record.contact.as_str()[1..].parse().unwrap();
+        let key_psid = psid(i);
+        let key_email = format!("u{i}@example.org");
+        let got = received.get(&key_psid).copied().unwrap_or(0)
+            + received.get(&key_email).copied().unwrap_or(0);
+        let expected = match kind(i) {
+            Kind::Active => Outcome::Sent {
+                channel: Channel::Messenger,
+                message_ids: vec![],
+            },
+            Kind::ClosedWithEmail | Kind::EmailOnly => Outcome::Sent {
+                channel: Channel::Email,
+                message_ids: vec![],
+            },
+            Kind::ClosedOnly => Outcome::Skipped {
+                reason: SkipReason::WindowClosed,
+            },
+            Kind::Nowhere => Outcome::Skipped {
+                reason: SkipReason::NoAddress,
+            },
+            Kind::OptedOut => Outcome::Skipped {
+                reason: SkipReason::OptedOut,
+            },
+            Kind::MissingPlan => Outcome::Failed {
+                kind: None,
+                reason: String::new(),
+            },
+        };
+        match (&record.outcome, &expected) {
+            (
+                Outcome::Sent {
+                    channel,
+                    message_ids,
+                },
+                Outcome::Sent { channel: want, .. },
+            ) => {
+                assert_eq!(channel, want, "{i}");
+                assert_eq!(message_ids.len(), 1, "{i}");
+                assert_eq!(got, 1, "contact {i} received {got} messages");
+            }
+            (Outcome::Failed { kind, reason }, Outcome::Failed { .. }) => {
+                assert_eq!(*kind, None, "{i}");
+                assert!(reason.contains("no value"), "{i}: {reason}");
+                assert_eq!(got, 0, "{i}");
+            }
+            (actual, expected) => {
+                assert_eq!(actual, expected, "contact {i}");
+                assert_eq!(got, 0, "{i}");
+            }
+        }
+    }
+    // Nobody got anything twice, and nothing went to anyone without an outcome.
+    assert!(received.values().all(|&n| n == 1));
+
+    let kinds = (0..N).map(kind).collect::<Vec<_>>();
+    let count = |k: Kind| kinds.iter().filter(|&&x| x == k).count() as u64;
+    let t = &report.this_run;
+    assert_eq!(t.recipients(), N as u64);
+    assert_eq!(report.total, report.this_run);
+    assert_eq!(t.sent_by_channel[&Channel::Messenger], count(Kind::Active));
+    assert_eq!(
+        t.sent_by_channel[&Channel::Email],
+        count(Kind::ClosedWithEmail) + count(Kind::EmailOnly)
+    );
+    assert_eq!(
+        t.skipped[&SkipReason::WindowClosed],
+        count(Kind::ClosedOnly)
+    );
+    assert_eq!(t.skipped[&SkipReason::NoAddress], count(Kind::Nowhere));
+    assert_eq!(t.skipped[&SkipReason::OptedOut], count(Kind::OptedOut));
+    assert_eq!(t.failed, count(Kind::MissingPlan));
+    assert_eq!(t.interrupted, 0);
+    let p = progress.borrow().clone();
+    assert!(
+        p.finished && p.total == Some(N as u64) && p.done == N as u64,
+        "{p:?}"
+    );
+    assert_eq!(p.sent + p.skipped + p.failed, N as u64);
+
+    // Running it again sends nothing.
+    let before = w.fake.sent().len() + w.email.sent().len();
+    let again = w.runner().run(&campaign, &RunControl::new()).await.unwrap();
+    assert_eq!(again.this_run.recipients(), 0);
+    assert_eq!(again.total, report.total);
+    assert_eq!(w.fake.sent().len() + w.email.sent().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_campaign_then_a_resume_sends_nobody_twice() {
+    const N: usize = 1_000;
+    let w = world(N).await;
+    w.fake.set_latency(Duration::from_millis(2));
+    let campaign = newsletter("crash");
+    let control = RunControl::new();
+    let mut progress = control.progress();
+    let runner = w.runner();
+    let run = tokio::spawn({
+        let campaign = campaign.clone();
+        let control = control.clone();
+        async move { runner.run(&campaign, &control).await }
+    });
+    while progress.borrow_and_update().done < 300 {
+        progress.changed().await.unwrap();
+    }
+    // The process dies: the run is dropped wherever it is, sends in flight included.
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let after_crash = w.outcomes(campaign.id()).await;
+    let pending = after_crash
+        .iter()
+        .filter(|r| r.outcome.is_pending())
+        .count();
+    assert!(
+        after_crash.len() >= 300 && after_crash.len() < N,
+        "{}",
+        after_crash.len()
+    );
+
+    let report = w.runner().run(&campaign, &RunControl::new()).await.unwrap();
+    let outcomes = w.outcomes(campaign.id()).await;
+    assert_eq!(
+        outcomes.len(),
+        N,
+        "every recipient has an outcome after the resume"
+    );
+    assert_eq!(report.total.recipients(), N as u64);
+    assert_eq!(report.total.interrupted, pending as u64);
+    assert_eq!(
+        report.this_run.recipients() + after_crash.len() as u64,
+        N as u64,
+        "the resume handled exactly those without an outcome"
+    );
+    let received = w.received();
+    assert!(
+        received.values().all(|&n| n == 1),
+        "nobody received the newsletter twice"
+    );
+    for record in outcomes {
+        let i: usize = record.contact.as_str()[1..].parse().unwrap();
+        let got = received.get(&psid(i)).copied().unwrap_or(0)
+            + received
+                .get(&format!("u{i}@example.org"))
+                .copied()
+                .unwrap_or(0);
+        match record.outcome {
+            Outcome::Sent { .. } => assert_eq!(got, 1, "{i}"),
+            // Interrupted between send and record: maybe sent once, never twice.
+            Outcome::Pending => assert!(got <= 1, "{i}"),
+            _ => assert_eq!(got, 0, "{i}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_cancel() {
+    const N: usize = 400;
+    let w = world(N).await;
+    w.fake.set_latency(Duration::from_millis(1));
+    let campaign = newsletter("controlled");
+    let control = RunControl::new();
+    let mut progress = control.progress();
+    let runner = w.runner().concurrency(4).page_size(50);
+    let run = tokio::spawn({
+        let campaign = campaign.clone();
+        let control = control.clone();
+        async move { runner.run(&campaign, &control).await }
+    });
+    while progress.borrow_and_update().done < 64 {
+        progress.changed().await.unwrap();
+    }
+    control.pause();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let paused_at = w.outbox_len(campaign.id()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        w.outbox_len(campaign.id()).await,
+        paused_at,
+        "nothing moves while paused"
+    );
+    assert_eq!(progress.borrow().state, RunState::Paused);
+    control.resume();
+    while progress.borrow_and_update().done < 192 {
+        progress.changed().await.unwrap();
+    }
+    control.cancel();
+    control.resume(); // a cancelled run stays cancelled
+    let report = run.await.unwrap().unwrap();
+    assert!(report.cancelled);
+    let recorded = w.outcomes(campaign.id()).await;
+    assert!(recorded.len() < N, "{}", recorded.len());
+    assert!(
+        recorded.iter().all(|r| !r.outcome.is_pending()),
+        "a cancel lets sends in flight finish and record"
+    );
+    assert_eq!(report.this_run.recipients(), recorded.len() as u64);
+
+    let rest = w.runner().run(&campaign, &RunControl::new()).await.unwrap();
+    assert!(!rest.cancelled);
+    assert_eq!(rest.total.recipients(), N as u64);
+    assert_eq!(rest.this_run.recipients(), (N - recorded.len()) as u64);
+    assert!(w.received().values().all(|&n| n == 1));
+}
+
+impl World {
+    async fn outbox_len(&self, campaign: &CampaignId) -> usize {
+        self.outcomes(campaign).await.len()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_pause_the_campaign_and_persistent_failures_are_recorded() {
+    let w = world(40).await;
+    // More rate-limit errors than the transport retries: the campaign pauses and retries.
+    w.fake.fail_next(6, GraphFault::rate_limited());
+    let campaign = Campaign::builder(
+        CampaignId::new("rl").unwrap(),
+        Segment::has_address(Channel::Messenger),
+        "News",
+    )
+    .channels([Channel::Messenger])
+    .build()
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    let report = w.runner().run(&campaign, &RunControl::new()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(30),
+        "the campaign waited for the rate-limit pause"
+    );
+    let messenger_kinds = (0..40)
+        .filter(|&i| {
+            matches!(
+                kind(i),
+                Kind::Active | Kind::MissingPlan | Kind::ClosedOnly | Kind::ClosedWithEmail
+            )
+        })
+        .count() as u64;
+    assert_eq!(report.this_run.recipients(), messenger_kinds);
+    assert_eq!(report.this_run.failed, 0);
+
+    // A transport failing for good: the recipients are recorded as failed, with the kind.
+    let w = world(20).await;
+    w.fake.fail_every(1, GraphFault::server_error());
+    let report = w.runner().run(&campaign, &RunControl::new()).await.unwrap();
+    let outcomes = w.outcomes(campaign.id()).await;
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Failed { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(report.this_run.failed as usize, failed.len());
+    assert!(!failed.is_empty());
+    assert!(
+        failed
+            .iter()
+            .all(|k| *k == Some(DeliveryErrorKind::Retryable))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_links_reach_the_recipient_and_verify() {
+    let w = world(20).await;
+    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
+        .with_clock(w.clock.shared());
+    let links = LoginLinks::new(tokens, Url::parse("https://school.example/login").unwrap())
+        .unwrap()
+        .clock(w.clock.shared());
+    let campaign = Campaign::builder(
+        CampaignId::new("with-login").unwrap(),
+        Segment::active_within(Channel::Messenger, 24).unwrap(),
+        "Lesson 4: https://school.example/lessons/4 (also on https://youtube.com/x)",
+    )
+    .channels([Channel::Messenger])
+    .login_links(links.clone())
+    .build()
+    .unwrap();
+    // The directory has no activity record: `active_within` matches nobody.
+    let report = w.runner().run(&campaign, &RunControl::new()).await.unwrap();
+    assert_eq!(report.this_run.recipients(), 0);
+
+    let campaign = Campaign::builder(
+        CampaignId::new("with-login-2").unwrap(),
+        Segment::has_address(Channel::Messenger),
+        "Lesson 4: https://school.example/lessons/4 (also on https://youtube.com/x)",
+    )
+    .channels([Channel::Messenger])
+    .link("https://school.example/lessons/4/quiz", Some("Quiz"))
+    .login_links(links.clone())
+    .build()
+    .unwrap();
+    w.runner().run(&campaign, &RunControl::new()).await.unwrap();
+    let sent = w.fake.sent();
+    assert!(!sent.is_empty());
+    for request in sent {
+        let text = request
+            .text()
+            .map(str::to_owned)
+            .or_else(|| {
+                request.body["message"]["attachment"]["payload"]["text"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap();
+        assert!(text.contains("(also on https://youtube.com/x)"), "{text}");
+        let link = text.split_whitespace().nth(2).unwrap();
+        let link = Url::parse(link).unwrap();
+        let login = links.verify_query(link.query().unwrap()).await.unwrap();
+        let i: usize = login.contact.as_str()[1..].parse().unwrap();
+        assert_eq!(
+            request.recipient,
+            psid(i),
+            "each link logs in its own recipient"
+        );
+        assert_eq!(login.target.as_str(), "https://school.example/lessons/4");
+        assert_eq!(login.campaign.as_str(), "with-login-2");
+        let button = request.body["message"]["attachment"]["payload"]["buttons"][0]["url"]
+            .as_str()
+            .unwrap();
+        let button = Url::parse(button).unwrap();
+        let quiz = links.verify_query(button.query().unwrap()).await.unwrap();
+        assert_eq!(
+            quiz.target.as_str(),
+            "https://school.example/lessons/4/quiz"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_use_the_tag_for_their_purpose_and_record_once() {
+    let w = world(20).await;
+    let runner = w.runner();
+    let receipt = Campaign::notification(
+        CampaignId::new("payment-77").unwrap(),
+        "Payment received, {{ first_name | default('there') }}. Thank you!",
+    )
+    .purpose(Intent::PostPurchase)
+    .build()
+    .unwrap();
+    // Contact 8: Messenger window closed, e-mail too. The purchase tag lets Messenger send.
+    let closed = w.directory_contact(8).await;
+    let record = runner.send_one(&receipt, &closed).await.unwrap();
+    assert!(
+        matches!(&record.outcome, Outcome::Sent { channel, .. } if *channel == Channel::Messenger)
+    );
+    let sent = w.fake.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].tag.as_deref(), Some("POST_PURCHASE_UPDATE"));
+    // Asked again (a retried webhook from the payment provider): nothing is sent.
+    let again = runner.send_one(&receipt, &closed).await.unwrap();
+    assert_eq!(again, record);
+    assert_eq!(w.fake.sent().len(), 1);
+
+    // A plain update may not go outside the window: it falls to e-mail.
+    let update = Campaign::notification(
+        CampaignId::new("lesson-open-5").unwrap(),
+        "Lesson 5 is open",
+    )
+    .build()
+    .unwrap();
+    let record = runner.send_one(&update, &closed).await.unwrap();
+    assert!(matches!(&record.outcome, Outcome::Sent { channel, .. } if *channel == Channel::Email));
+    // Opt-out tags do not stop account notifications.
+    let opted_out = w.directory_contact(17).await;
+    let record = runner.send_one(&update, &opted_out).await.unwrap();
+    assert!(matches!(record.outcome, Outcome::Sent { .. }));
+}
+
+impl World {
+    async fn directory_contact(&self, i: usize) -> Contact {
+        use tidings::identity::Directory;
+        self.directory.get(&contact_id(i)).await.unwrap().unwrap()
+    }
+}
