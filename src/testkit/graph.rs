@@ -139,6 +139,7 @@ pub struct FakeGraphBuilder {
     clock: SharedClock,
     enforce_window: bool,
     known_users_only: bool,
+    keep_sent: bool,
 }
 
 impl FakeGraphBuilder {
@@ -173,6 +174,14 @@ impl FakeGraphBuilder {
     /// "No matching user found" (default: `false`).
     pub fn known_users_only(mut self, known_only: bool) -> Self {
         self.known_users_only = known_only;
+        self
+    }
+
+    /// Whether successful sends are kept for [`FakeGraph::sent`] (default: `true`). Turn it
+    /// off for load tests, where the record would grow with every message;
+    /// [`FakeGraph::request_count`] still counts.
+    pub fn keep_sent(mut self, keep: bool) -> Self {
+        self.keep_sent = keep;
         self
     }
 
@@ -274,6 +283,7 @@ impl FakeGraph {
             clock: SystemClock::shared(),
             enforce_window: true,
             known_users_only: false,
+            keep_sent: true,
         }
     }
 
@@ -378,6 +388,7 @@ struct Shared {
     clock: SharedClock,
     enforce_window: bool,
     known_users_only: bool,
+    keep_sent: bool,
     requests: AtomicUsize,
     latency_nanos: AtomicU64,
     traces: AtomicU64,
@@ -478,6 +489,7 @@ impl Shared {
             clock: builder.clock,
             enforce_window: builder.enforce_window,
             known_users_only: builder.known_users_only,
+            keep_sent: builder.keep_sent,
             requests: AtomicUsize::new(0),
             latency_nanos: AtomicU64::new(0),
             traces: AtomicU64::new(u64::from_le_bytes(seed)),
@@ -614,15 +626,17 @@ impl Shared {
             state.next_message += 1;
             format!("m_{}", state.next_message)
         });
-        state.sent.push(SentRequest {
-            page_id: page.to_owned(),
-            recipient,
-            messaging_type,
-            tag,
-            body,
-            message_id: message_id.clone(),
-            at: now,
-        });
+        if self.keep_sent {
+            state.sent.push(SentRequest {
+                page_id: page.to_owned(),
+                recipient,
+                messaging_type,
+                tag,
+                body,
+                message_id: message_id.clone(),
+                at: now,
+            });
+        }
         drop(state);
         let mut answer = Map::new();
         if let Some(psid) = recipient_id {
