@@ -111,9 +111,8 @@ async fn setup(server: &tokio::runtime::Runtime, recipients: usize) -> Setup {
         contact
             .fields
             .insert("lesson".into(), serde_json::json!(i % 12));
-        let address =
-            Address::messenger(PAGE, format!("{}", 7_000_000_000_000_000u64 + i as u64))
-                .expect("address");
+        let address = Address::messenger(PAGE, format!("{}", 7_000_000_000_000_000u64 + i as u64))
+            .expect("address");
         last.record(&address, wrote).await.expect("record");
         contact.addresses.push(address);
         directory.insert(contact).expect("insert");
@@ -164,7 +163,11 @@ fn measure_memory(client: &tokio::runtime::Runtime, setup: &Setup, id: usize) ->
 fn bench_fan_out(c: &mut Criterion) {
     // `cargo test` runs benches once in test mode: keep that run small.
     let full = std::env::args().any(|a| a == "--bench");
-    let sizes: &[usize] = if full { &[10_000, 100_000] } else { &[500, 2_000] };
+    let sizes: &[usize] = if full {
+        &[10_000, 100_000]
+    } else {
+        &[500, 2_000]
+    };
     let server = runtime("fake-graph");
     let client = runtime("campaign");
 

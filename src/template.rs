@@ -155,7 +155,7 @@ struct Uses {
     email: bool,
     fields: bool,
     /// When the template reads only `fields.x` attributes: those names.
-    fields_named: Option<Arc<[String]>>,
+    fields_named: Option<Arc<[(String, Value)]>>,
     campaign: bool,
 }
 
@@ -227,7 +227,16 @@ impl Template {
             if let Some(list) = fields.as_mut() {
                 list.dedup();
             }
-            uses.fields_named = fields.map(Arc::from);
+            uses.fields_named = fields.map(|names| {
+                // The key as a ready `Value`: a render clones it instead of allocating it.
+                names
+                    .into_iter()
+                    .map(|n| {
+                        let key = Value::from(n.as_str());
+                        (n, key)
+                    })
+                    .collect()
+            });
         }
         Ok(Template {
             env: Arc::new(env),
@@ -321,13 +330,15 @@ impl Vars {
                 && v.as_str().is_none_or(|s| !s.trim().is_empty())
         };
         let fields = || match uses.fields_named.as_deref() {
-            Some(names) => Value::from_iter(
+            Some(names) => Value::from_object(NamedFields(
                 names
                     .iter()
-                    .filter_map(|name| contact.fields.get_key_value(name))
-                    .filter(visible)
-                    .map(|(k, v)| (k.as_str(), json_value(v))),
-            ),
+                    .filter_map(|(name, key)| {
+                        let entry = contact.fields.get_key_value(name)?;
+                        visible(&entry).then(|| (key.clone(), json_value(entry.1)))
+                    })
+                    .collect(),
+            )),
             None => Value::from_iter(
                 contact
                     .fields
@@ -347,6 +358,24 @@ impl Vars {
             fields: uses.fields.then(fields),
             campaign: uses.campaign.then(|| campaign.0.clone()),
         }
+    }
+}
+
+/// The few custom fields a template reads by name (`fields.plan`), without building a map.
+#[derive(Debug)]
+struct NamedFields(Vec<(Value, Value)>);
+
+impl Object for NamedFields {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.iter().map(|(k, _)| k.clone()).collect())
     }
 }
 
