@@ -604,6 +604,13 @@ async fn notifications_use_the_tag_for_their_purpose_and_record_once() {
     .unwrap();
     let record = runner.send_one(&update, &closed).await.unwrap();
     assert!(matches!(&record.outcome, Outcome::Sent { channel, .. } if *channel == Channel::Email));
+    let mail = w.email.sent();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(
+        mail[0].ctx.idempotency_key.as_deref(),
+        Some("lesson-open-5:u000008"),
+        "transports that deduplicate get one key per campaign and contact"
+    );
     // Opt-out tags do not stop account notifications.
     let opted_out = w.directory_contact(17).await;
     let record = runner.send_one(&update, &opted_out).await.unwrap();

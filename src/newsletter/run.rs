@@ -630,6 +630,11 @@ impl CampaignRunner {
         message: &'a Message,
     ) -> BoxFuture<'a, Outcome> {
         let addresses = campaign_addresses(run.campaign, contact);
+        // Transports that deduplicate (an e-mail API, say) see one key per campaign and contact.
+        let context = run
+            .context
+            .clone()
+            .with_idempotency_key(format!("{}:{}", run.campaign.id, contact.id));
         Box::pin(async move {
             let mut backoff = ExponentialBuilder::default()
                 .with_min_delay(self.retry_delay)
@@ -639,7 +644,7 @@ impl CampaignRunner {
                 .build();
             loop {
                 self.wait_for_pause(run).await;
-                let undelivered = match run.fallback.send(&addresses, message, &run.context).await {
+                let undelivered = match run.fallback.send(&addresses, message, &context).await {
                     Ok(delivered) => {
                         return Outcome::Sent {
                             channel: delivered.receipt.channel,
