@@ -22,6 +22,17 @@ async fn memory_directory_keeps_the_segment_query_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_directory_evaluates_activity_segments() {
+    use tidings::clock::{ManualClock, Timestamp};
+    let now = Timestamp::from_secs(1_800_000_000);
+    let last = Arc::new(MemoryLastInbound::new());
+    let dir = Arc::new(
+        MemoryDirectory::new().with_activity(last.clone(), ManualClock::new(now).shared()),
+    );
+    conformance::segment_activity(dir.clone(), dir, last, now).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_inbox_keeps_the_inbox_contract() {
     conformance::inbox(Arc::new(MemoryInbox::new())).await;
 }

@@ -422,6 +422,94 @@ pub async fn segment_query(dir: Arc<dyn Directory>, query: Arc<dyn SegmentQuery>
     );
 }
 
+/// Runs the `active_within` part of the [`SegmentQuery`] contract: a store that evaluates
+/// activity segments reads `last` (the host's [`LastInbound`] record) and evaluates them at
+/// `now`, which the host fixes for the run (give the store a
+/// [`ManualClock`](crate::clock::ManualClock) at `now`).
+pub async fn segment_activity(
+    dir: Arc<dyn Directory>,
+    query: Arc<dyn SegmentQuery>,
+    last: Arc<dyn LastInbound>,
+    now: Timestamp,
+) {
+    let tag = unique("active");
+    let hours_ago = |h: u64| now.saturating_sub(Duration::from_secs(h * 3600));
+    // (hours since the last message on Messenger, or none; an e-mail address that wrote?)
+    let people: [(Option<u64>, bool); 6] = [
+        (Some(1), false),
+        (Some(23), false),
+        (Some(25), false),
+        (None, true),
+        (Some(100), true),
+        (None, false),
+    ];
+    let mut everyone = BTreeSet::new();
+    let mut recent = BTreeSet::new();
+    let mut within_week = BTreeSet::new();
+    let mut email_recent = BTreeSet::new();
+    for (ago, email) in people {
+        let psid = messenger(&unique("psid-active"));
+        let mut new = NewContact::new()
+            .with_tag(tag.clone())
+            .with_address(psid.clone());
+        let mail = Address::email(format!("{}@example.org", unique("active")))
+            .unwrap_or_else(|e| panic!("conformance bug: {e}"));
+        if email {
+            new = new.with_address(mail.clone());
+        }
+        let contact = ok("create for activity", dir.create(new).await);
+        everyone.insert(contact.id.clone());
+        if let Some(h) = ago {
+            ok("record activity", last.record(&psid, hours_ago(h)).await);
+            if h <= 24 {
+                recent.insert(contact.id.clone());
+            }
+            if h <= 168 {
+                within_week.insert(contact.id.clone());
+            }
+        }
+        if email {
+            ok(
+                "record e-mail activity",
+                last.record(&mail, hours_ago(2)).await,
+            );
+            email_recent.insert(contact.id.clone());
+        }
+    }
+    let inactive: BTreeSet<ContactId> = everyone.difference(&recent).cloned().collect();
+    let cases = [
+        (
+            json!({"all":[{"tag": tag},{"active_within":{"channel":"messenger","hours":24}}]}),
+            recent,
+        ),
+        (
+            json!({"all":[{"tag": tag},{"active_within":{"channel":"messenger","hours":168}}]}),
+            within_week,
+        ),
+        (
+            json!({"all":[{"tag": tag},{"active_within":{"channel":"email","hours":24}}]}),
+            email_recent,
+        ),
+        (
+            json!({"all":[{"tag": tag},{"not":{"active_within":{"channel":"messenger","hours":24}}}]}),
+            inactive,
+        ),
+    ];
+    for (case, expected) in cases {
+        let segment = Segment::from_json(&case.to_string())
+            .unwrap_or_else(|e| panic!("conformance bug: {e}"));
+        let got: BTreeSet<ContactId> = ok("page", query.page(&segment, None, 100).await)
+            .contacts
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(
+            got, expected,
+            "active_within: a contact is active when its last inbound on the channel is at most N hours before now ({case})"
+        );
+    }
+}
+
 /// Runs the [`LastInbound`] contract.
 pub async fn last_inbound(store: Arc<dyn LastInbound>) {
     let a = messenger(&unique("psid-last"));
