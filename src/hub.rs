@@ -3,7 +3,7 @@
 //! | event | goes to |
 //! |---|---|
 //! | referral (an m.me ref, or Get Started with one) | identity: [`Connector::on_referral`], then the confirmation message |
-//! | a message of a linked contact (or of one just auto-registered) | the [`ProcessEngine`] first (an answer to a pending question), else the [`Inbox`] |
+//! | a message of a linked contact (or of one just auto-registered) | the [`ProcessEngine`] first (an answer to a pending question; an answer that does not count is reported as [`Routed::AnswerIgnored`]), else the [`Inbox`] |
 //! | a message of an unknown sender, auto-registration off | nowhere stored: the "please authorize" reply, and [`Routed::Unlinked`] for the host |
 //! | delivery and read receipts | the [`Inbox`] (read watermarks cover everything sent before them) |
 //! | echoes of the Page's own sends | ignored |
@@ -49,7 +49,7 @@ use crate::{
     identity::{ConnectOutcome, Connector, Directory, Sender},
     inbox::{DeliveryStatus, EntryId, Inbox, Incoming, StatusUpdate},
     message::{Inbound, InboundKind, Message},
-    process::{InstanceId, NoProcesses, Offer, ProcessEngine, ProcessError},
+    process::{IgnoredAnswer, InstanceId, NoProcesses, Offer, ProcessEngine, ProcessError},
     transport::{SendContext, SharedTransport, TransportSet},
 };
 
@@ -65,6 +65,16 @@ pub enum Routed {
         contact: ContactId,
         /// The instance that consumed it.
         instance: InstanceId,
+    },
+    /// An answer to a flow's question that does not count (stale, forged, a double tap): it
+    /// moved nothing and was not recorded anywhere.
+    AnswerIgnored {
+        /// The contact.
+        contact: ContactId,
+        /// The instance it named, when it named one authentically.
+        instance: Option<InstanceId>,
+        /// Why it does not count.
+        reason: IgnoredAnswer,
     },
     /// The event became an inbox entry.
     Inbox {
@@ -283,11 +293,21 @@ impl Hub {
                 return Ok(Routed::Unlinked(Box::new(event.clone())));
             }
         };
-        if let Offer::Consumed { instance } = self.processes.offer(&contact.id, event).await? {
-            return Ok(Routed::Process {
-                contact: contact.id,
-                instance,
-            });
+        match self.processes.offer(&contact.id, event).await? {
+            Offer::Consumed { instance } => {
+                return Ok(Routed::Process {
+                    contact: contact.id,
+                    instance,
+                });
+            }
+            Offer::Ignored { instance, reason } => {
+                return Ok(Routed::AnswerIgnored {
+                    contact: contact.id,
+                    instance,
+                    reason,
+                });
+            }
+            _ => {}
         }
         let Some(entry) = incoming(event) else {
             return Ok(Routed::Ignored {

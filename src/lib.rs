@@ -216,6 +216,9 @@ mod assert_impls {
         send_sync::<std::sync::Arc<dyn newsletter::Outbox>>();
         send_sync::<std::sync::Arc<dyn process::ProcessEngine>>();
         send_sync::<std::sync::Arc<dyn process::ProcessStore>>();
+        send_sync::<process::FlowEngine>();
+        send_sync::<process::FlowRegistry>();
+        send_sync::<process::payload::PayloadKeys>();
         send_sync::<std::sync::Arc<dyn seen::SeenEvents>>();
         send_sync::<std::sync::Arc<dyn activity::LastInbound>>();
         #[cfg(feature = "memory")]

@@ -6,13 +6,27 @@
 //! it over its own automation system. [`NoProcesses`] is the engine for hosts without flows.
 //!
 //! Flow state lives in a [`ProcessStore`] ([`store`]).
+//!
+//! The crate ships a reference engine, [`FlowEngine`] ([`engine`]): flows are data
+//! ([`flow`]), checked when they are defined ([`validate`]), run per contact with durable
+//! state, and answered through buttons whose signed payloads ([`payload`]) name the instance,
+//! the step and the option.
 
 use crate::{contact::ContactId, error::StoreError, message::Inbound, transport::DeliveryError};
 use async_trait::async_trait;
 
+pub mod engine;
+pub mod flow;
+pub mod payload;
 pub mod store;
+mod text;
+pub mod validate;
 
-pub use store::{InstanceStatus, ProcessInstance, ProcessStore};
+pub use engine::{
+    ContactFields, DefineError, FlowEngine, FlowEngineBuilder, FlowRegistry, TickReport,
+};
+pub use flow::Flow;
+pub use store::{InstanceStatus, ProcessInstance, ProcessStore, StepRecord};
 
 string_id!(
     /// The id of a flow definition.
@@ -36,6 +50,46 @@ pub enum Offer {
     },
     /// No flow wanted the event; route it on (to the inbox).
     NotConsumed,
+    /// The event was an answer to a flow's question that does not count (stale, forged, a
+    /// double tap): it moved nothing and goes nowhere else. Engines log it too.
+    Ignored {
+        /// The instance it named, when it named one authentically.
+        instance: Option<InstanceId>,
+        /// Why it does not count.
+        reason: IgnoredAnswer,
+    },
+}
+
+/// Why an answer to a flow's question was ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IgnoredAnswer {
+    /// The payload looks like a flow answer but the engine did not sign it (or it was altered).
+    Forged,
+    /// The payload names an instance of another contact.
+    WrongContact,
+    /// The payload names an instance the store does not hold.
+    UnknownInstance,
+    /// The instance has finished (or failed).
+    Finished,
+    /// A button of an earlier step: the flow has moved on since.
+    Stale,
+    /// The same option of the same step again (a double tap, or the second copy of a question
+    /// sent twice): the first one counted.
+    Duplicate,
+}
+
+impl std::fmt::Display for IgnoredAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IgnoredAnswer::Forged => "forged or altered answer payload",
+            IgnoredAnswer::WrongContact => "answer payload of another contact's flow",
+            IgnoredAnswer::UnknownInstance => "answer to an unknown flow instance",
+            IgnoredAnswer::Finished => "answer to a finished flow",
+            IgnoredAnswer::Stale => "answer to an earlier step of the flow",
+            IgnoredAnswer::Duplicate => "the same answer again (double tap)",
+        })
+    }
 }
 
 /// Why a process operation failed.
@@ -59,6 +113,35 @@ pub enum ProcessError {
     /// A message of the flow could not be sent.
     #[error("process message not delivered")]
     Delivery(#[from] DeliveryError),
+    /// The contact does not exist.
+    #[error("unknown contact {0}")]
+    UnknownContact(ContactId),
+    /// The instance does not exist.
+    #[error("unknown flow instance {0}")]
+    UnknownInstance(InstanceId),
+    /// An instance runs a flow version the engine does not know (define every version that
+    /// may still have running instances at startup).
+    #[error("flow {flow} version {version} is not defined")]
+    UnknownVersion {
+        /// The flow.
+        flow: FlowId,
+        /// The version.
+        version: u32,
+    },
+    /// An instance stands at a block its flow version does not have (a corrupt store).
+    #[error("instance {instance} stands at block {step:?}, which its flow does not have")]
+    UnknownStep {
+        /// The instance.
+        instance: InstanceId,
+        /// The block id stored.
+        step: String,
+    },
+    /// A message text could not be rendered for the contact.
+    #[error("flow message could not be rendered")]
+    Render(#[from] crate::template::RenderError),
+    /// A rendered message was refused (empty text, say).
+    #[error("flow message is invalid")]
+    Message(#[from] crate::message::MessageError),
 }
 
 /// Runs automation flows for contacts.

@@ -4,14 +4,16 @@
 //!
 //! - At most one unfinished instance per contact and flow: [`ProcessStore::insert`] of a second
 //!   one fails with [`StoreError::Conflict`], as does inserting an id that exists. A finished
-//!   instance stays finished: an update that would make it run again is refused with
-//!   [`StoreError::Invalid`].
+//!   instance (finished or failed: [`ProcessInstance::is_finished`]) stays finished: an update
+//!   that would make it run again is refused with [`StoreError::Invalid`].
 //! - Writes are compare-and-swap on [`ProcessInstance::revision`]: [`ProcessStore::update`]
 //!   succeeds only if the stored revision equals the one the caller read, and stores the
 //!   instance with the revision incremented. Two answers processed at once therefore move an
 //!   instance once; the loser gets a conflict and re-reads.
 //! - [`ProcessStore::due`] returns unfinished instances whose `due_at` is at or before `now`,
 //!   earliest first, so a host's periodic `tick` finds waits and timeouts that expired.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,9 @@ pub enum InstanceStatus {
     Waiting,
     /// Done; kept for history.
     Finished,
+    /// Stopped for good by a failure that retrying cannot fix (the contact is unreachable, a
+    /// message could not be rendered); kept for history. Counts as finished.
+    Failed,
 }
 
 /// A step an instance took, for history and for telling stale answers apart.
@@ -40,9 +45,14 @@ pub struct StepRecord {
     pub step: String,
     /// When the instance entered it.
     pub at: Timestamp,
-    /// The answer that left it, if it was a question.
+    /// The answer that left it, if it was a question: the chosen option's label, or the text
+    /// the contact typed.
     #[serde(default)]
     pub answer: Option<String>,
+    /// The index of the chosen option, when an option was chosen (tells a double tap of the
+    /// same button from a tap on another button of an answered question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<u8>,
 }
 
 impl StepRecord {
@@ -52,6 +62,7 @@ impl StepRecord {
             step: step.into(),
             at,
             answer: None,
+            choice: None,
         }
     }
 }
@@ -77,9 +88,14 @@ pub struct ProcessInstance {
     pub due_at: Option<Timestamp>,
     /// The revision the store holds; see the module's contract.
     pub revision: u64,
-    /// The steps taken, oldest first.
+    /// The steps taken, oldest first. The position of a step in it is its *visit number*,
+    /// which answer payloads carry to tell the current question from earlier ones.
     #[serde(default)]
     pub history: Vec<StepRecord>,
+    /// Fields the flow set for this contact; its branches and templates read them before the
+    /// contact's own fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, serde_json::Value>,
 }
 
 impl ProcessInstance {
@@ -101,12 +117,17 @@ impl ProcessInstance {
             due_at: None,
             revision: 0,
             history: Vec::new(),
+            vars: BTreeMap::new(),
         }
     }
 
-    /// Whether the instance has finished.
+    /// Whether the instance is done: [`Finished`](InstanceStatus::Finished) or
+    /// [`Failed`](InstanceStatus::Failed).
     pub fn is_finished(&self) -> bool {
-        self.status == InstanceStatus::Finished
+        matches!(
+            self.status,
+            InstanceStatus::Finished | InstanceStatus::Failed
+        )
     }
 }
 

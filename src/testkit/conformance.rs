@@ -1190,6 +1190,54 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
         );
     }
 
+    // `due` follows updates: an instance whose due time moves to the future, or goes, is no
+    // longer due; the step history and flow fields round-trip.
+    let mut rescheduled =
+        ok("get", store.get(&later.id).await).unwrap_or_else(|| panic!("instance vanished"));
+    rescheduled.due_at = Some(now.saturating_add(Duration::from_secs(3600)));
+    rescheduled
+        .history
+        .push(crate::process::StepRecord::new("wait", now));
+    rescheduled
+        .vars
+        .insert("level".to_owned(), json!("advanced"));
+    ok("reschedule", store.update(&rescheduled).await);
+    assert!(
+        !ok("due", store.due(now, 10_000).await)
+            .iter()
+            .any(|i| i.id == later.id),
+        "due: an instance rescheduled to the future is not due"
+    );
+    let stored =
+        ok("get", store.get(&later.id).await).unwrap_or_else(|| panic!("instance vanished"));
+    assert_eq!(
+        (&stored.history, &stored.vars),
+        (&rescheduled.history, &rescheduled.vars),
+        "update: history and vars are stored as given"
+    );
+    let mut failed = stored;
+    failed.due_at = Some(now);
+    failed.status = InstanceStatus::Failed;
+    ok("fail", store.update(&failed).await);
+    assert!(
+        !ok("due", store.due(now, 10_000).await)
+            .iter()
+            .any(|i| i.id == later.id),
+        "due: failed instances are never due"
+    );
+    assert!(
+        !ok("active_for", store.active_for(&other_contact).await)
+            .iter()
+            .any(|i| i.id == later.id),
+        "active_for: failed instances are not active"
+    );
+    failed = ok("get", store.get(&later.id).await).unwrap_or_else(|| panic!("instance vanished"));
+    failed.status = InstanceStatus::Waiting;
+    assert!(
+        matches!(store.update(&failed).await, Err(StoreError::Invalid { .. })),
+        "update: a finished instance cannot run again (failed counts as finished)"
+    );
+
     // A finished instance leaves the active set and frees its (contact, flow).
     let mut done =
         ok("get", store.get(&first.id).await).unwrap_or_else(|| panic!("instance vanished"));

@@ -1,4 +1,7 @@
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+};
 
 use async_trait::async_trait;
 
@@ -15,6 +18,16 @@ struct State {
     instances: HashMap<InstanceId, ProcessInstance>,
     /// The unfinished instance of each (contact, flow).
     active: HashMap<(ContactId, FlowId), InstanceId>,
+    /// Unfinished instances with a `due_at`, in due order, so `due` does not scan idle ones.
+    due: BTreeSet<(Timestamp, InstanceId)>,
+}
+
+impl State {
+    fn index_due(&mut self, instance: &ProcessInstance) {
+        if let (Some(at), false) = (instance.due_at, instance.is_finished()) {
+            self.due.insert((at, instance.id.clone()));
+        }
+    }
 }
 
 /// Flow instances in memory: a [`ProcessStore`].
@@ -50,6 +63,7 @@ impl ProcessStore for MemoryProcessStore {
             }
             state.active.insert(key, instance.id.clone());
         }
+        state.index_due(instance);
         state
             .instances
             .insert(instance.id.clone(), instance.clone());
@@ -78,6 +92,7 @@ impl ProcessStore for MemoryProcessStore {
             .instances
             .get(&instance.id)
             .ok_or_else(|| StoreError::not_found("process instance", instance.id.as_str()))?;
+        let previous_due = stored.due_at;
         if stored.revision != instance.revision {
             return Err(StoreError::conflict(format!(
                 "instance {} is at revision {}, the update was based on {}",
@@ -106,19 +121,25 @@ impl ProcessStore for MemoryProcessStore {
                 .active
                 .remove(&(next.contact.clone(), next.flow.clone()));
         }
+        if previous_due != next.due_at || next.is_finished() {
+            if let Some(at) = previous_due {
+                state.due.remove(&(at, next.id.clone()));
+            }
+            state.index_due(&next);
+        }
         state.instances.insert(next.id.clone(), next);
         Ok(revision)
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
         let state = lock(&self.state);
-        let mut due: Vec<&ProcessInstance> = state
-            .active
-            .values()
-            .filter_map(|id| state.instances.get(id))
-            .filter(|i| i.due_at.is_some_and(|d| d <= now))
-            .collect();
-        due.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
-        Ok(due.into_iter().take(limit).cloned().collect())
+        Ok(state
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .filter_map(|(_, id)| state.instances.get(id))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
