@@ -623,3 +623,100 @@ impl World {
         self.directory.get(&contact_id(i)).await.unwrap().unwrap()
     }
 }
+
+/// Sends the first `ok` messages, then never answers (the process dies mid-send).
+struct HangsAfter {
+    channel: Channel,
+    ok: usize,
+    sent: std::sync::Mutex<Vec<Address>>,
+}
+
+#[async_trait::async_trait]
+impl tidings::transport::Transport for HangsAfter {
+    fn channel(&self) -> &Channel {
+        &self.channel
+    }
+    fn capabilities(&self) -> tidings::transport::Capabilities {
+        tidings::transport::Capabilities::text_only()
+    }
+    async fn send(
+        &self,
+        to: &Address,
+        _message: &tidings::message::Message,
+        _ctx: &tidings::transport::SendContext,
+    ) -> Result<tidings::message::Receipt, tidings::transport::DeliveryError> {
+        let n = {
+            let mut sent = self.sent.lock().unwrap();
+            sent.push(to.clone());
+            sent.len()
+        };
+        if n > self.ok {
+            std::future::pending::<()>().await;
+        }
+        Ok(tidings::message::Receipt::new(
+            self.channel.clone(),
+            vec![format!("e{n}")],
+            Timestamp::from_secs(1),
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_cut_off_mid_flight_are_reported_interrupted_and_never_resent() {
+    const N: usize = 200;
+    let directory = Arc::new(MemoryDirectory::new());
+    for i in 0..N {
+        let mut c = Contact::new(contact_id(i));
+        c.addresses
+            .push(Address::email(format!("u{i}@example.org")).unwrap());
+        directory.insert(c).unwrap();
+    }
+    let outbox = Arc::new(MemoryOutbox::new());
+    let hanging = Arc::new(HangsAfter {
+        channel: Channel::Email,
+        ok: 50,
+        sent: Default::default(),
+    });
+    let mut transports = TransportSet::new();
+    transports.insert(hanging.clone() as SharedTransport);
+    let campaign = Campaign::builder(
+        CampaignId::new("cut").unwrap(),
+        Segment::everyone(),
+        "Hello",
+    )
+    .channels([Channel::Email])
+    .build()
+    .unwrap();
+    let runner = CampaignRunner::new(directory.clone(), outbox.clone(), transports).concurrency(8);
+    let run = tokio::spawn({
+        let campaign = campaign.clone();
+        async move { runner.run(&campaign, &RunControl::new()).await }
+    });
+    // 50 sends complete, then 8 hang in flight.
+    while hanging.sent.lock().unwrap().len() < 58 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    let cut_off: Vec<Address> = hanging.sent.lock().unwrap()[50..].to_vec();
+    assert_eq!(cut_off.len(), 8);
+
+    let email = Arc::new(StubTransport::new(Channel::Email));
+    let mut transports = TransportSet::new();
+    transports.insert(email.clone() as SharedTransport);
+    let report = CampaignRunner::new(directory, outbox, transports)
+        .run(&campaign, &RunControl::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.total.interrupted, 8,
+        "the cut-off sends are reported"
+    );
+    assert_eq!(report.total.sent, (N - 8) as u64);
+    assert_eq!(report.this_run.sent, (N - 58) as u64);
+    let resent: Vec<Address> = email.sent().into_iter().map(|s| s.to).collect();
+    assert!(
+        cut_off.iter().all(|a| !resent.contains(a)),
+        "a recipient whose send may have gone out is never sent to again"
+    );
+}
