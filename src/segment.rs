@@ -451,9 +451,10 @@ impl Segment {
         }
     }
 
-    /// Whether `contact` belongs to the segment, for segments without activity conditions:
-    /// here no contact is active, so `active_within` never matches. Use
-    /// [`matches_at`](Segment::matches_at) to evaluate those.
+    /// Whether `contact` belongs to the segment, for segments without activity conditions
+    /// (check [`reads_activity`](Segment::reads_activity)): here no contact counts as active,
+    /// so `active_within` never matches and `not active_within` always does. Use
+    /// [`matches_at`](Segment::matches_at) for segments that read activity.
     pub fn matches(&self, contact: &Contact) -> bool {
         self.matches_at(contact, &Activity::none())
     }
@@ -575,7 +576,9 @@ impl SegmentPage {
 /// None`) yields every matching contact exactly once, provided contacts are not added or
 /// removed meanwhile; a page holds at most `limit` contacts and only the last page has
 /// `next = None`. A cursor the store did not issue, or a `limit` of 0, is refused with
-/// [`StoreError::Invalid`].
+/// [`StoreError::Invalid`], and so is a segment the store cannot evaluate (an `active_within`
+/// condition without access to last-inbound times: answering "nobody is active" would make
+/// `not active_within` select everyone).
 #[async_trait]
 pub trait SegmentQuery: Send + Sync {
     /// Up to `limit` contacts of `segment` after `after` (from the start when `None`).

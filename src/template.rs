@@ -17,8 +17,9 @@
 //! | `campaign.<name>` | a field of the campaign (the same for every recipient) |
 //!
 //! An empty or missing value is *undefined*: `{{ first_name | default("friend") }}` falls
-//! back to its default, and a bare `{{ first_name }}` fails that recipient's render with
-//! [`RenderError::Missing`] instead of sending an empty greeting or template text.
+//! back to its default, `{% if first_name %}` is false, and printing it bare (`{{ first_name
+//! }}`, or through a filter) fails that recipient's render with [`RenderError::Missing`]
+//! instead of sending an empty greeting or template text.
 //!
 //! # Sandbox
 //!
@@ -178,7 +179,7 @@ impl Template {
     /// Compiles and checks `source`; see the [module docs](self).
     pub fn compile(source: &str) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_fuel(Some(MAX_FUEL));
         env.set_keep_trailing_newline(true);
@@ -468,7 +469,7 @@ mod tests {
             "Hi {{ name }}!",
             "Your plan: {{ fields.plan }}",
             "{{ campaign.nope }}",
-            "{% if first_name %}x{% endif %}",
+            "{{ first_name | upper }}",
         ] {
             let t = Template::compile(source).unwrap();
             assert!(
@@ -476,6 +477,17 @@ mod tests {
                 "{source}"
             );
         }
+    }
+
+    #[test]
+    fn undefined_values_can_be_tested() {
+        let t = Template::compile(
+            "Hi{% if first_name %} {{ first_name }}{% endif %}!{% if fields.plan is defined %} ({{ fields.plan }}){% endif %}",
+        )
+        .unwrap();
+        let c = Contact::new(ContactId::new("c2").unwrap());
+        assert_eq!(t.render(&c, &campaign()).unwrap(), "Hi!");
+        assert_eq!(t.render(&ann(), &campaign()).unwrap(), "Hi Ann! (pro)");
     }
 
     #[test]
@@ -524,9 +536,16 @@ mod tests {
             t.render(&ann(), &campaign()),
             Err(RenderError::Failed { .. })
         ));
-        // No other template can be reached: `include` either does not parse or fails.
-        if let Ok(t) = Template::compile("{% include 'other' %}") {
-            assert!(t.render(&ann(), &campaign()).is_err());
+        // No other template can be reached: these do not even parse.
+        for source in [
+            "{% include 'other' %}",
+            "{% extends 'base' %}",
+            "{% import 'macros' as m %}",
+        ] {
+            assert!(
+                matches!(Template::compile(source), Err(TemplateError::Syntax { .. })),
+                "{source}"
+            );
         }
     }
 

@@ -519,9 +519,14 @@ async fn login_links_reach_the_recipient_and_verify() {
     .login_links(links.clone())
     .build()
     .unwrap();
-    // The directory has no activity record: `active_within` matches nobody.
-    let report = w.runner().run(&campaign, &RunControl::new()).await.unwrap();
-    assert_eq!(report.this_run.recipients(), 0);
+    // The directory has no activity record: the activity segment is refused, nothing is sent.
+    assert!(matches!(
+        w.runner().run(&campaign, &RunControl::new()).await,
+        Err(tidings::newsletter::CampaignError::Store(
+            tidings::StoreError::Invalid { .. }
+        ))
+    ));
+    assert!(w.fake.sent().is_empty());
 
     let campaign = Campaign::builder(
         CampaignId::new("with-login-2").unwrap(),
@@ -719,4 +724,192 @@ async fn sends_cut_off_mid_flight_are_reported_interrupted_and_never_resent() {
         cut_off.iter().all(|a| !resent.contains(a)),
         "a recipient whose send may have gone out is never sent to again"
     );
+}
+
+/// An e-mail-only directory of `n` contacts.
+fn email_directory(n: usize) -> Arc<MemoryDirectory> {
+    let directory = Arc::new(MemoryDirectory::new());
+    for i in 0..n {
+        let mut c = Contact::new(contact_id(i));
+        c.addresses
+            .push(Address::email(format!("u{i}@example.org")).unwrap());
+        directory.insert(c).unwrap();
+    }
+    directory
+}
+
+fn email_campaign(id: &str) -> Campaign {
+    Campaign::builder(CampaignId::new(id).unwrap(), Segment::everyone(), "Hello")
+        .channels([Channel::Email])
+        .build()
+        .unwrap()
+}
+
+fn email_runner(
+    directory: &Arc<MemoryDirectory>,
+    outbox: Arc<dyn Outbox>,
+    email: &Arc<StubTransport>,
+) -> CampaignRunner {
+    let mut transports = TransportSet::new();
+    transports.insert(email.clone() as SharedTransport);
+    CampaignRunner::new(directory.clone(), outbox, transports)
+        .concurrency(4)
+        .retries(1, Duration::from_millis(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_stop_the_run_instead_of_failing_everyone() {
+    let directory = email_directory(100);
+    let outbox = Arc::new(MemoryOutbox::new());
+    let broken = Arc::new(
+        StubTransport::new(Channel::Email)
+            .with_permanent_failure(tidings::DeliveryError::unauthorized("token expired")),
+    );
+    let campaign = email_campaign("expired-token");
+    let err = email_runner(&directory, outbox.clone(), &broken)
+        .run(&campaign, &RunControl::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, tidings::newsletter::CampaignError::Unauthorized(r) if r.contains("token expired")),
+        "{err:?}"
+    );
+    let recorded = outbox.list(campaign.id(), None, 1000).await.unwrap();
+    assert!(
+        !recorded.is_empty() && recorded.len() <= 8,
+        "only the recipients in flight were tried: {}",
+        recorded.len()
+    );
+    assert!(recorded.iter().all(|r| !r.outcome.is_pending()));
+
+    // Credentials fixed: the rest of the list goes out.
+    let fixed = Arc::new(StubTransport::new(Channel::Email));
+    let report = email_runner(&directory, outbox, &fixed)
+        .run(&campaign, &RunControl::new())
+        .await
+        .unwrap();
+    assert_eq!(report.this_run.sent as usize, 100 - recorded.len());
+}
+
+/// Fails `finish` for one contact, as a database might.
+struct FlakyOutbox {
+    inner: MemoryOutbox,
+    fail_for: ContactId,
+}
+
+#[async_trait::async_trait]
+impl Outbox for FlakyOutbox {
+    async fn record(
+        &self,
+        record: &OutcomeRecord,
+    ) -> Result<tidings::newsletter::Recorded, tidings::StoreError> {
+        self.inner.record(record).await
+    }
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), tidings::StoreError> {
+        if record.contact == self.fail_for {
+            return Err(tidings::StoreError::backend("connection reset"));
+        }
+        self.inner.finish(record).await
+    }
+    async fn get(
+        &self,
+        campaign: &CampaignId,
+        contact: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, tidings::StoreError> {
+        self.inner.get(campaign, contact).await
+    }
+    async fn list(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<OutcomeRecord>, tidings::StoreError> {
+        self.inner.list(campaign, after, limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_stops_the_run_after_the_sends_in_flight_are_recorded() {
+    let directory = email_directory(100);
+    let outbox = Arc::new(FlakyOutbox {
+        inner: MemoryOutbox::new(),
+        fail_for: contact_id(10),
+    });
+    let email = Arc::new(StubTransport::new(Channel::Email));
+    let campaign = email_campaign("flaky-store");
+    let err = email_runner(&directory, outbox.clone(), &email)
+        .run(&campaign, &RunControl::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tidings::newsletter::CampaignError::Store(_)),
+        "{err:?}"
+    );
+    let recorded = outbox.list(campaign.id(), None, 1000).await.unwrap();
+    let pending: Vec<_> = recorded.iter().filter(|r| r.outcome.is_pending()).collect();
+    assert_eq!(
+        pending.len(),
+        1,
+        "only the recipient whose record failed stays pending"
+    );
+    assert_eq!(pending[0].contact, contact_id(10));
+    assert!(
+        recorded.len() < 100,
+        "no new recipient was taken after the error"
+    );
+    assert_eq!(email.sent().len(), recorded.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_pauses_do_not_use_up_a_recipients_retries() {
+    let directory = email_directory(1);
+    let email = Arc::new(StubTransport::new(Channel::Email));
+    for _ in 0..6 {
+        email.push_failure(
+            tidings::DeliveryError::retryable("rate limited")
+                .with_retry_after(Duration::from_millis(5)),
+        );
+    }
+    let report = email_runner(&directory, Arc::new(MemoryOutbox::new()), &email)
+        .run(&email_campaign("patient"), &RunControl::new())
+        .await
+        .unwrap();
+    assert_eq!(report.this_run.sent, 1, "{report:?}");
+    assert_eq!(email.attempts(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_a_rate_limit_pause_leaves_nothing_pending() {
+    let directory = email_directory(50);
+    let outbox = Arc::new(MemoryOutbox::new());
+    let email = Arc::new(StubTransport::new(Channel::Email));
+    email.push_failure(
+        tidings::DeliveryError::retryable("rate limited")
+            .with_retry_after(Duration::from_millis(300)),
+    );
+    let campaign = email_campaign("cancel-in-pause");
+    let control = RunControl::new();
+    let runner = email_runner(&directory, outbox.clone(), &email).concurrency(1);
+    let run = tokio::spawn({
+        let campaign = campaign.clone();
+        let control = control.clone();
+        async move { runner.run(&campaign, &control).await }
+    });
+    // The first recipient hit the rate limit; the campaign waits out the pause.
+    while email.attempts() < 1 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    control.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("the run ends soon after the pause")
+        .unwrap()
+        .unwrap();
+    assert!(report.cancelled);
+    // The claimed recipient was sent once the pause ended; nobody else was claimed.
+    let recorded = outbox.list(campaign.id(), None, 1000).await.unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(matches!(recorded[0].outcome, Outcome::Sent { .. }));
+    assert_eq!(email.sent().len(), 1);
 }

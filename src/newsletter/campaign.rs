@@ -42,6 +42,10 @@ pub enum CampaignDefinitionError {
     /// No transport was given.
     #[error("a campaign needs at least one transport")]
     NoChannels,
+    /// The opt-out segment reads activity (`active_within`), which a campaign cannot evaluate
+    /// per recipient.
+    #[error("the opt-out segment must not use active_within")]
+    OptOutReadsActivity,
     /// A transport's channel appears twice.
     #[error("channel {0} appears twice in the campaign's transports")]
     DuplicateChannel(Channel),
@@ -92,6 +96,10 @@ impl Campaign {
 
     /// A notification `id` for one contact at a time (a payment received, a lesson opened),
     /// sent with [`CampaignRunner::send_one`](super::CampaignRunner::send_one).
+    ///
+    /// The id is the notification's idempotency key: make it unique per event
+    /// (`payment-<payment id>`), so a repeated call for the same event sends nothing and a new
+    /// event is not mistaken for an old one.
     ///
     /// Defaults: Messenger then e-mail, [`Intent::Update`], no opt-out (set a purpose such as
     /// [`Intent::PostPurchase`] so Messenger may send outside the 24-hour window).
@@ -184,6 +192,9 @@ impl CampaignBuilder {
     /// Checks and builds the campaign.
     pub fn build(self) -> Result<Campaign, CampaignDefinitionError> {
         let text = Template::compile(&self.text)?;
+        if self.opt_out.as_ref().is_some_and(Segment::reads_activity) {
+            return Err(CampaignDefinitionError::OptOutReadsActivity);
+        }
         let links = self
             .links
             .into_iter()
@@ -252,6 +263,12 @@ mod tests {
                 .channels([Channel::Email, Channel::Email])
                 .build(),
             Err(CampaignDefinitionError::DuplicateChannel(Channel::Email))
+        ));
+        assert!(matches!(
+            Campaign::builder(id(), Segment::everyone(), "x")
+                .opt_out(Segment::active_within(Channel::Messenger, 24).ok())
+                .build(),
+            Err(CampaignDefinitionError::OptOutReadsActivity)
         ));
     }
 

@@ -13,9 +13,20 @@
 //! target not matching the token, target host not allowed, already used.
 //!
 //! Links to hosts outside the allowed list are left as they are, and a target outside the list
-//! is refused at verification too, so the endpoint can never become an open redirect. With
-//! [`single_use`](LoginLinks::single_use), each token logs in once: its nonce is claimed in a
-//! [`SeenEvents`] store until the token expires.
+//! is refused at verification too, so the endpoint can never become an open redirect. Only
+//! `https` targets qualify unless [`allow_http`](LoginLinks::allow_http) is set (a fresh session
+//! should not be sent on to a plain-HTTP page). With [`single_use`](LoginLinks::single_use),
+//! each token logs in once: its nonce is claimed in a [`SeenEvents`] store until the token
+//! expires.
+//!
+//! # Link previews and scanners
+//!
+//! Messenger's link previews and e-mail security scanners fetch the URLs in a message before
+//! the person clicks. A login endpoint that starts a session on `GET` would log the crawler in
+//! (and, with single use, spend the token before the person clicks). Have the endpoint answer a
+//! `GET` with a small page whose button (a `POST`, or a script-free form) calls
+//! [`verify`](LoginLinks::verify) and starts the session, and send `Referrer-Policy:
+//! no-referrer` so the token does not leak to the target.
 //!
 //! ```
 //! use std::time::Duration;
@@ -160,6 +171,7 @@ pub struct LoginLinks {
     single_use: Option<Arc<dyn SeenEvents>>,
     clock: SharedClock,
     finder: Arc<LinkFinder>,
+    allow_http: bool,
 }
 
 impl fmt::Debug for LoginLinks {
@@ -193,6 +205,7 @@ impl LoginLinks {
             single_use: None,
             clock: SystemClock::shared(),
             finder: Arc::new(finder),
+            allow_http: false,
         })
     }
 
@@ -202,6 +215,13 @@ impl LoginLinks {
         if !self.allowed_hosts.contains(&host) {
             self.allowed_hosts.push(host);
         }
+        self
+    }
+
+    /// Also rewrites (and accepts) `http` targets on allowed hosts; by default only `https`
+    /// targets are (a test setup without TLS, say).
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
         self
     }
 
@@ -225,10 +245,10 @@ impl LoginLinks {
         self
     }
 
-    /// Whether links to `url` may be rewritten: `http`/`https` to an allowed host, and not
-    /// already a login link.
+    /// Whether links to `url` may be rewritten: `https` (or `http` when
+    /// [allowed](LoginLinks::allow_http)) to an allowed host.
     pub fn is_allowed(&self, url: &Url) -> bool {
-        matches!(url.scheme(), "http" | "https")
+        (url.scheme() == "https" || (self.allow_http && url.scheme() == "http"))
             && url.host_str().is_some_and(|h| {
                 self.allowed_hosts
                     .iter()
@@ -572,6 +592,20 @@ mod tests {
         assert!(login(&found[1]), "{out}");
         assert!(out.contains("https://youtube.com/watch?v=1"), "{out}");
         assert!(out.contains("ftp://school.example/x"), "{out}");
+        let plain = links
+            .rewrite_text("http://school.example/l/1", &contact, &campaign)
+            .unwrap();
+        assert_eq!(
+            plain, "http://school.example/l/1",
+            "http targets are left alone"
+        );
+        let links = links.allow_http(true);
+        assert!(
+            links
+                .rewrite_text("http://school.example/l/1", &contact, &campaign)
+                .unwrap()
+                .starts_with("https://school.example/auth/login?t=")
+        );
         assert!(out.contains("https://school.example.evil.com/"), "{out}");
         assert!(
             out.ends_with("https://school.example/auth/login?t=old"),

@@ -5,19 +5,35 @@
 //!
 //! 1. Opted out, or no address on any of the campaign's transports: the skip is recorded
 //!    ([`Outbox::record`]) and nothing is sent.
-//! 2. Otherwise the recipient is claimed ([`Outbox::claim`]). A recipient with any earlier
-//!    record (sent, skipped, failed, or a claim left pending by a crash) is not sent to again;
-//!    its outcome counts in [`Report::total`] only.
+//! 2. Otherwise, once the run is not paused and no rate-limit pause is under way, the
+//!    recipient is claimed ([`Outbox::claim`]). A recipient with any earlier record (sent,
+//!    skipped, failed, or a claim left pending by a crash) is not sent to again; its outcome
+//!    counts in [`Report::total`] only.
 //! 3. The text is rendered for the recipient (a render failure is recorded as failed with its
 //!    reason: a missing variable never sends an empty greeting), login links are made, and the
 //!    message goes through the campaign's transports in order ([`Fallback`]): a transport that
 //!    cannot reach the recipient or refuses for policy (window closed) passes to the next.
 //! 4. A temporary failure is retried with exponential backoff; a rate-limit failure (one with
-//!    a retry-after) pauses the *whole* campaign for that long before the retry.
-//! 5. The claim is finished with the outcome ([`Outbox::finish`]) right after the send.
+//!    a retry-after) pauses the *whole* campaign for that long (at most [`MAX_PAUSE`]) before
+//!    the retry, without using up the recipient's retries (up to
+//!    [`MAX_PAUSES_PER_RECIPIENT`] pauses).
+//! 5. The claim is finished with the outcome ([`Outbox::finish`]) as soon as the send returns.
 //!
-//! Between 3 and 5 there is one store write: a crash there leaves the claim pending, and the
-//! resumed campaign reports the recipient as interrupted instead of sending a second copy.
+//! # The window between claim and record
+//!
+//! A crash between 2 and 5 leaves the claim pending; the resumed campaign reports the
+//! recipient as [interrupted](Counts::interrupted) instead of risking a second copy (at most
+//! once: a newsletter sent twice is worse than one maybe missing). The window is one
+//! recipient's render and send, with the send's own retries and pauses; the record follows
+//! the send with nothing in between. Waiting (paused run, rate-limit pause) happens before the
+//! claim, so a stop while waiting leaves nothing pending.
+//!
+//! # Stopping on errors
+//!
+//! A store error, or a transport refusing its credentials ([`CampaignError::Unauthorized`]:
+//! an expired Page token would otherwise fail every remaining recipient), stops the run: no
+//! new recipient is taken, those in flight finish and are recorded, and the error is
+//! returned. Run the campaign again once the cause is fixed.
 //!
 //! # Memory and speed
 //!
@@ -62,6 +78,12 @@ use crate::{
 /// Recipients in flight at once unless configured.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
+/// The longest campaign-wide pause one rate-limit error causes, whatever the transport asks.
+pub const MAX_PAUSE: Duration = Duration::from_secs(300);
+
+/// Rate-limit pauses one recipient may wait through before it is recorded as failed.
+pub const MAX_PAUSES_PER_RECIPIENT: usize = 20;
+
 /// Contacts read per segment page unless configured.
 pub const DEFAULT_PAGE_SIZE: usize = 500;
 
@@ -75,6 +97,11 @@ pub enum CampaignError {
     /// Reading the segment or writing an outcome failed.
     #[error("campaign store failed")]
     Store(#[from] StoreError),
+    /// A transport refused its credentials (an expired Page token, say). The run stopped
+    /// rather than record every remaining recipient as failed: fix the credentials and run
+    /// the campaign again. The recipient that met the refusal is recorded as failed.
+    #[error("a transport refused its credentials; the run stopped: {0}")]
+    Unauthorized(String),
 }
 
 /// Whether a run goes on.
@@ -340,7 +367,8 @@ impl CampaignRunner {
         self
     }
 
-    /// The clock for outcome times and rate-limit pauses (default: the system clock).
+    /// The clock for outcome times, [`Progress::rate`] and [`Report::elapsed`] (default: the
+    /// system clock). Rate-limit pauses are real waiting and use Tokio's timer.
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -395,22 +423,32 @@ impl CampaignRunner {
     }
 
     /// Keeps up to `concurrency` recipients in flight while the next segment page is read
-    /// ahead, until the segment ends or the run is cancelled.
+    /// ahead, until the segment ends or the run is cancelled. On an error no new recipient is
+    /// taken, the ones in flight finish and are recorded, and the first error is returned.
     async fn drive(&self, run: &Run<'_>) -> Result<(), CampaignError> {
         let mut in_flight = FuturesUnordered::new();
         let mut queue: VecDeque<Contact> = VecDeque::new();
         // `Some(cursor)` while pages remain; the first page has no cursor.
         let mut next_page: Option<Option<Cursor>> = Some(None);
         let mut fetching: Option<BoxFuture<'_, Result<SegmentPage, StoreError>>> = None;
+        let mut failure: Option<CampaignError> = None;
+        let fail = |e: CampaignError, failure: &mut Option<CampaignError>| {
+            tracing::warn!(campaign = %run.campaign.id, error = %e, "campaign run stopping");
+            failure.get_or_insert(e);
+        };
         loop {
-            let cancelled = run.control.state() == RunState::Cancelled;
-            while in_flight.len() < self.concurrency && !cancelled {
+            let stopping = failure.is_some() || run.control.state() == RunState::Cancelled;
+            if stopping {
+                // A page being read has no effect yet: drop it.
+                fetching = None;
+            }
+            while in_flight.len() < self.concurrency && !stopping {
                 let Some(contact) = queue.pop_front() else {
                     break;
                 };
                 in_flight.push(self.visit(run, contact));
             }
-            if fetching.is_none() && queue.len() < self.concurrency && !cancelled {
+            if fetching.is_none() && queue.len() < self.concurrency && !stopping {
                 if let Some(after) = next_page.take() {
                     let segments = &self.segments;
                     let segment = &run.campaign.segment;
@@ -421,26 +459,38 @@ impl CampaignRunner {
                 }
             }
             match (&mut fetching, in_flight.is_empty()) {
-                (None, true) => return Ok(()),
+                (None, true) => return failure.map_or(Ok(()), Err),
                 (None, false) => {
-                    if let Some(done) = in_flight.next().await {
-                        done?;
+                    if let Some(Err(e)) = in_flight.next().await {
+                        fail(e, &mut failure);
                     }
                 }
                 (Some(page), true) => {
-                    let page = page.await?;
+                    match page.await {
+                        Ok(page) => {
+                            queue.extend(page.contacts);
+                            next_page = page.next.map(Some);
+                        }
+                        Err(e) => fail(e.into(), &mut failure),
+                    }
                     fetching = None;
-                    queue.extend(page.contacts);
-                    next_page = page.next.map(Some);
                 }
                 (Some(page), false) => {
                     tokio::select! {
-                        Some(done) = in_flight.next() => done?,
+                        Some(done) = in_flight.next() => {
+                            if let Err(e) = done {
+                                fail(e, &mut failure);
+                            }
+                        }
                         page = page => {
-                            let page = page?;
+                            match page {
+                                Ok(page) => {
+                                    queue.extend(page.contacts);
+                                    next_page = page.next.map(Some);
+                                }
+                                Err(e) => fail(e.into(), &mut failure),
+                            }
                             fetching = None;
-                            queue.extend(page.contacts);
-                            next_page = page.next.map(Some);
                         }
                     }
                 }
@@ -455,12 +505,25 @@ impl CampaignRunner {
         contact: Contact,
     ) -> BoxFuture<'a, Result<(), CampaignError>> {
         Box::pin(async move {
-            if !run.control.proceed().await {
+            // Paused, cancelled or rate limited: wait before the recipient is claimed, so a
+            // stop here leaves nothing pending.
+            if !run.control.proceed().await || !self.wait_for_pause(run, true).await {
                 return Ok(());
             }
-            let outcome = self.handle(run, &contact).await?;
-            self.tally(run, outcome);
-            Ok(())
+            let handled = self.handle(run, &contact).await?;
+            let halt = match &handled {
+                Handled::New(OutcomeRecord {
+                    outcome:
+                        Outcome::Failed {
+                            kind: Some(DeliveryErrorKind::Unauthorized),
+                            reason,
+                        },
+                    ..
+                }) => Some(CampaignError::Unauthorized(reason.clone())),
+                _ => None,
+            };
+            self.tally(run, handled);
+            halt.map_or(Ok(()), Err)
         })
     }
 
@@ -499,7 +562,8 @@ impl CampaignRunner {
             }
         }
         progress.done += 1;
-        if progress.done % 64 == 0 {
+        // Every recipient at first (small campaigns, notifications), then every 64th.
+        if progress.done <= 64 || progress.done % 64 == 0 {
             progress.rate = self.rate(run, progress.done);
             progress.state = run.control.state();
             run.control.progress.send_replace(progress.clone());
@@ -642,8 +706,10 @@ impl CampaignRunner {
                 .with_max_times(self.retries)
                 .with_jitter()
                 .build();
+            let mut pauses = 0;
             loop {
-                self.wait_for_pause(run).await;
+                // Claimed: a cancel does not cut this send short (the pause is capped).
+                self.wait_for_pause(run, false).await;
                 let undelivered = match run.fallback.send(&addresses, message, &context).await {
                     Ok(delivered) => {
                         return Outcome::Sent {
@@ -658,13 +724,20 @@ impl CampaignRunner {
                         .last_error()
                         .is_some_and(|e| e.is_retryable() && e.sent_ids().is_empty());
                 if retry {
-                    let retry_after = undelivered.last_error().and_then(|e| e.retry_after());
-                    if let Some(delay) = backoff.next() {
-                        match retry_after {
-                            Some(after) => self.pause_campaign(run, after),
-                            None => tokio::time::sleep(delay).await,
+                    match undelivered.last_error().and_then(|e| e.retry_after()) {
+                        // A rate limit: the whole campaign waits; the recipient's own retry
+                        // budget is kept for its own failures.
+                        Some(after) if pauses < MAX_PAUSES_PER_RECIPIENT => {
+                            pauses += 1;
+                            self.pause_campaign(run, after);
+                            continue;
                         }
-                        continue;
+                        _ => {
+                            if let Some(delay) = backoff.next() {
+                                tokio::time::sleep(delay).await;
+                                continue;
+                            }
+                        }
                     }
                 }
                 return undelivered_outcome(&undelivered);
@@ -674,20 +747,31 @@ impl CampaignRunner {
 
     /// Pauses every sender of the run for `after` (a rate limit was hit).
     fn pause_campaign(&self, run: &Run<'_>, after: Duration) {
+        let after = after.min(MAX_PAUSE);
         let until = tokio::time::Instant::now() + after;
         let mut pause = lock(&run.pause_until);
         *pause = Some(pause.map_or(until, |p| p.max(until)));
-        tracing::warn!(campaign = %run.campaign.id, pause_ms = after.as_millis() as u64, "rate limited: campaign paused");
+        tracing::warn!(campaign = %run.campaign.id, pause_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX), "rate limited: campaign paused");
     }
 
-    async fn wait_for_pause(&self, run: &Run<'_>) {
+    /// Waits out a rate-limit pause; with `cancellable`, returns early (`false`) if the run
+    /// is cancelled.
+    async fn wait_for_pause(&self, run: &Run<'_>, cancellable: bool) -> bool {
+        let mut state = run.control.state.subscribe();
         loop {
+            let cancelled = *state.borrow_and_update() == RunState::Cancelled;
+            if cancellable && cancelled {
+                return false;
+            }
             let until = *lock(&run.pause_until);
             match until {
                 Some(until) if until > tokio::time::Instant::now() => {
-                    tokio::time::sleep_until(until).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        _ = state.changed() => {}
+                    }
                 }
-                _ => return,
+                _ => return true,
             }
         }
     }

@@ -52,9 +52,10 @@ struct ActivitySource {
 /// Contacts in memory: a [`Directory`] and a [`SegmentQuery`] over them.
 ///
 /// Ids are assigned as `c1`, `c2`, ...; [`MemoryDirectory::insert`] takes contacts with ids of
-/// the host's choosing. Segment pages follow contact-id order. `active_within` conditions
-/// match only when the directory was given a last-inbound record with
-/// [`with_activity`](MemoryDirectory::with_activity).
+/// the host's choosing. Segment pages follow contact-id order. Segments with `active_within`
+/// conditions need a last-inbound record ([`with_activity`](MemoryDirectory::with_activity));
+/// without one they are refused with [`StoreError::Invalid`] (treating nobody as active would
+/// make `not active_within` match everyone).
 #[derive(Default)]
 pub struct MemoryDirectory {
     state: Mutex<State>,
@@ -255,6 +256,12 @@ impl SegmentQuery for MemoryDirectory {
                 Bound::Excluded(id)
             }
         };
+        if segment.reads_activity() && self.activity.is_none() {
+            return Err(StoreError::invalid(
+                "the segment reads activity (active_within) and this directory has no \
+                 last-inbound record: build it with MemoryDirectory::with_activity",
+            ));
+        }
         let lookup = |a: &Address| self.activity.as_ref().and_then(|s| s.last.get(a));
         let activity = match &self.activity {
             Some(source) if segment.reads_activity() => Activity::new(source.clock.now(), &lookup),
@@ -327,20 +334,12 @@ mod tests {
                 .contacts
                 .is_empty()
         );
-        // Without a record, nobody is active.
+        // Without a record, activity segments are refused, not evaluated as "nobody active".
         let plain = MemoryDirectory::new();
-        let mut contact = Contact::new(ContactId::new("a").unwrap());
-        contact
-            .addresses
-            .push(Address::messenger("page", "1").unwrap());
-        plain.insert(contact).unwrap();
-        assert!(
-            plain
-                .page(&segment, None, 10)
-                .await
-                .unwrap()
-                .contacts
-                .is_empty()
-        );
+        let inactive = Segment::negate(segment.clone()).unwrap();
+        assert!(matches!(
+            plain.page(&inactive, None, 10).await,
+            Err(StoreError::Invalid { .. })
+        ));
     }
 }
