@@ -314,6 +314,16 @@ async fn ten_thousand_recipients_each_get_exactly_one_outcome() {
     assert_eq!(t.skipped[&SkipReason::OptedOut], count(Kind::OptedOut));
     assert_eq!(t.failed, count(Kind::MissingPlan));
     assert_eq!(t.interrupted, 0);
+    // Reports serialize for an admin API.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["this_run"]["skipped"]["window_closed"],
+        json!(count(Kind::ClosedOnly))
+    );
+    assert_eq!(
+        json["this_run"]["sent_by_channel"]["email"],
+        json!(t.sent_by_channel[&Channel::Email])
+    );
     let p = progress.borrow().clone();
     assert!(
         p.finished && p.total == Some(N as u64) && p.done == N as u64,

@@ -105,7 +105,8 @@ pub enum CampaignError {
 }
 
 /// Whether a run goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RunState {
     /// Sending.
@@ -117,7 +118,7 @@ pub enum RunState {
 }
 
 /// A snapshot of a run's progress.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Progress {
     /// The number of recipients, once known (at the end of the segment).
@@ -235,7 +236,7 @@ impl RunControl {
 }
 
 /// Outcome counts, overall and per channel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Counts {
     /// Sent.
@@ -274,8 +275,8 @@ impl Counts {
     }
 }
 
-/// What a run did.
-#[derive(Debug, Clone, PartialEq)]
+/// What a run did (serializable for an admin API or a log).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Report {
     /// The campaign.
