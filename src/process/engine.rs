@@ -110,7 +110,7 @@ use crate::{
     identity::Directory,
     message::{ChoiceStyle, Inbound, InboundKind, Message},
     template::{CampaignVars, Template},
-    transport::{DeliveryError, Intent, SendContext, SharedTransport, TransportSet},
+    transport::{DeliveryError, Fallback, Intent, SendContext, SharedTransport, TransportSet},
 };
 
 /// How many times an answer is re-read after losing a race before it is reported as a
@@ -275,8 +275,19 @@ impl fmt::Debug for FlowEngineBuilder {
 }
 
 impl FlowEngineBuilder {
-    /// A transport to reach contacts through. Several may be given (one per channel); a
-    /// contact is reached through the first one it has an address for.
+    /// A transport to reach contacts through. Several may be given (one per channel, a later
+    /// one for the same channel replaces the earlier), and **their order matters**: every
+    /// message goes through them in the order added, like a [`Fallback`]. The next one is
+    /// tried only when a transport cannot reach the contact (no address on its channel,
+    /// [`Unreachable`](crate::transport::DeliveryErrorKind::Unreachable)) or not now (the
+    /// Messenger window is closed:
+    /// [`WindowClosed`](crate::transport::DeliveryErrorKind::WindowClosed)); a temporary
+    /// failure is retried on the same transport later. Add Messenger first and e-mail second
+    /// so that a flow whose window closed during a wait reaches the contact by e-mail.
+    ///
+    /// A question only goes through transports that can show its options (a text-only e-mail
+    /// transport carries sends and handover messages, not questions), and flows are checked
+    /// against the [`Limits`] of the transports that can show options.
     pub fn transport(mut self, transport: SharedTransport) -> Self {
         self.transports.insert(transport);
         self
@@ -329,9 +340,18 @@ impl FlowEngineBuilder {
     /// Builds the engine.
     pub fn build(self) -> FlowEngine {
         let limits = self.limits.unwrap_or_else(|| {
-            self.transports
+            // Questions only go through transports that can show options, so only those limit
+            // them (with none, the narrowest wins and questions are refused).
+            let asking: Vec<_> = self
+                .transports
                 .iter()
-                .fold(Limits::new(), |l, t| l.narrowed_to(&t.capabilities()))
+                .map(|t| t.capabilities())
+                .filter(|c| c.max_choices > 0)
+                .collect();
+            let all: Vec<_> = self.transports.iter().map(|t| t.capabilities()).collect();
+            let caps = if asking.is_empty() { all } else { asking };
+            caps.iter()
+                .fold(Limits::new(), |l, c| l.narrowed_to(c))
         });
         FlowEngine {
             inner: Arc::new(Inner {
@@ -392,7 +412,9 @@ struct Run {
     /// A write of this run succeeded (or the run created the instance): the run owns the move.
     committed: bool,
     contact: Option<Contact>,
-    intent: Intent,
+    /// The run answers the contact (an answer or typed text moved it): its messages are
+    /// replies, not proactive messages of the flow's purpose.
+    reply: bool,
     now: Timestamp,
 }
 
@@ -505,7 +527,7 @@ impl FlowEngine {
             }
             let next = *next;
             let id = inst.id.clone();
-            let mut run = self.run(inst, flow, Intent::Update);
+            let mut run = self.run(inst, flow, false);
             self.enter(&mut run, next);
             match self.drive(&mut run).await {
                 Ok(Outcome::Lost) => {}
@@ -558,7 +580,7 @@ impl FlowEngine {
             Err(e) => return Err(e.into()),
         }
         let id = inst.id.clone();
-        let mut run = self.run(inst, flow, Intent::Update);
+        let mut run = self.run(inst, flow, false);
         run.committed = true;
         run.contact = Some(contact);
         self.drive(&mut run).await?;
@@ -610,7 +632,7 @@ impl FlowEngine {
                 return Ok(ignored(contact, id, IgnoredAnswer::Stale));
             };
             let (label, next) = (option.label.clone(), option.next);
-            let mut run = self.run(inst, flow.clone(), Intent::Reply);
+            let mut run = self.run(inst, flow.clone(), true);
             if let Some(record) = run.inst.history.last_mut() {
                 record.answer = Some(label);
                 record.choice = Some(a.option);
@@ -688,9 +710,12 @@ impl FlowEngine {
             match on_text {
                 OnText::Inbox => return Ok(Offer::NotConsumed),
                 OnText::Reprompt => {
-                    let mut run = self.run(inst, flow.clone(), Intent::Reply);
+                    let mut run = self.run(inst, flow.clone(), true);
                     let sent = match self.question(&mut run, question, options, *style).await {
-                        Ok(message) => self.send(&mut run, &message).await.map_err(Into::into),
+                        Ok(message) => self
+                            .send(&mut run, &message, Intent::Reply)
+                            .await
+                            .map_err(Into::into),
                         Err(e) => Err(e),
                     };
                     if let Err(e) = sent {
@@ -700,7 +725,7 @@ impl FlowEngine {
                 }
                 OnText::Goto(next) => {
                     let next = *next;
-                    let mut run = self.run(inst, flow.clone(), Intent::Reply);
+                    let mut run = self.run(inst, flow.clone(), true);
                     if let Some(record) = run.inst.history.last_mut() {
                         record.answer = Some(text.to_owned());
                     }
@@ -727,7 +752,7 @@ impl FlowEngine {
     ) -> Result<(Woke, Outcome), ProcessError> {
         let flow = self.flow_of(&inst)?;
         let pos = position(&flow, &inst)?;
-        let mut run = self.run(inst, flow.clone(), Intent::Update);
+        let mut run = self.run(inst, flow.clone(), false);
         run.now = now;
         let woke = if run.inst.status == InstanceStatus::Running {
             // A step in progress whose lease ran out (a crash), or a retry after a failure.
@@ -757,14 +782,14 @@ impl FlowEngine {
         Ok((woke, outcome))
     }
 
-    fn run(&self, inst: ProcessInstance, flow: Arc<Compiled>, intent: Intent) -> Run {
+    fn run(&self, inst: ProcessInstance, flow: Arc<Compiled>, reply: bool) -> Run {
         Run {
             inst,
             flow,
             dirty: false,
             committed: false,
             contact: None,
-            intent,
+            reply,
             now: self.inner.clock.now(),
         }
     }
@@ -793,7 +818,11 @@ impl FlowEngine {
             let pos = position(&run.flow, &run.inst)?;
             let flow = run.flow.clone();
             match &flow.steps[pos] {
-                Step::Send { text, next } => {
+                Step::Send {
+                    text,
+                    next,
+                    purpose,
+                } => {
                     let message = match self.render(run, text).await {
                         Ok(text) => Message::text(text).map_err(ProcessError::from),
                         Err(e) => Err(e),
@@ -802,7 +831,7 @@ impl FlowEngine {
                         Ok(m) => m,
                         Err(e) => return self.fail(run, e).await,
                     };
-                    if let Some(outcome) = self.deliver(run, &message).await? {
+                    if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
                         return Ok(outcome);
                     }
                     self.enter(run, *next);
@@ -812,13 +841,14 @@ impl FlowEngine {
                     options,
                     style,
                     timeout,
+                    purpose,
                     ..
                 } => {
                     let message = match self.question(run, text, options, *style).await {
                         Ok(m) => m,
                         Err(e) => return self.fail(run, e).await,
                     };
-                    if let Some(outcome) = self.deliver(run, &message).await? {
+                    if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
                         return Ok(outcome);
                     }
                     run.inst.status = InstanceStatus::Waiting;
@@ -854,7 +884,7 @@ impl FlowEngine {
                     }
                     self.enter(run, *next);
                 }
-                Step::Handover { text, .. } => {
+                Step::Handover { text, purpose, .. } => {
                     if let Some(text) = text {
                         let message = match self.render(run, text).await {
                             Ok(text) => Message::text(text).map_err(ProcessError::from),
@@ -864,7 +894,7 @@ impl FlowEngine {
                             Ok(m) => m,
                             Err(e) => return self.fail(run, e).await,
                         };
-                        if let Some(outcome) = self.deliver(run, &message).await? {
+                        if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
                             return Ok(outcome);
                         }
                     }
@@ -919,11 +949,12 @@ impl FlowEngine {
         &self,
         run: &mut Run,
         message: &Message,
+        purpose: Intent,
     ) -> Result<Option<Outcome>, ProcessError> {
         if !self.claim(run).await? {
             return Ok(Some(lost(run)));
         }
-        match self.send(run, message).await {
+        match self.send(run, message, purpose).await {
             Ok(()) => Ok(None),
             Err(e) if e.is_retryable() => {
                 let after = e.retry_after().unwrap_or(self.inner.retry_after);
@@ -936,24 +967,54 @@ impl FlowEngine {
         }
     }
 
-    async fn send(&self, run: &mut Run, message: &Message) -> Result<(), DeliveryError> {
-        let ctx = SendContext::new(run.intent).with_idempotency_key(format!(
+    /// Sends `message` through the transports in order (see
+    /// [`FlowEngineBuilder::transport`]); `purpose` is the intent unless the run replies.
+    async fn send(
+        &self,
+        run: &mut Run,
+        message: &Message,
+        purpose: Intent,
+    ) -> Result<(), DeliveryError> {
+        let intent = if run.reply { Intent::Reply } else { purpose };
+        let ctx = SendContext::new(intent).with_idempotency_key(format!(
             "{}:{}",
             run.inst.id,
             visit_of(&run.inst)
         ));
+        let routes = Fallback::new(
+            self.inner
+                .transports
+                .iter()
+                .filter(|t| t.capabilities().check(message).is_ok())
+                .cloned(),
+        );
+        if routes.transports().is_empty() {
+            return Err(DeliveryError::invalid_message(
+                "none of the flow engine's transports can show this message",
+            ));
+        }
         let contact = match self.contact(run).await {
             Ok(c) => c,
             Err(e) => return Err(DeliveryError::unreachable(e.to_string())),
         };
-        for transport in self.inner.transports.iter() {
-            if let Some(address) = contact.address_on(transport.channel()) {
-                return transport.send(address, message, &ctx).await.map(|_| ());
+        match routes.send(&contact.addresses, message, &ctx).await {
+            Ok(delivered) => {
+                if !delivered.passed_over.is_empty() {
+                    tracing::info!(
+                        instance = %run.inst.id,
+                        channel = %delivered.receipt.channel,
+                        passed_over = delivered.passed_over.len(),
+                        "flow message delivered on a fallback route"
+                    );
+                }
+                Ok(())
             }
+            Err(undelivered) => Err(undelivered.last_error().cloned().unwrap_or_else(|| {
+                DeliveryError::unreachable(
+                    "the contact has no address on the flow engine's transports",
+                )
+            })),
         }
-        Err(DeliveryError::unreachable(
-            "the contact has no address on the flow engine's transports",
-        ))
     }
 
     /// Marks the instance failed for good and returns `error`.

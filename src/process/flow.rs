@@ -42,7 +42,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::FlowId;
-use crate::message::ChoiceStyle;
+use crate::{message::ChoiceStyle, transport::Intent};
+
+fn update() -> Intent {
+    Intent::Update
+}
+
+fn is_update(intent: &Intent) -> bool {
+    *intent == Intent::Update
+}
 
 /// A flow definition: blocks with ids, and the block it starts at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +64,15 @@ pub struct Flow {
     /// The id of the first block (the builder takes the first block added when none is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
+    /// Why the flow messages the contact when it does so on its own (after a wait, an answer
+    /// timeout, a release), which decides whether a transport may send at all. Messenger
+    /// refuses [`Intent::Update`] (the default) more than 24 hours after the contact last
+    /// wrote; [`Intent::AccountUpdate`], [`Intent::PostPurchase`] and
+    /// [`Intent::ConfirmedEvent`] may go outside that window, for what they are for. A send or
+    /// question block may declare its own. Messages that answer the contact (right after an
+    /// answer) go as [`Intent::Reply`] whatever the purpose.
+    #[serde(default = "update", skip_serializing_if = "is_update")]
+    pub purpose: Intent,
     /// The blocks, in any order.
     pub blocks: Vec<Block>,
 }
@@ -68,6 +85,7 @@ impl Flow {
                 id,
                 version,
                 start: None,
+                purpose: Intent::Update,
                 blocks: Vec::new(),
             },
         }
@@ -111,6 +129,10 @@ pub enum BlockKind {
         text: String,
         /// The block after it.
         next: String,
+        /// Why this message is sent when the flow sends it on its own (default: the flow's
+        /// [`purpose`](Flow::purpose)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purpose: Option<Intent>,
     },
     /// The callback operation: a question and its answers.
     Question(Question),
@@ -166,6 +188,10 @@ pub struct Question {
     /// What happens when no answer comes in time (default: the question waits forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Timeout>,
+    /// Why the question is sent when the flow asks it on its own (default: the flow's
+    /// [`purpose`](Flow::purpose)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Intent>,
 }
 
 impl Question {
@@ -177,6 +203,7 @@ impl Question {
             style: None,
             on_text: FreeText::Inbox,
             timeout: None,
+            purpose: None,
         }
     }
 }
@@ -289,6 +316,12 @@ impl FlowBuilder {
         self
     }
 
+    /// Sets the flow's [`purpose`](Flow::purpose) (default [`Intent::Update`]).
+    pub fn purpose(mut self, purpose: Intent) -> Self {
+        self.flow.purpose = purpose;
+        self
+    }
+
     /// Adds a block.
     pub fn block(mut self, block: Block) -> Self {
         if self.flow.start.is_none() {
@@ -310,6 +343,25 @@ impl FlowBuilder {
             BlockKind::Send {
                 text: text.into(),
                 next: next.into(),
+                purpose: None,
+            },
+        ))
+    }
+
+    /// Adds a [`BlockKind::Send`] block with its own purpose (see [`Flow::purpose`]).
+    pub fn send_as(
+        self,
+        id: impl Into<String>,
+        text: impl Into<String>,
+        purpose: Intent,
+        next: impl Into<String>,
+    ) -> Self {
+        self.block(Block::new(
+            id,
+            BlockKind::Send {
+                text: text.into(),
+                next: next.into(),
+                purpose: Some(purpose),
             },
         ))
     }
@@ -413,6 +465,12 @@ impl QuestionBuilder {
     /// Sets how the options are shown.
     pub fn style(mut self, style: ChoiceStyle) -> Self {
         self.0.style = Some(style);
+        self
+    }
+
+    /// Sets why the question is sent when the flow asks it on its own (see [`Flow::purpose`]).
+    pub fn purpose(mut self, purpose: Intent) -> Self {
+        self.0.purpose = Some(purpose);
         self
     }
 

@@ -48,7 +48,7 @@ use super::{
 use crate::{
     message::ChoiceStyle,
     template::{Template, TemplateError},
-    transport::Capabilities,
+    transport::{Capabilities, Intent},
 };
 
 /// The most options a callback operation may offer, whatever the transport.
@@ -313,9 +313,11 @@ pub(crate) enum Step {
     Send {
         text: Template,
         next: usize,
+        purpose: Intent,
     },
     Question {
         text: Template,
+        purpose: Intent,
         options: Vec<CompiledOption>,
         style: Option<ChoiceStyle>,
         on_text: OnText,
@@ -337,6 +339,7 @@ pub(crate) enum Step {
     Handover {
         text: Option<Template>,
         next: usize,
+        purpose: Intent,
     },
     End,
 }
@@ -550,10 +553,18 @@ fn successors(kind: &BlockKind) -> Box<dyn Iterator<Item = &str> + '_> {
 
 fn check_block(c: &mut Checker<'_>, flow: &Flow, block: &Block, limits: &Limits) -> Option<Step> {
     match &block.kind {
-        BlockKind::Send { text, next } => {
+        BlockKind::Send {
+            text,
+            next,
+            purpose,
+        } => {
             let next = c.target(next);
             let text = c.template(text)?;
-            Some(Step::Send { text, next })
+            Some(Step::Send {
+                text,
+                next,
+                purpose: purpose.unwrap_or(flow.purpose),
+            })
         }
         BlockKind::Question(q) => {
             let text = c.template(&q.text);
@@ -603,6 +614,7 @@ fn check_block(c: &mut Checker<'_>, flow: &Flow, block: &Block, limits: &Limits)
                 .map(|t| (Duration::from_secs(t.after_secs), c.target(&t.next)));
             Some(Step::Question {
                 text: text?,
+                purpose: q.purpose.unwrap_or(flow.purpose),
                 options,
                 style: q.style,
                 on_text,
@@ -670,7 +682,11 @@ fn check_block(c: &mut Checker<'_>, flow: &Flow, block: &Block, limits: &Limits)
                 Some(t) => Some(c.template(t)?),
                 None => None,
             };
-            Some(Step::Handover { text, next })
+            Some(Step::Handover {
+                text,
+                next,
+                purpose: flow.purpose,
+            })
         }
         BlockKind::End => Some(Step::End),
     }
