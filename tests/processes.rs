@@ -218,7 +218,12 @@ impl World {
     }
 
     /// [`student`](Self::student), with one more address.
-    async fn student_with(&self, psid: &str, first_name: &str, extra: Option<Address>) -> ContactId {
+    async fn student_with(
+        &self,
+        psid: &str,
+        first_name: &str,
+        extra: Option<Address>,
+    ) -> ContactId {
         let mut contact = NewContact::new()
             .with_name(first_name, "Lee")
             .with_address(Address::messenger(PAGE, psid).unwrap());
@@ -591,7 +596,11 @@ async fn after_the_window_closed_a_flow_speaks_by_its_purpose_or_falls_back_or_f
     let access = Flow::builder(FlowId::new("access").unwrap(), 1)
         .purpose(Intent::PostPurchase)
         .wait("later", TWO_DAYS, "remind")
-        .send("remind", "Your course access is ready, {{ first_name }}.", "done")
+        .send(
+            "remind",
+            "Your course access is ready, {{ first_name }}.",
+            "done",
+        )
         .end("done")
         .build();
     let mut w = World::new(ChoiceStyle::Buttons).await;
@@ -623,17 +632,28 @@ async fn after_the_window_closed_a_flow_speaks_by_its_purpose_or_falls_back_or_f
     w.email = Some(email.clone());
     w.boot(ChoiceStyle::Buttons).await;
     let bob = w
-        .student_with("bob", "Bob", Some(Address::email("bob@example.org").unwrap()))
+        .student_with(
+            "bob",
+            "Bob",
+            Some(Address::email("bob@example.org").unwrap()),
+        )
         .await;
     let run = w.engine.start(&flow(), &bob).await.unwrap();
     assert_eq!(w.last_to("bob").0, "Hi Bob, how is the course going?");
     assert!(email.sent().is_empty(), "the question went over Messenger");
     w.clock.advance(TWO_DAYS);
     let report = w.tick().await;
-    assert_eq!((report.timeouts, report.failures.len()), (1, 0), "{report:?}");
+    assert_eq!(
+        (report.timeouts, report.failures.len()),
+        (1, 0),
+        "{report:?}"
+    );
     let mailed = email.sent();
     assert_eq!(mailed.len(), 1);
-    assert_eq!(mailed[0].message.text_body(), "We miss you! Reply any time.");
+    assert_eq!(
+        mailed[0].message.text_body(),
+        "We miss you! Reply any time."
+    );
     assert_eq!(mailed[0].to, Address::email("bob@example.org").unwrap());
     assert_eq!(mailed[0].ctx.intent, Intent::Update);
     assert_eq!(
@@ -656,7 +676,11 @@ async fn after_the_window_closed_a_flow_speaks_by_its_purpose_or_falls_back_or_f
         ),
         "{report:?}"
     );
-    assert_eq!(w.sent_to("cid"), before, "Messenger refused before any call");
+    assert_eq!(
+        w.sent_to("cid"),
+        before,
+        "Messenger refused before any call"
+    );
     assert_eq!(
         w.store.get(&run).await.unwrap().unwrap().status,
         InstanceStatus::Failed

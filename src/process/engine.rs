@@ -350,8 +350,7 @@ impl FlowEngineBuilder {
                 .collect();
             let all: Vec<_> = self.transports.iter().map(|t| t.capabilities()).collect();
             let caps = if asking.is_empty() { all } else { asking };
-            caps.iter()
-                .fold(Limits::new(), |l, c| l.narrowed_to(c))
+            caps.iter().fold(Limits::new(), |l, c| l.narrowed_to(c))
         });
         FlowEngine {
             inner: Arc::new(Inner {
@@ -517,8 +516,17 @@ impl FlowEngine {
     pub async fn release(&self, contact: &ContactId) -> Result<Vec<InstanceId>, ProcessError> {
         let mut released = Vec::new();
         for inst in self.inner.store.active_for(contact).await? {
-            let flow = self.flow_of(&inst)?;
-            let pos = position(&flow, &inst)?;
+            let (flow, pos) = match self
+                .flow_of(&inst)
+                .and_then(|f| Ok((position(&f, &inst)?, f)))
+            {
+                Ok((pos, flow)) => (flow, pos),
+                Err(e) => {
+                    // `tick` reports it; releasing the contact's other flows goes on.
+                    tracing::warn!(instance = %inst.id, error = %e, "flow instance that cannot run not released");
+                    continue;
+                }
+            };
             let Step::Handover { next, .. } = &flow.steps[pos] else {
                 continue;
             };
@@ -623,8 +631,12 @@ impl FlowEngine {
                 };
                 return Ok(ignored(contact, id, reason));
             }
-            let flow = self.flow_of(&inst)?;
-            let pos = position(&flow, &inst)?;
+            let Ok(flow) = self.flow_of(&inst) else {
+                return Ok(ignored(contact, id, IgnoredAnswer::UnknownFlowVersion));
+            };
+            let Ok(pos) = position(&flow, &inst) else {
+                return Ok(ignored(contact, id, IgnoredAnswer::UnknownStep));
+            };
             let Step::Question { options, .. } = &flow.steps[pos] else {
                 return Ok(ignored(contact, id, IgnoredAnswer::Stale));
             };
@@ -654,7 +666,7 @@ impl FlowEngine {
                 Err(e) => return Err(e),
             }
         }
-        Ok(ignored(contact, id, IgnoredAnswer::Duplicate))
+        Ok(ignored(contact, id, IgnoredAnswer::Contended))
     }
 
     /// Typed text: an option's label of an open question, or free text.
@@ -666,11 +678,21 @@ impl FlowEngine {
             }
             let mut open = Vec::new();
             for inst in active {
-                let Some(flow) = self.inner.registry.get(&inst.flow, inst.flow_version) else {
-                    continue;
+                // An instance that cannot run takes no answer, as in `answer`; it is skipped
+                // so the text can still answer the contact's other flows.
+                let flow = match self.flow_of(&inst) {
+                    Ok(flow) => flow,
+                    Err(e) => {
+                        tracing::warn!(instance = %inst.id, %contact, error = %e, "typed text not offered to a flow instance that cannot run");
+                        continue;
+                    }
                 };
-                let Some(pos) = flow.position(&inst.step) else {
-                    continue;
+                let pos = match position(&flow, &inst) {
+                    Ok(pos) => pos,
+                    Err(e) => {
+                        tracing::warn!(instance = %inst.id, %contact, error = %e, "typed text not offered to a flow instance that cannot run");
+                        continue;
+                    }
                 };
                 match &flow.steps[pos] {
                     Step::Handover { .. } if inst.status == InstanceStatus::Waiting => {
@@ -750,8 +772,19 @@ impl FlowEngine {
         inst: ProcessInstance,
         now: Timestamp,
     ) -> Result<(Woke, Outcome), ProcessError> {
-        let flow = self.flow_of(&inst)?;
-        let pos = position(&flow, &inst)?;
+        let flow = match self.flow_of(&inst) {
+            Ok(flow) => flow,
+            Err(e) => return self.set_aside(inst, now, e).await,
+        };
+        let pos = match position(&flow, &inst) {
+            Ok(pos) => pos,
+            Err(e) => {
+                // A corrupt store: the instance can never move again.
+                let mut run = self.run(inst, flow, false);
+                run.now = now;
+                return self.fail(&mut run, e).await.map(|o| (Woke::Nothing, o));
+            }
+        };
         let mut run = self.run(inst, flow.clone(), false);
         run.now = now;
         let woke = if run.inst.status == InstanceStatus::Running {
@@ -780,6 +813,24 @@ impl FlowEngine {
         };
         let outcome = self.drive(&mut run).await?;
         Ok((woke, outcome))
+    }
+
+    /// An instance whose flow version is not defined cannot move; it is put off by
+    /// `retry_after` so it leaves `tick`'s batch (and does not hold up the instances behind
+    /// it), and the error is returned for `tick` to report. It moves again once the version is
+    /// defined.
+    async fn set_aside(
+        &self,
+        mut inst: ProcessInstance,
+        now: Timestamp,
+        error: ProcessError,
+    ) -> Result<(Woke, Outcome), ProcessError> {
+        inst.due_at = Some(now.saturating_add(self.inner.retry_after));
+        match self.inner.store.update(&inst).await {
+            Ok(_) => Err(error),
+            Err(e) if e.is_conflict() => Ok((Woke::Nothing, Outcome::Lost)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn run(&self, inst: ProcessInstance, flow: Arc<Compiled>, reply: bool) -> Run {

@@ -906,7 +906,10 @@ async fn a_flow_resumes_from_the_store_after_a_restart() {
         [(_, ProcessError::UnknownVersion { version: 1, .. })]
     ));
     restarted.define(check_in(1)).unwrap();
+    // The instance was put off by `retry_after` (1 minute) when its version was missing.
     w.clock.advance(Duration::from_secs(86_400));
+    assert_eq!(restarted.tick(w.clock.now()).await.unwrap().waits, 0);
+    w.clock.advance(Duration::from_secs(60));
     assert_eq!(restarted.tick(w.clock.now()).await.unwrap().waits, 1);
     let again = w.last();
     assert_eq!(again.text_body(), "Better today?");
@@ -920,4 +923,179 @@ async fn a_flow_resumes_from_the_store_after_a_restart() {
         }
     );
     assert_eq!(w.instance(&id).await.status, InstanceStatus::Finished);
+}
+
+/// A store over the memory store that can hold the first `get`s at a barrier (so two answers
+/// both read before either writes) and can refuse every update as a conflict.
+struct Gated {
+    inner: Arc<MemoryProcessStore>,
+    barrier: tokio::sync::Barrier,
+    /// How many more `get`s wait at the barrier.
+    held: std::sync::atomic::AtomicUsize,
+    /// Every `update` loses the race.
+    contended: std::sync::atomic::AtomicBool,
+}
+
+impl Gated {
+    fn new(inner: Arc<MemoryProcessStore>, held: usize) -> Arc<Gated> {
+        Arc::new(Gated {
+            inner,
+            barrier: tokio::sync::Barrier::new(held.max(1)),
+            held: std::sync::atomic::AtomicUsize::new(held),
+            contended: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+#[async_trait]
+impl ProcessStore for Gated {
+    async fn insert(&self, instance: &ProcessInstance) -> Result<(), StoreError> {
+        self.inner.insert(instance).await
+    }
+    async fn get(&self, id: &InstanceId) -> Result<Option<ProcessInstance>, StoreError> {
+        let got = self.inner.get(id).await;
+        let hold = self
+            .held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if hold {
+            self.barrier.wait().await;
+        }
+        got
+    }
+    async fn active_for(&self, contact: &ContactId) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.inner.active_for(contact).await
+    }
+    async fn update(&self, instance: &ProcessInstance) -> Result<u64, StoreError> {
+        if self.contended.load(Ordering::SeqCst) {
+            return Err(StoreError::conflict("another writer"));
+        }
+        self.inner.update(instance).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+}
+
+impl World {
+    /// Another engine over this world's stores and stub (a second host process).
+    fn engine_over(&self, store: Arc<dyn ProcessStore>, define: bool) -> FlowEngine {
+        let engine = FlowEngine::builder(store, self.directory.clone(), keys())
+            .transport(self.stub.clone())
+            .clock(self.clock.shared())
+            .tick_batch(1)
+            .build();
+        if define {
+            engine.define(check_in(1)).unwrap();
+        }
+        engine
+    }
+}
+
+#[tokio::test]
+async fn an_answer_to_an_undefined_flow_version_is_ignored_not_an_error() {
+    let w = World::new().await;
+    let id = w.start().await;
+    let question = w.last();
+    // A host restarted without defining version 1.
+    let restarted = w.engine_over(w.store.clone(), false);
+    assert_eq!(
+        restarted
+            .offer(&w.ann, &w.tap(choice(&question, "Great")))
+            .await
+            .unwrap(),
+        Offer::Ignored {
+            instance: Some(id.clone()),
+            reason: IgnoredAnswer::UnknownFlowVersion
+        }
+    );
+    // Typed, the same label: not an error either; it goes on to the inbox.
+    assert_eq!(
+        restarted.offer(&w.ann, &w.typed("great")).await.unwrap(),
+        Offer::NotConsumed
+    );
+    assert_eq!(w.instance(&id).await.step, "ask", "nothing moved");
+    assert_eq!(w.stub.sent().len(), 1);
+    // Once defined, the same button counts.
+    restarted.define(check_in(1)).unwrap();
+    assert!(matches!(
+        restarted
+            .offer(&w.ann, &w.tap(choice(&question, "Great")))
+            .await
+            .unwrap(),
+        Offer::Consumed { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_instance_that_cannot_run_does_not_hold_up_tick() {
+    let w = World::new().await;
+    // An instance of a flow the next host will not define, due first...
+    let other = Flow::builder(flow_id("other"), 1)
+        .wait("w", Duration::from_secs(60), "end")
+        .end("end")
+        .build();
+    w.engine.define(other).unwrap();
+    let broken = w.engine.start(&flow_id("other"), &w.ann).await.unwrap();
+    // ...and a check-in waiting at "pause", due a day later.
+    let good = w.start().await;
+    w.offer(&w.tap(choice(&w.last(), "Too fast"))).await;
+    let restarted = w.engine_over(w.store.clone(), true);
+    w.clock.advance(Duration::from_secs(86_400));
+
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert!(
+        matches!(&report.failures[..], [(id, ProcessError::UnknownVersion { .. })] if *id == broken),
+        "{report:?}"
+    );
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert_eq!((report.waits, report.failures.len()), (1, 0), "{report:?}");
+    assert_eq!(w.instance(&good).await.step, "again");
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert!(!report.more && report.failures.is_empty(), "{report:?}");
+    assert_eq!(w.instance(&broken).await.status, InstanceStatus::Waiting);
+
+    // A stored step the flow does not have (a corrupt store): failed for good, reported once.
+    let mut inst = w.instance(&good).await;
+    inst.step = "ghost".into();
+    inst.due_at = Some(w.clock.now());
+    w.store.update(&inst).await.unwrap();
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert!(
+        matches!(&report.failures[..], [(id, ProcessError::UnknownStep { .. })] if *id == good),
+        "{report:?}"
+    );
+    assert_eq!(w.instance(&good).await.status, InstanceStatus::Failed);
+    assert!(
+        restarted
+            .tick(w.clock.now())
+            .await
+            .unwrap()
+            .failures
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_loses_every_race_is_reported_as_contended_not_duplicate() {
+    let w = World::new().await;
+    let id = w.start().await;
+    let gated = Gated::new(w.store.clone(), 0);
+    gated.contended.store(true, Ordering::SeqCst);
+    let engine = w.engine_over(gated.clone(), true);
+    assert_eq!(
+        engine
+            .offer(&w.ann, &w.tap(choice(&w.last(), "Great")))
+            .await
+            .unwrap(),
+        Offer::Ignored {
+            instance: Some(id.clone()),
+            reason: IgnoredAnswer::Contended
+        }
+    );
+    assert_eq!(
+        w.instance(&id).await.history[0].choice,
+        None,
+        "it did not count"
+    );
 }
