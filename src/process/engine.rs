@@ -318,7 +318,9 @@ impl FlowEngineBuilder {
     }
 
     /// How long a step may be in progress before `tick` takes it up again as crashed
-    /// (default 2 minutes; longer than a send with its retries may take).
+    /// (default 2 minutes). The lease is taken (with the clock read at that moment) before
+    /// each message, and each send is cut off at half of it and counted as a temporary
+    /// failure, so a step is never taken up again while its send may still deliver.
     pub fn recovery_after(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -414,7 +416,10 @@ struct Run {
     /// The run answers the contact (an answer or typed text moved it): its messages are
     /// replies, not proactive messages of the flow's purpose.
     reply: bool,
-    now: Timestamp,
+    /// The earliest time this run may use: `tick`'s `now`, so a host ticking ahead of the
+    /// engine's clock does not write times before it. Times are read from the clock at each
+    /// use (`FlowEngine::now`), never kept for the whole run.
+    floor: Timestamp,
 }
 
 /// How a drive ended.
@@ -781,12 +786,12 @@ impl FlowEngine {
             Err(e) => {
                 // A corrupt store: the instance can never move again.
                 let mut run = self.run(inst, flow, false);
-                run.now = now;
+                run.floor = now;
                 return self.fail(&mut run, e).await.map(|o| (Woke::Nothing, o));
             }
         };
         let mut run = self.run(inst, flow.clone(), false);
-        run.now = now;
+        run.floor = now;
         let woke = if run.inst.status == InstanceStatus::Running {
             // A step in progress whose lease ran out (a crash), or a retry after a failure.
             run.dirty = true;
@@ -841,7 +846,7 @@ impl FlowEngine {
             committed: false,
             contact: None,
             reply,
-            now: self.inner.clock.now(),
+            floor: Timestamp::from_millis(i64::MIN),
         }
     }
 
@@ -855,10 +860,17 @@ impl FlowEngine {
             })
     }
 
+    /// The current time for `run`: the clock, read now (a drive with slow sends spans
+    /// minutes, so a time read at its start would be stale by its end).
+    fn now(&self, run: &Run) -> Timestamp {
+        self.inner.clock.now().max(run.floor)
+    }
+
     fn enter(&self, run: &mut Run, pos: usize) {
         let step = run.flow.id(pos).to_owned();
         run.inst.step.clone_from(&step);
-        run.inst.history.push(StepRecord::new(step, run.now));
+        let at = self.now(run);
+        run.inst.history.push(StepRecord::new(step, at));
         run.dirty = true;
     }
 
@@ -903,12 +915,13 @@ impl FlowEngine {
                         return Ok(outcome);
                     }
                     run.inst.status = InstanceStatus::Waiting;
-                    run.inst.due_at = timeout.map(|(after, _)| run.now.saturating_add(after));
+                    let now = self.now(run);
+                    run.inst.due_at = timeout.map(|(after, _)| now.saturating_add(after));
                     return self.write_last(run).await;
                 }
                 Step::Wait { duration, .. } => {
                     run.inst.status = InstanceStatus::Waiting;
-                    run.inst.due_at = Some(run.now.saturating_add(*duration));
+                    run.inst.due_at = Some(self.now(run).saturating_add(*duration));
                     return self.write_last(run).await;
                 }
                 Step::Branch { cases, otherwise } => {
@@ -991,7 +1004,7 @@ impl FlowEngine {
             return Ok(true);
         }
         run.inst.status = InstanceStatus::Running;
-        run.inst.due_at = Some(run.now.saturating_add(self.inner.lease));
+        run.inst.due_at = Some(self.now(run).saturating_add(self.inner.lease));
         self.write(run).await
     }
 
@@ -1010,7 +1023,7 @@ impl FlowEngine {
             Err(e) if e.is_retryable() => {
                 let after = e.retry_after().unwrap_or(self.inner.retry_after);
                 tracing::warn!(instance = %run.inst.id, error = %e, "flow message not delivered, will retry");
-                run.inst.due_at = Some(run.now.saturating_add(after));
+                run.inst.due_at = Some(self.now(run).saturating_add(after));
                 self.write(run).await?;
                 Ok(Some(Outcome::Pending))
             }
@@ -1048,7 +1061,17 @@ impl FlowEngine {
             Ok(c) => c,
             Err(e) => return Err(DeliveryError::unreachable(e.to_string())),
         };
-        match routes.send(&contact.addresses, message, &ctx).await {
+        // Bounded well inside the lease taken before the send, so `tick` never takes the step
+        // up again while this send may still deliver.
+        let limit = self.inner.lease / 2;
+        let sent = tokio::time::timeout(limit, routes.send(&contact.addresses, message, &ctx));
+        let Ok(sent) = sent.await else {
+            return Err(DeliveryError::retryable(format!(
+                "the send took longer than {} ms (half the recovery lease)",
+                limit.as_millis()
+            )));
+        };
+        match sent {
             Ok(delivered) => {
                 if !delivered.passed_over.is_empty() {
                     tracing::info!(

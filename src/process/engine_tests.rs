@@ -1099,3 +1099,123 @@ async fn an_answer_that_loses_every_race_is_reported_as_contended_not_duplicate(
         "it did not count"
     );
 }
+
+/// A transport whose sends take `step` of the (manual) clock each, and which records, at each
+/// send, the time and the lease the store holds for the contact's instance.
+struct Slow {
+    clock: ManualClock,
+    store: Arc<MemoryProcessStore>,
+    contact: std::sync::OnceLock<ContactId>,
+    step: Duration,
+    seen: std::sync::Mutex<Vec<(Timestamp, Option<Timestamp>)>>,
+}
+
+#[async_trait]
+impl crate::transport::Transport for Slow {
+    fn channel(&self) -> &Channel {
+        &Channel::Messenger
+    }
+    fn capabilities(&self) -> Capabilities {
+        messenger_like()
+    }
+    async fn send(
+        &self,
+        _: &Address,
+        _: &Message,
+        _: &SendContext,
+    ) -> Result<crate::Receipt, DeliveryError> {
+        self.clock.advance(self.step);
+        let contact = self
+            .contact
+            .get()
+            .cloned()
+            .unwrap_or_else(|| ContactId::new("x").unwrap());
+        let due = self.store.active_for(&contact).await.unwrap()[0].due_at;
+        self.seen.lock().unwrap().push((self.clock.now(), due));
+        Ok(crate::Receipt::new(
+            Channel::Messenger,
+            vec![],
+            self.clock.now(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn leases_and_timeouts_are_computed_from_the_clock_at_each_step_of_a_slow_drive() {
+    let w = World::new().await;
+    let slow = Arc::new(Slow {
+        clock: w.clock.clone(),
+        store: w.store.clone(),
+        contact: std::sync::OnceLock::new(),
+        step: Duration::from_secs(50),
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let _ = slow.contact.set(w.ann.clone());
+    let engine = FlowEngine::builder(w.store.clone(), w.directory.clone(), keys())
+        .transport(slow.clone())
+        .clock(w.clock.shared())
+        .build();
+    let flow = Flow::builder(flow_id("welcome"), 1)
+        .send("one", "One", "two")
+        .send("two", "Two", "three")
+        .send("three", "Three", "ask")
+        .question("ask", "Ready?", |q| {
+            q.option("Yes", "end")
+                .timeout(Duration::from_secs(3_600), "end")
+        })
+        .end("end")
+        .build();
+    engine.define(flow).unwrap();
+    let started = w.clock.now();
+    let id = engine.start(&flow_id("welcome"), &w.ann).await.unwrap();
+    let seen = slow.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4);
+    for (i, (at, due)) in seen.iter().enumerate() {
+        // Each lease was taken just before its send (50 s ago), so 70 s of it remain.
+        assert_eq!(
+            *due,
+            Some(at.saturating_add(Duration::from_secs(70))),
+            "send {i}: the lease is stale"
+        );
+    }
+    let inst = w.instance(&id).await;
+    let entered: Vec<_> = inst.history.iter().map(|r| r.at).collect();
+    let after = |secs| started.saturating_add(Duration::from_secs(secs));
+    assert_eq!(entered, [after(0), after(50), after(100), after(150)]);
+    assert_eq!(
+        inst.due_at,
+        Some(after(200 + 3_600)),
+        "the timeout runs from the send"
+    );
+}
+
+#[tokio::test]
+async fn a_send_that_hangs_is_cut_off_inside_the_lease_and_retried() {
+    let w = World::new().await;
+    let hanging = Arc::new(Hanging {
+        before_send: true,
+        sent: std::sync::Mutex::new(Vec::new()),
+        reached: tokio::sync::Notify::new(),
+    });
+    let engine = FlowEngine::builder(w.store.clone(), w.directory.clone(), keys())
+        .transport(hanging)
+        .clock(w.clock.shared())
+        .recovery_after(Duration::from_millis(200))
+        .retry_after(Duration::from_secs(30))
+        .build();
+    engine.define(check_in(1)).unwrap();
+    let id = tokio::time::timeout(
+        Duration::from_secs(5),
+        engine.start(&flow_id("check-in"), &w.ann),
+    )
+    .await
+    .expect("the send is cut off")
+    .unwrap();
+    let inst = w.instance(&id).await;
+    assert_eq!(inst.status, InstanceStatus::Running);
+    assert_eq!(
+        inst.due_at,
+        Some(w.clock.now().saturating_add(Duration::from_secs(30))),
+        "retried later, like any temporary failure"
+    );
+}
