@@ -261,6 +261,7 @@ pub struct FlowEngineBuilder {
     style: ChoiceStyle,
     lease: Duration,
     retry_after: Duration,
+    max_attempts: u32,
     tick_batch: usize,
 }
 
@@ -333,6 +334,15 @@ impl FlowEngineBuilder {
         self
     }
 
+    /// How many temporary delivery failures in a row one step may have before the instance
+    /// fails (default 10, at least 1). The count is stored with the instance, so it survives
+    /// restarts; a delivered message resets it. The last failure is reported by `tick` (or
+    /// returned by `start`, `release`).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
     /// How many due instances one `tick` takes (default 100).
     pub fn tick_batch(mut self, batch: usize) -> Self {
         self.tick_batch = batch.max(1);
@@ -366,6 +376,7 @@ impl FlowEngineBuilder {
                 style: self.style,
                 lease: self.lease,
                 retry_after: self.retry_after,
+                max_attempts: self.max_attempts,
                 tick_batch: self.tick_batch,
                 no_vars: CampaignVars::none(),
             }),
@@ -384,6 +395,7 @@ struct Inner {
     style: ChoiceStyle,
     lease: Duration,
     retry_after: Duration,
+    max_attempts: u32,
     tick_batch: usize,
     no_vars: CampaignVars,
 }
@@ -477,6 +489,7 @@ impl FlowEngine {
             style: ChoiceStyle::Buttons,
             lease: Duration::from_secs(120),
             retry_after: Duration::from_secs(60),
+            max_attempts: 10,
             tick_batch: 100,
         }
     }
@@ -1019,8 +1032,20 @@ impl FlowEngine {
             return Ok(Some(lost(run)));
         }
         match self.send(run, message, purpose).await {
-            Ok(()) => Ok(None),
+            Ok(()) => {
+                run.inst.attempts = 0;
+                Ok(None)
+            }
+            Err(e)
+                if e.is_retryable()
+                    && run.inst.attempts.saturating_add(1) >= self.inner.max_attempts =>
+            {
+                tracing::warn!(instance = %run.inst.id, attempts = self.inner.max_attempts, "flow message not delivered after every attempt");
+                run.inst.attempts = run.inst.attempts.saturating_add(1);
+                self.fail(run, e.into()).await.map(Some)
+            }
             Err(e) if e.is_retryable() => {
+                run.inst.attempts = run.inst.attempts.saturating_add(1);
                 let after = e.retry_after().unwrap_or(self.inner.retry_after);
                 tracing::warn!(instance = %run.inst.id, error = %e, "flow message not delivered, will retry");
                 run.inst.due_at = Some(self.now(run).saturating_add(after));

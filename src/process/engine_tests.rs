@@ -1219,3 +1219,49 @@ async fn a_send_that_hangs_is_cut_off_inside_the_lease_and_retried() {
         "retried later, like any temporary failure"
     );
 }
+
+#[tokio::test]
+async fn temporary_failures_retry_up_to_the_attempt_limit_then_fail_the_instance() {
+    let w = World::with(|b| b.max_attempts(3).retry_after(Duration::from_secs(10))).await;
+    for _ in 0..3 {
+        w.stub.push_failure(DeliveryError::retryable("busy"));
+    }
+    let id = w.start().await;
+    assert_eq!(w.instance(&id).await.attempts, 1);
+    w.clock.advance(Duration::from_secs(10));
+    let report = w.engine.tick(w.clock.now()).await.unwrap();
+    assert_eq!((report.resumed, report.failures.len()), (1, 0));
+    assert_eq!(
+        w.instance(&id).await.attempts,
+        2,
+        "stored with the instance"
+    );
+    w.clock.advance(Duration::from_secs(10));
+    let report = w.engine.tick(w.clock.now()).await.unwrap();
+    assert!(
+        matches!(&report.failures[..], [(i, ProcessError::Delivery(e))] if *i == id && e.is_retryable()),
+        "{report:?}"
+    );
+    let inst = w.instance(&id).await;
+    assert_eq!((inst.status, inst.attempts), (InstanceStatus::Failed, 3));
+    assert!(w.stub.sent().is_empty());
+
+    // A delivered message resets the count.
+    let w = World::with(|b| b.max_attempts(2).retry_after(Duration::from_secs(10))).await;
+    w.stub.push_failure(DeliveryError::retryable("busy"));
+    let id = w.start().await;
+    w.clock.advance(Duration::from_secs(10));
+    w.engine.tick(w.clock.now()).await.unwrap();
+    let inst = w.instance(&id).await;
+    assert_eq!((inst.status, inst.attempts), (InstanceStatus::Waiting, 0));
+    // Old stored instances without the field read as 0.
+    let mut json = serde_json::to_value(&inst).unwrap();
+    assert!(json.get("attempts").is_none());
+    json.as_object_mut().unwrap().remove("attempts");
+    assert_eq!(
+        serde_json::from_value::<ProcessInstance>(json)
+            .unwrap()
+            .attempts,
+        0
+    );
+}
