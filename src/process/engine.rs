@@ -724,7 +724,8 @@ impl FlowEngine {
             // The question asked last first.
             open.sort_by_key(|(inst, _, _)| std::cmp::Reverse(inst.history.last().map(|r| r.at)));
             let typed = normalize(text);
-            for (inst, flow, pos) in &open {
+            // Nothing typed (only spaces or punctuation) never matches an option.
+            for (inst, flow, pos) in open.iter().filter(|_| !typed.is_empty()) {
                 if let Step::Question { options, .. } = &flow.steps[*pos] {
                     if let Some(i) = options.iter().position(|o| o.normalized == typed) {
                         let option = u8::try_from(i).unwrap_or(u8::MAX);
