@@ -355,9 +355,20 @@ async fn stale_forged_duplicate_and_foreign_answers_are_ignored_and_reported() {
     assert_eq!(inst.step, "pause", "none of them moved the flow");
 }
 
+/// Both answers read the instance before either writes: the store holds the first two `get`s
+/// at a barrier, so the interleaving that needs the compare-and-swap happens every round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_answers_processed_at_once_move_the_instance_once() {
-    for round in 0..30 {
+    async fn both(w: &Arc<World>, a: Inbound, b: Inbound) -> [Offer; 2] {
+        let engine = w.engine_over(Gated::new(w.store.clone(), 2), true);
+        let (ea, eb, ann_a, ann_b) = (engine.clone(), engine, w.ann.clone(), w.ann.clone());
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { ea.offer(&ann_a, &a).await.unwrap() }),
+            tokio::spawn(async move { eb.offer(&ann_b, &b).await.unwrap() })
+        );
+        [ra.unwrap(), rb.unwrap()]
+    }
+    for round in 0..5 {
         let w = Arc::new(World::new().await);
         let id = w.start().await;
         let question = w.last();
@@ -365,12 +376,7 @@ async fn two_answers_processed_at_once_move_the_instance_once() {
             w.tap(choice(&question, "Great")),
             w.tap(choice(&question, "Too fast")),
         );
-        let (wa, wb) = (w.clone(), w.clone());
-        let (ra, rb) = tokio::join!(
-            tokio::spawn(async move { wa.offer(&a).await }),
-            tokio::spawn(async move { wb.offer(&b).await })
-        );
-        let outcomes = [ra.unwrap(), rb.unwrap()];
+        let outcomes = both(&w, a, b).await;
         let moved = outcomes
             .iter()
             .filter(|o| matches!(o, Offer::Consumed { .. }))
@@ -398,12 +404,7 @@ async fn two_answers_processed_at_once_move_the_instance_once() {
         let w = Arc::new(World::new().await);
         let id = w.start().await;
         let tap = w.tap(choice(&w.last(), "Too fast"));
-        let (wa, wb, ta, tb) = (w.clone(), w.clone(), tap.clone(), tap);
-        let (ra, rb) = tokio::join!(
-            tokio::spawn(async move { wa.offer(&ta).await }),
-            tokio::spawn(async move { wb.offer(&tb).await })
-        );
-        let mut outcomes = [ra.unwrap(), rb.unwrap()];
+        let mut outcomes = both(&w, tap.clone(), tap).await;
         outcomes.sort_by_key(|o| matches!(o, Offer::Ignored { .. }));
         assert_eq!(
             outcomes,
