@@ -19,6 +19,26 @@
 //! (the default), ask again, or count as the answer. While an instance is handed over to a
 //! human, everything the contact writes goes to the inbox until [`FlowEngine::release`].
 //!
+//! Typed text is matched against the open questions of **every** flow the contact runs, the
+//! question asked last first: the first one with a matching option takes it. When none
+//! matches, the question asked last decides what happens to the text (its `on_text`). Text
+//! that is empty once spaces and punctuation are dropped never matches an option. Buttons
+//! and quick replies name their instance, so they are never ambiguous; give questions that
+//! may be open at the same time distinct labels if typed answers matter.
+//!
+//! # Transports and the messaging window
+//!
+//! Messages go through the engine's transports in the order they were added
+//! ([`FlowEngineBuilder::transport`]), moving to the next one when a transport cannot reach
+//! the contact or not now (Messenger's 24-hour window is closed). A message that answers the
+//! contact (right after an answer or typed text) is sent as [`Intent::Reply`]; a message the
+//! flow sends on its own (after a wait, an answer timeout, a release, or at `start`) is sent
+//! with the flow's (or the block's) [`purpose`](super::flow::Flow::purpose), default
+//! [`Intent::Update`]. Messenger refuses `Update` more than 24 hours after the contact last
+//! wrote, so a flow that speaks after a long wait either declares a purpose that a message
+//! tag allows (an account, purchase or event update, and only when it is one) or has a
+//! second transport (e-mail) to fall to.
+//!
 //! # Time
 //!
 //! Nothing sleeps in the engine. Waits and answer timeouts set the instance's `due_at`; the host
@@ -63,7 +83,10 @@
 //! Two answers processed at the same time both read the instance at revision `r` and both try
 //! to write revision `r + 1`; the store lets one win. The loser reads again, finds the visit
 //! answered, and reports a duplicate (same option) or a stale answer (another option), so the
-//! instance moves once.
+//! instance moves once. An answer that loses the race three times in a row (several writers
+//! on one instance at once) did not count and is reported as
+//! [`Contended`](IgnoredAnswer::Contended), never as a duplicate; typed free text that loses
+//! every race goes on to the inbox, so it is not lost.
 //!
 //! # Flow versions
 //!
@@ -75,12 +98,40 @@
 //!
 //! # Failures
 //!
-//! A delivery failure that may pass ([retryable](crate::transport::DeliveryError::is_retryable))
-//! leaves the instance running, due again after [`FlowEngineBuilder::retry_after`] (or the
-//! transport's retry-after). Any other failure (the contact is unreachable on the engine's
-//! transports, a template cannot be rendered for the contact) marks the instance
-//! [`Failed`](InstanceStatus::Failed) and is returned (from `start`, `tick`, `release`) or
-//! logged (from `offer`, where the answer itself was taken).
+//! A delivery failure that may pass ([retryable](crate::transport::DeliveryError::is_retryable),
+//! including a send cut off at half the lease) leaves the instance running, due again after
+//! [`FlowEngineBuilder::retry_after`] (or the transport's retry-after), up to
+//! [`FlowEngineBuilder::max_attempts`] failures in a row at one step; the last one fails the
+//! instance. Any other failure marks the instance [`Failed`](InstanceStatus::Failed): the
+//! contact is unreachable on every transport, **the messaging window is closed
+//! ([`WindowClosed`](crate::transport::DeliveryErrorKind::WindowClosed)) and no other
+//! transport reaches the contact**, a template cannot be rendered for the contact. The
+//! failure is returned (from `start`, `release`), reported in [`TickReport::failures`]
+//! (from `tick`), or logged (from `offer`, where the answer itself was taken).
+//!
+//! An instance that cannot run at all never fails the caller for its contact's other
+//! instances and never blocks `tick`:
+//!
+//! - its flow version is not defined: `offer` ignores a button answer to it
+//!   ([`IgnoredAnswer::UnknownFlowVersion`]), typed text skips it, `release` skips it, and
+//!   `tick` reports [`ProcessError::UnknownVersion`] and puts it off by `retry_after` (it is
+//!   not failed: it moves again once the version is defined);
+//! - it stands at a block its version does not have (a corrupt store): `tick` fails it and
+//!   reports [`ProcessError::UnknownStep`]; `offer` ignores answers to it
+//!   ([`IgnoredAnswer::UnknownStep`]).
+//!
+//! `offer` returns an error only when the store (or the directory) fails, which is worth a
+//! redelivery of the webhook.
+//!
+//! # Time within one drive
+//!
+//! One drive may send several messages in a row (send, send, question). The clock is read
+//! for each lease, each history entry, each wait and each answer timeout, not once per drive,
+//! so a drive whose sends are slow never stores a lease that has already run out, and an
+//! answer timeout runs from when the question went out. Each send is cut off at half the
+//! lease ([`FlowEngineBuilder::recovery_after`]), so `tick` never takes a step up again while
+//! its send may still deliver. A send cut off may still have been delivered: it is sent
+//! again with the same idempotency key.
 
 use std::{
     collections::{BTreeMap, HashMap},
