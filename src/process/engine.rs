@@ -313,6 +313,7 @@ pub struct FlowEngineBuilder {
     lease: Duration,
     retry_after: Duration,
     max_attempts: u32,
+    send_timeout: Option<Duration>,
     tick_batch: usize,
 }
 
@@ -394,6 +395,17 @@ impl FlowEngineBuilder {
         self
     }
 
+    /// How long one send may take before it is cut off and counted as a temporary failure
+    /// (default and most: half of [`recovery_after`](Self::recovery_after), so `tick` never
+    /// takes a step up again while its send may still deliver). The timer needs a Tokio
+    /// runtime with the time driver (`#[tokio::main]`, or `enable_time`/`enable_all` on a
+    /// runtime builder). `None` turns it off: the host's transports must then bound their own
+    /// sends well inside the lease.
+    pub fn send_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
     /// How many due instances one `tick` takes (default 100).
     pub fn tick_batch(mut self, batch: usize) -> Self {
         self.tick_batch = batch.max(1);
@@ -428,6 +440,7 @@ impl FlowEngineBuilder {
                 lease: self.lease,
                 retry_after: self.retry_after,
                 max_attempts: self.max_attempts,
+                send_timeout: self.send_timeout.map(|t| t.min(self.lease / 2)),
                 tick_batch: self.tick_batch,
                 no_vars: CampaignVars::none(),
             }),
@@ -447,11 +460,15 @@ struct Inner {
     lease: Duration,
     retry_after: Duration,
     max_attempts: u32,
+    send_timeout: Option<Duration>,
     tick_batch: usize,
     no_vars: CampaignVars,
 }
 
 /// The reference flow engine; see the [module docs](self). Cheap to clone (clones share state).
+///
+/// Sends are cut off by a Tokio timer ([`FlowEngineBuilder::send_timeout`]), so the engine
+/// runs on a Tokio runtime with the time driver enabled unless that is turned off.
 #[derive(Clone)]
 pub struct FlowEngine {
     inner: Arc<Inner>,
@@ -541,6 +558,7 @@ impl FlowEngine {
             lease: Duration::from_secs(120),
             retry_after: Duration::from_secs(60),
             max_attempts: 10,
+            send_timeout: Some(Duration::MAX),
             tick_batch: 100,
         }
     }
@@ -1140,13 +1158,18 @@ impl FlowEngine {
         };
         // Bounded well inside the lease taken before the send, so `tick` never takes the step
         // up again while this send may still deliver.
-        let limit = self.inner.lease / 2;
-        let sent = tokio::time::timeout(limit, routes.send(&contact.addresses, message, &ctx));
-        let Ok(sent) = sent.await else {
-            return Err(DeliveryError::retryable(format!(
-                "the send took longer than {} ms (half the recovery lease)",
-                limit.as_millis()
-            )));
+        let sending = routes.send(&contact.addresses, message, &ctx);
+        let sent = match self.inner.send_timeout {
+            Some(limit) => match tokio::time::timeout(limit, sending).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    return Err(DeliveryError::retryable(format!(
+                        "the send took longer than {} ms",
+                        limit.as_millis()
+                    )));
+                }
+            },
+            None => sending.await,
         };
         match sent {
             Ok(delivered) => {
