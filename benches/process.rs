@@ -197,6 +197,8 @@ fn setup() -> Setup {
     )
     .transport(sink.clone())
     .clock(clock.shared())
+    // Polled without a runtime (no timer); the sink never blocks.
+    .send_timeout(None)
     .build();
     engine.define(chain()).expect("valid flow");
     engine.define(check_in()).expect("valid flow");

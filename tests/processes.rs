@@ -11,7 +11,7 @@ use std::{
 use serde_json::Value;
 use tidings::{
     clock::{Clock, ManualClock, Timestamp},
-    contact::{Address, ContactId, NewContact},
+    contact::{Address, Channel, ContactId, NewContact},
     hub::{Hub, Routed},
     identity::{ConnectPolicy, Connector, Directory},
     inbox::{EntryContent, Inbox},
@@ -21,7 +21,8 @@ use tidings::{
         Webhook,
     },
     process::{
-        FlowEngine, FlowId, IgnoredAnswer, InstanceStatus, ProcessEngine, ProcessStore,
+        FlowEngine, FlowId, IgnoredAnswer, InstanceStatus, ProcessEngine, ProcessError,
+        ProcessStore,
         flow::Flow,
         payload::{PayloadKey, PayloadKeys},
     },
@@ -31,6 +32,7 @@ use tidings::{
     },
     testkit::{graph::FakeGraph, user::FakeUser},
     token::{TokenKey, Tokens},
+    transport::{DeliveryErrorKind, Intent, stub::StubTransport},
 };
 
 const PAGE: &str = "104812345678901";
@@ -74,6 +76,10 @@ struct World {
     pages: Arc<StaticPages>,
     last: Arc<MemoryLastInbound>,
     seen: Arc<MemorySeenEvents>,
+    /// An e-mail transport the engine falls back to, when set before `boot`.
+    email: Option<Arc<StubTransport>>,
+    /// Flows defined at boot besides the check-in.
+    flows: Vec<Flow>,
 }
 
 fn keys() -> PayloadKeys {
@@ -120,6 +126,8 @@ impl World {
             pages,
             last: Arc::new(MemoryLastInbound::new()),
             seen: Arc::new(MemorySeenEvents::new()),
+            email: None,
+            flows: Vec::new(),
         };
         w.boot(style).await;
         w
@@ -136,12 +144,18 @@ impl World {
                 .build()
                 .unwrap(),
         );
-        self.engine = FlowEngine::builder(self.store.clone(), self.directory.clone(), keys())
+        let mut engine = FlowEngine::builder(self.store.clone(), self.directory.clone(), keys())
             .transport(messenger.clone())
             .clock(self.clock.shared())
-            .choice_style(style)
-            .build();
+            .choice_style(style);
+        if let Some(email) = &self.email {
+            engine = engine.transport(email.clone());
+        }
+        self.engine = engine.build();
         self.engine.define(check_in()).unwrap();
+        for flow in &self.flows {
+            self.engine.define(flow.clone()).unwrap();
+        }
         let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
             .with_clock(self.clock.shared());
         let connector = Connector::new(
@@ -200,16 +214,23 @@ impl World {
 
     /// A linked contact who has just written to the Page (so the messaging window is open).
     async fn student(&self, psid: &str, first_name: &str) -> ContactId {
-        let id = self
-            .directory
-            .create(
-                NewContact::new()
-                    .with_name(first_name, "Lee")
-                    .with_address(Address::messenger(PAGE, psid).unwrap()),
-            )
-            .await
-            .unwrap()
-            .id;
+        self.student_with(psid, first_name, None).await
+    }
+
+    /// [`student`](Self::student), with one more address.
+    async fn student_with(
+        &self,
+        psid: &str,
+        first_name: &str,
+        extra: Option<Address>,
+    ) -> ContactId {
+        let mut contact = NewContact::new()
+            .with_name(first_name, "Lee")
+            .with_address(Address::messenger(PAGE, psid).unwrap());
+        if let Some(address) = extra {
+            contact = contact.with_address(address);
+        }
+        let id = self.directory.create(contact).await.unwrap().id;
         self.say(psid, |u, at| {
             u.text(&format!("m-hello-{psid}"), "Hello", at)
         })
@@ -562,4 +583,107 @@ async fn a_question_sent_again_after_a_crash_counts_once_whichever_copy_is_answe
         }
     ));
     assert_eq!(w.sent_to("ann"), 3, "one follow-up");
+}
+
+/// Two days without a word from the contact: Messenger's 24-hour window is closed when the
+/// flow speaks again. A tag purpose still goes over Messenger, `Update` falls to e-mail when
+/// the engine has an e-mail transport, and with neither the instance fails and `tick` says so.
+#[tokio::test]
+async fn after_the_window_closed_a_flow_speaks_by_its_purpose_or_falls_back_or_fails() {
+    const TWO_DAYS: Duration = Duration::from_secs(2 * 86_400);
+
+    // A tag purpose: the access reminder after a purchase goes over Messenger, tagged.
+    let access = Flow::builder(FlowId::new("access").unwrap(), 1)
+        .purpose(Intent::PostPurchase)
+        .wait("later", TWO_DAYS, "remind")
+        .send(
+            "remind",
+            "Your course access is ready, {{ first_name }}.",
+            "done",
+        )
+        .end("done")
+        .build();
+    let mut w = World::new(ChoiceStyle::Buttons).await;
+    w.flows.push(access);
+    w.boot(ChoiceStyle::Buttons).await;
+    let ann = w.student("ann", "Ann").await;
+    let run = w
+        .engine
+        .start(&FlowId::new("access").unwrap(), &ann)
+        .await
+        .unwrap();
+    let before = w.sent_to("ann");
+    w.clock.advance(TWO_DAYS);
+    let report = w.tick().await;
+    assert_eq!((report.waits, report.failures.len()), (1, 0), "{report:?}");
+    assert_eq!(w.sent_to("ann"), before + 1);
+    let sent = w.graph.sent();
+    let remind = sent.iter().rev().find(|s| s.recipient == "ann").unwrap();
+    assert_eq!(remind.body["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(remind.body["tag"], "POST_PURCHASE_UPDATE");
+    assert_eq!(
+        w.store.get(&run).await.unwrap().unwrap().status,
+        InstanceStatus::Finished
+    );
+
+    // `Update` (the check-in's nudge) with an e-mail transport after Messenger: by e-mail.
+    let email = Arc::new(StubTransport::new(Channel::Email).with_clock(w.clock.shared()));
+    let mut w = World::new(ChoiceStyle::Buttons).await;
+    w.email = Some(email.clone());
+    w.boot(ChoiceStyle::Buttons).await;
+    let bob = w
+        .student_with(
+            "bob",
+            "Bob",
+            Some(Address::email("bob@example.org").unwrap()),
+        )
+        .await;
+    let run = w.engine.start(&flow(), &bob).await.unwrap();
+    assert_eq!(w.last_to("bob").0, "Hi Bob, how is the course going?");
+    assert!(email.sent().is_empty(), "the question went over Messenger");
+    w.clock.advance(TWO_DAYS);
+    let report = w.tick().await;
+    assert_eq!(
+        (report.timeouts, report.failures.len()),
+        (1, 0),
+        "{report:?}"
+    );
+    let mailed = email.sent();
+    assert_eq!(mailed.len(), 1);
+    assert_eq!(
+        mailed[0].message.text_body(),
+        "We miss you! Reply any time."
+    );
+    assert_eq!(mailed[0].to, Address::email("bob@example.org").unwrap());
+    assert_eq!(mailed[0].ctx.intent, Intent::Update);
+    assert_eq!(
+        w.store.get(&run).await.unwrap().unwrap().status,
+        InstanceStatus::Finished
+    );
+
+    // Neither: the nudge cannot go out; the instance fails and tick reports it.
+    let w = World::new(ChoiceStyle::Buttons).await;
+    let cid = w.student("cid", "Cid").await;
+    let run = w.engine.start(&flow(), &cid).await.unwrap();
+    let before = w.sent_to("cid");
+    w.clock.advance(TWO_DAYS);
+    let report = w.tick().await;
+    assert_eq!(report.timeouts, 0, "{report:?}");
+    assert!(
+        matches!(
+            &report.failures[..],
+            [(id, ProcessError::Delivery(e))] if *id == run && e.kind() == DeliveryErrorKind::WindowClosed
+        ),
+        "{report:?}"
+    );
+    assert_eq!(
+        w.sent_to("cid"),
+        before,
+        "Messenger refused before any call"
+    );
+    assert_eq!(
+        w.store.get(&run).await.unwrap().unwrap().status,
+        InstanceStatus::Failed
+    );
+    assert_eq!(w.tick().await.failures.len(), 0, "reported once");
 }

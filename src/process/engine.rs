@@ -19,6 +19,26 @@
 //! (the default), ask again, or count as the answer. While an instance is handed over to a
 //! human, everything the contact writes goes to the inbox until [`FlowEngine::release`].
 //!
+//! Typed text is matched against the open questions of **every** flow the contact runs, the
+//! question asked last first: the first one with a matching option takes it. When none
+//! matches, the question asked last decides what happens to the text (its `on_text`). Text
+//! that is empty once spaces and punctuation are dropped never matches an option. Buttons
+//! and quick replies name their instance, so they are never ambiguous; give questions that
+//! may be open at the same time distinct labels if typed answers matter.
+//!
+//! # Transports and the messaging window
+//!
+//! Messages go through the engine's transports in the order they were added
+//! ([`FlowEngineBuilder::transport`]), moving to the next one when a transport cannot reach
+//! the contact or not now (Messenger's 24-hour window is closed). A message that answers the
+//! contact (right after an answer or typed text) is sent as [`Intent::Reply`]; a message the
+//! flow sends on its own (after a wait, an answer timeout, a release, or at `start`) is sent
+//! with the flow's (or the block's) [`purpose`](super::flow::Flow::purpose), default
+//! [`Intent::Update`]. Messenger refuses `Update` more than 24 hours after the contact last
+//! wrote, so a flow that speaks after a long wait either declares a purpose that a message
+//! tag allows (an account, purchase or event update, and only when it is one) or has a
+//! second transport (e-mail) to fall to.
+//!
 //! # Time
 //!
 //! Nothing sleeps in the engine. Waits and answer timeouts set the instance's `due_at`; the host
@@ -63,7 +83,10 @@
 //! Two answers processed at the same time both read the instance at revision `r` and both try
 //! to write revision `r + 1`; the store lets one win. The loser reads again, finds the visit
 //! answered, and reports a duplicate (same option) or a stale answer (another option), so the
-//! instance moves once.
+//! instance moves once. An answer that loses the race three times in a row (several writers
+//! on one instance at once) did not count and is reported as
+//! [`Contended`](IgnoredAnswer::Contended), never as a duplicate; typed free text that loses
+//! every race goes on to the inbox, so it is not lost.
 //!
 //! # Flow versions
 //!
@@ -75,12 +98,40 @@
 //!
 //! # Failures
 //!
-//! A delivery failure that may pass ([retryable](crate::transport::DeliveryError::is_retryable))
-//! leaves the instance running, due again after [`FlowEngineBuilder::retry_after`] (or the
-//! transport's retry-after). Any other failure (the contact is unreachable on the engine's
-//! transports, a template cannot be rendered for the contact) marks the instance
-//! [`Failed`](InstanceStatus::Failed) and is returned (from `start`, `tick`, `release`) or
-//! logged (from `offer`, where the answer itself was taken).
+//! A delivery failure that may pass ([retryable](crate::transport::DeliveryError::is_retryable),
+//! including a send cut off at half the lease) leaves the instance running, due again after
+//! [`FlowEngineBuilder::retry_after`] (or the transport's retry-after), up to
+//! [`FlowEngineBuilder::max_attempts`] failures in a row at one step; the last one fails the
+//! instance. Any other failure marks the instance [`Failed`](InstanceStatus::Failed): the
+//! contact is unreachable on every transport, **the messaging window is closed
+//! ([`WindowClosed`](crate::transport::DeliveryErrorKind::WindowClosed)) and no other
+//! transport reaches the contact**, a template cannot be rendered for the contact. The
+//! failure is returned (from `start`, `release`), reported in [`TickReport::failures`]
+//! (from `tick`), or logged (from `offer`, where the answer itself was taken).
+//!
+//! An instance that cannot run at all never fails the caller for its contact's other
+//! instances and never blocks `tick`:
+//!
+//! - its flow version is not defined: `offer` ignores a button answer to it
+//!   ([`IgnoredAnswer::UnknownFlowVersion`]), typed text skips it, `release` skips it, and
+//!   `tick` reports [`ProcessError::UnknownVersion`] and puts it off by `retry_after` (it is
+//!   not failed: it moves again once the version is defined);
+//! - it stands at a block its version does not have (a corrupt store): `tick` fails it and
+//!   reports [`ProcessError::UnknownStep`]; `offer` ignores answers to it
+//!   ([`IgnoredAnswer::UnknownStep`]).
+//!
+//! `offer` returns an error only when the store (or the directory) fails, which is worth a
+//! redelivery of the webhook.
+//!
+//! # Time within one drive
+//!
+//! One drive may send several messages in a row (send, send, question). The clock is read
+//! for each lease, each history entry, each wait and each answer timeout, not once per drive,
+//! so a drive whose sends are slow never stores a lease that has already run out, and an
+//! answer timeout runs from when the question went out. Each send is cut off at half the
+//! lease ([`FlowEngineBuilder::recovery_after`]), so `tick` never takes a step up again while
+//! its send may still deliver. A send cut off may still have been delivered: it is sent
+//! again with the same idempotency key.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -110,7 +161,7 @@ use crate::{
     identity::Directory,
     message::{ChoiceStyle, Inbound, InboundKind, Message},
     template::{CampaignVars, Template},
-    transport::{DeliveryError, Intent, SendContext, SharedTransport, TransportSet},
+    transport::{DeliveryError, Fallback, Intent, SendContext, SharedTransport, TransportSet},
 };
 
 /// How many times an answer is re-read after losing a race before it is reported as a
@@ -261,6 +312,8 @@ pub struct FlowEngineBuilder {
     style: ChoiceStyle,
     lease: Duration,
     retry_after: Duration,
+    max_attempts: u32,
+    send_timeout: Option<Duration>,
     tick_batch: usize,
 }
 
@@ -275,8 +328,19 @@ impl fmt::Debug for FlowEngineBuilder {
 }
 
 impl FlowEngineBuilder {
-    /// A transport to reach contacts through. Several may be given (one per channel); a
-    /// contact is reached through the first one it has an address for.
+    /// A transport to reach contacts through. Several may be given (one per channel, a later
+    /// one for the same channel replaces the earlier), and **their order matters**: every
+    /// message goes through them in the order added, like a [`Fallback`]. The next one is
+    /// tried only when a transport cannot reach the contact (no address on its channel,
+    /// [`Unreachable`](crate::transport::DeliveryErrorKind::Unreachable)) or not now (the
+    /// Messenger window is closed:
+    /// [`WindowClosed`](crate::transport::DeliveryErrorKind::WindowClosed)); a temporary
+    /// failure is retried on the same transport later. Add Messenger first and e-mail second
+    /// so that a flow whose window closed during a wait reaches the contact by e-mail.
+    ///
+    /// A question only goes through transports that can show its options (a text-only e-mail
+    /// transport carries sends and handover messages, not questions), and flows are checked
+    /// against the [`Limits`] of the transports that can show options.
     pub fn transport(mut self, transport: SharedTransport) -> Self {
         self.transports.insert(transport);
         self
@@ -307,7 +371,9 @@ impl FlowEngineBuilder {
     }
 
     /// How long a step may be in progress before `tick` takes it up again as crashed
-    /// (default 2 minutes; longer than a send with its retries may take).
+    /// (default 2 minutes). The lease is taken (with the clock read at that moment) before
+    /// each message, and each send is cut off at half of it and counted as a temporary
+    /// failure, so a step is never taken up again while its send may still deliver.
     pub fn recovery_after(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -320,6 +386,26 @@ impl FlowEngineBuilder {
         self
     }
 
+    /// How many temporary delivery failures in a row one step may have before the instance
+    /// fails (default 10, at least 1). The count is stored with the instance, so it survives
+    /// restarts; a delivered message resets it. The last failure is reported by `tick` (or
+    /// returned by `start`, `release`).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// How long one send may take before it is cut off and counted as a temporary failure
+    /// (default and most: half of [`recovery_after`](Self::recovery_after), so `tick` never
+    /// takes a step up again while its send may still deliver). The timer needs a Tokio
+    /// runtime with the time driver (`#[tokio::main]`, or `enable_time`/`enable_all` on a
+    /// runtime builder). `None` turns it off: the host's transports must then bound their own
+    /// sends well inside the lease.
+    pub fn send_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
     /// How many due instances one `tick` takes (default 100).
     pub fn tick_batch(mut self, batch: usize) -> Self {
         self.tick_batch = batch.max(1);
@@ -329,9 +415,17 @@ impl FlowEngineBuilder {
     /// Builds the engine.
     pub fn build(self) -> FlowEngine {
         let limits = self.limits.unwrap_or_else(|| {
-            self.transports
+            // Questions only go through transports that can show options, so only those limit
+            // them (with none, the narrowest wins and questions are refused).
+            let asking: Vec<_> = self
+                .transports
                 .iter()
-                .fold(Limits::new(), |l, t| l.narrowed_to(&t.capabilities()))
+                .map(|t| t.capabilities())
+                .filter(|c| c.max_choices > 0)
+                .collect();
+            let all: Vec<_> = self.transports.iter().map(|t| t.capabilities()).collect();
+            let caps = if asking.is_empty() { all } else { asking };
+            caps.iter().fold(Limits::new(), |l, c| l.narrowed_to(c))
         });
         FlowEngine {
             inner: Arc::new(Inner {
@@ -345,6 +439,8 @@ impl FlowEngineBuilder {
                 style: self.style,
                 lease: self.lease,
                 retry_after: self.retry_after,
+                max_attempts: self.max_attempts,
+                send_timeout: self.send_timeout.map(|t| t.min(self.lease / 2)),
                 tick_batch: self.tick_batch,
                 no_vars: CampaignVars::none(),
             }),
@@ -363,11 +459,16 @@ struct Inner {
     style: ChoiceStyle,
     lease: Duration,
     retry_after: Duration,
+    max_attempts: u32,
+    send_timeout: Option<Duration>,
     tick_batch: usize,
     no_vars: CampaignVars,
 }
 
 /// The reference flow engine; see the [module docs](self). Cheap to clone (clones share state).
+///
+/// Sends are cut off by a Tokio timer ([`FlowEngineBuilder::send_timeout`]), so the engine
+/// runs on a Tokio runtime with the time driver enabled unless that is turned off.
 #[derive(Clone)]
 pub struct FlowEngine {
     inner: Arc<Inner>,
@@ -392,8 +493,13 @@ struct Run {
     /// A write of this run succeeded (or the run created the instance): the run owns the move.
     committed: bool,
     contact: Option<Contact>,
-    intent: Intent,
-    now: Timestamp,
+    /// The run answers the contact (an answer or typed text moved it): its messages are
+    /// replies, not proactive messages of the flow's purpose.
+    reply: bool,
+    /// The earliest time this run may use: `tick`'s `now`, so a host ticking ahead of the
+    /// engine's clock does not write times before it. Times are read from the clock at each
+    /// use (`FlowEngine::now`), never kept for the whole run.
+    floor: Timestamp,
 }
 
 /// How a drive ended.
@@ -451,6 +557,8 @@ impl FlowEngine {
             style: ChoiceStyle::Buttons,
             lease: Duration::from_secs(120),
             retry_after: Duration::from_secs(60),
+            max_attempts: 10,
+            send_timeout: Some(Duration::MAX),
             tick_batch: 100,
         }
     }
@@ -495,8 +603,17 @@ impl FlowEngine {
     pub async fn release(&self, contact: &ContactId) -> Result<Vec<InstanceId>, ProcessError> {
         let mut released = Vec::new();
         for inst in self.inner.store.active_for(contact).await? {
-            let flow = self.flow_of(&inst)?;
-            let pos = position(&flow, &inst)?;
+            let (flow, pos) = match self
+                .flow_of(&inst)
+                .and_then(|f| Ok((position(&f, &inst)?, f)))
+            {
+                Ok((pos, flow)) => (flow, pos),
+                Err(e) => {
+                    // `tick` reports it; releasing the contact's other flows goes on.
+                    tracing::warn!(instance = %inst.id, error = %e, "flow instance that cannot run not released");
+                    continue;
+                }
+            };
             let Step::Handover { next, .. } = &flow.steps[pos] else {
                 continue;
             };
@@ -505,7 +622,7 @@ impl FlowEngine {
             }
             let next = *next;
             let id = inst.id.clone();
-            let mut run = self.run(inst, flow, Intent::Update);
+            let mut run = self.run(inst, flow, false);
             self.enter(&mut run, next);
             match self.drive(&mut run).await {
                 Ok(Outcome::Lost) => {}
@@ -558,7 +675,7 @@ impl FlowEngine {
             Err(e) => return Err(e.into()),
         }
         let id = inst.id.clone();
-        let mut run = self.run(inst, flow, Intent::Update);
+        let mut run = self.run(inst, flow, false);
         run.committed = true;
         run.contact = Some(contact);
         self.drive(&mut run).await?;
@@ -601,8 +718,12 @@ impl FlowEngine {
                 };
                 return Ok(ignored(contact, id, reason));
             }
-            let flow = self.flow_of(&inst)?;
-            let pos = position(&flow, &inst)?;
+            let Ok(flow) = self.flow_of(&inst) else {
+                return Ok(ignored(contact, id, IgnoredAnswer::UnknownFlowVersion));
+            };
+            let Ok(pos) = position(&flow, &inst) else {
+                return Ok(ignored(contact, id, IgnoredAnswer::UnknownStep));
+            };
             let Step::Question { options, .. } = &flow.steps[pos] else {
                 return Ok(ignored(contact, id, IgnoredAnswer::Stale));
             };
@@ -610,7 +731,7 @@ impl FlowEngine {
                 return Ok(ignored(contact, id, IgnoredAnswer::Stale));
             };
             let (label, next) = (option.label.clone(), option.next);
-            let mut run = self.run(inst, flow.clone(), Intent::Reply);
+            let mut run = self.run(inst, flow.clone(), true);
             if let Some(record) = run.inst.history.last_mut() {
                 record.answer = Some(label);
                 record.choice = Some(a.option);
@@ -632,7 +753,7 @@ impl FlowEngine {
                 Err(e) => return Err(e),
             }
         }
-        Ok(ignored(contact, id, IgnoredAnswer::Duplicate))
+        Ok(ignored(contact, id, IgnoredAnswer::Contended))
     }
 
     /// Typed text: an option's label of an open question, or free text.
@@ -644,11 +765,21 @@ impl FlowEngine {
             }
             let mut open = Vec::new();
             for inst in active {
-                let Some(flow) = self.inner.registry.get(&inst.flow, inst.flow_version) else {
-                    continue;
+                // An instance that cannot run takes no answer, as in `answer`; it is skipped
+                // so the text can still answer the contact's other flows.
+                let flow = match self.flow_of(&inst) {
+                    Ok(flow) => flow,
+                    Err(e) => {
+                        tracing::warn!(instance = %inst.id, %contact, error = %e, "typed text not offered to a flow instance that cannot run");
+                        continue;
+                    }
                 };
-                let Some(pos) = flow.position(&inst.step) else {
-                    continue;
+                let pos = match position(&flow, &inst) {
+                    Ok(pos) => pos,
+                    Err(e) => {
+                        tracing::warn!(instance = %inst.id, %contact, error = %e, "typed text not offered to a flow instance that cannot run");
+                        continue;
+                    }
                 };
                 match &flow.steps[pos] {
                     Step::Handover { .. } if inst.status == InstanceStatus::Waiting => {
@@ -662,7 +793,8 @@ impl FlowEngine {
             // The question asked last first.
             open.sort_by_key(|(inst, _, _)| std::cmp::Reverse(inst.history.last().map(|r| r.at)));
             let typed = normalize(text);
-            for (inst, flow, pos) in &open {
+            // Nothing typed (only spaces or punctuation) never matches an option.
+            for (inst, flow, pos) in open.iter().filter(|_| !typed.is_empty()) {
                 if let Step::Question { options, .. } = &flow.steps[*pos] {
                     if let Some(i) = options.iter().position(|o| o.normalized == typed) {
                         let option = u8::try_from(i).unwrap_or(u8::MAX);
@@ -688,9 +820,12 @@ impl FlowEngine {
             match on_text {
                 OnText::Inbox => return Ok(Offer::NotConsumed),
                 OnText::Reprompt => {
-                    let mut run = self.run(inst, flow.clone(), Intent::Reply);
+                    let mut run = self.run(inst, flow.clone(), true);
                     let sent = match self.question(&mut run, question, options, *style).await {
-                        Ok(message) => self.send(&mut run, &message).await.map_err(Into::into),
+                        Ok(message) => self
+                            .send(&mut run, &message, Intent::Reply)
+                            .await
+                            .map_err(Into::into),
                         Err(e) => Err(e),
                     };
                     if let Err(e) = sent {
@@ -700,7 +835,7 @@ impl FlowEngine {
                 }
                 OnText::Goto(next) => {
                     let next = *next;
-                    let mut run = self.run(inst, flow.clone(), Intent::Reply);
+                    let mut run = self.run(inst, flow.clone(), true);
                     if let Some(record) = run.inst.history.last_mut() {
                         record.answer = Some(text.to_owned());
                     }
@@ -725,10 +860,21 @@ impl FlowEngine {
         inst: ProcessInstance,
         now: Timestamp,
     ) -> Result<(Woke, Outcome), ProcessError> {
-        let flow = self.flow_of(&inst)?;
-        let pos = position(&flow, &inst)?;
-        let mut run = self.run(inst, flow.clone(), Intent::Update);
-        run.now = now;
+        let flow = match self.flow_of(&inst) {
+            Ok(flow) => flow,
+            Err(e) => return self.set_aside(inst, now, e).await,
+        };
+        let pos = match position(&flow, &inst) {
+            Ok(pos) => pos,
+            Err(e) => {
+                // A corrupt store: the instance can never move again.
+                let mut run = self.run(inst, flow, false);
+                run.floor = now;
+                return self.fail(&mut run, e).await.map(|o| (Woke::Nothing, o));
+            }
+        };
+        let mut run = self.run(inst, flow.clone(), false);
+        run.floor = now;
         let woke = if run.inst.status == InstanceStatus::Running {
             // A step in progress whose lease ran out (a crash), or a retry after a failure.
             run.dirty = true;
@@ -757,15 +903,33 @@ impl FlowEngine {
         Ok((woke, outcome))
     }
 
-    fn run(&self, inst: ProcessInstance, flow: Arc<Compiled>, intent: Intent) -> Run {
+    /// An instance whose flow version is not defined cannot move; it is put off by
+    /// `retry_after` so it leaves `tick`'s batch (and does not hold up the instances behind
+    /// it), and the error is returned for `tick` to report. It moves again once the version is
+    /// defined.
+    async fn set_aside(
+        &self,
+        mut inst: ProcessInstance,
+        now: Timestamp,
+        error: ProcessError,
+    ) -> Result<(Woke, Outcome), ProcessError> {
+        inst.due_at = Some(now.saturating_add(self.inner.retry_after));
+        match self.inner.store.update(&inst).await {
+            Ok(_) => Err(error),
+            Err(e) if e.is_conflict() => Ok((Woke::Nothing, Outcome::Lost)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn run(&self, inst: ProcessInstance, flow: Arc<Compiled>, reply: bool) -> Run {
         Run {
             inst,
             flow,
             dirty: false,
             committed: false,
             contact: None,
-            intent,
-            now: self.inner.clock.now(),
+            reply,
+            floor: Timestamp::from_millis(i64::MIN),
         }
     }
 
@@ -779,10 +943,17 @@ impl FlowEngine {
             })
     }
 
+    /// The current time for `run`: the clock, read now (a drive with slow sends spans
+    /// minutes, so a time read at its start would be stale by its end).
+    fn now(&self, run: &Run) -> Timestamp {
+        self.inner.clock.now().max(run.floor)
+    }
+
     fn enter(&self, run: &mut Run, pos: usize) {
         let step = run.flow.id(pos).to_owned();
         run.inst.step.clone_from(&step);
-        run.inst.history.push(StepRecord::new(step, run.now));
+        let at = self.now(run);
+        run.inst.history.push(StepRecord::new(step, at));
         run.dirty = true;
     }
 
@@ -793,7 +964,11 @@ impl FlowEngine {
             let pos = position(&run.flow, &run.inst)?;
             let flow = run.flow.clone();
             match &flow.steps[pos] {
-                Step::Send { text, next } => {
+                Step::Send {
+                    text,
+                    next,
+                    purpose,
+                } => {
                     let message = match self.render(run, text).await {
                         Ok(text) => Message::text(text).map_err(ProcessError::from),
                         Err(e) => Err(e),
@@ -802,7 +977,7 @@ impl FlowEngine {
                         Ok(m) => m,
                         Err(e) => return self.fail(run, e).await,
                     };
-                    if let Some(outcome) = self.deliver(run, &message).await? {
+                    if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
                         return Ok(outcome);
                     }
                     self.enter(run, *next);
@@ -812,22 +987,24 @@ impl FlowEngine {
                     options,
                     style,
                     timeout,
+                    purpose,
                     ..
                 } => {
                     let message = match self.question(run, text, options, *style).await {
                         Ok(m) => m,
                         Err(e) => return self.fail(run, e).await,
                     };
-                    if let Some(outcome) = self.deliver(run, &message).await? {
+                    if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
                         return Ok(outcome);
                     }
                     run.inst.status = InstanceStatus::Waiting;
-                    run.inst.due_at = timeout.map(|(after, _)| run.now.saturating_add(after));
+                    let now = self.now(run);
+                    run.inst.due_at = timeout.map(|(after, _)| now.saturating_add(after));
                     return self.write_last(run).await;
                 }
                 Step::Wait { duration, .. } => {
                     run.inst.status = InstanceStatus::Waiting;
-                    run.inst.due_at = Some(run.now.saturating_add(*duration));
+                    run.inst.due_at = Some(self.now(run).saturating_add(*duration));
                     return self.write_last(run).await;
                 }
                 Step::Branch { cases, otherwise } => {
@@ -854,7 +1031,7 @@ impl FlowEngine {
                     }
                     self.enter(run, *next);
                 }
-                Step::Handover { text, .. } => {
+                Step::Handover { text, purpose, .. } => {
                     if let Some(text) = text {
                         let message = match self.render(run, text).await {
                             Ok(text) => Message::text(text).map_err(ProcessError::from),
@@ -864,7 +1041,7 @@ impl FlowEngine {
                             Ok(m) => m,
                             Err(e) => return self.fail(run, e).await,
                         };
-                        if let Some(outcome) = self.deliver(run, &message).await? {
+                        if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
                             return Ok(outcome);
                         }
                     }
@@ -910,7 +1087,7 @@ impl FlowEngine {
             return Ok(true);
         }
         run.inst.status = InstanceStatus::Running;
-        run.inst.due_at = Some(run.now.saturating_add(self.inner.lease));
+        run.inst.due_at = Some(self.now(run).saturating_add(self.inner.lease));
         self.write(run).await
     }
 
@@ -919,16 +1096,29 @@ impl FlowEngine {
         &self,
         run: &mut Run,
         message: &Message,
+        purpose: Intent,
     ) -> Result<Option<Outcome>, ProcessError> {
         if !self.claim(run).await? {
             return Ok(Some(lost(run)));
         }
-        match self.send(run, message).await {
-            Ok(()) => Ok(None),
+        match self.send(run, message, purpose).await {
+            Ok(()) => {
+                run.inst.attempts = 0;
+                Ok(None)
+            }
+            Err(e)
+                if e.is_retryable()
+                    && run.inst.attempts.saturating_add(1) >= self.inner.max_attempts =>
+            {
+                tracing::warn!(instance = %run.inst.id, attempts = self.inner.max_attempts, "flow message not delivered after every attempt");
+                run.inst.attempts = run.inst.attempts.saturating_add(1);
+                self.fail(run, e.into()).await.map(Some)
+            }
             Err(e) if e.is_retryable() => {
+                run.inst.attempts = run.inst.attempts.saturating_add(1);
                 let after = e.retry_after().unwrap_or(self.inner.retry_after);
                 tracing::warn!(instance = %run.inst.id, error = %e, "flow message not delivered, will retry");
-                run.inst.due_at = Some(run.now.saturating_add(after));
+                run.inst.due_at = Some(self.now(run).saturating_add(after));
                 self.write(run).await?;
                 Ok(Some(Outcome::Pending))
             }
@@ -936,24 +1126,69 @@ impl FlowEngine {
         }
     }
 
-    async fn send(&self, run: &mut Run, message: &Message) -> Result<(), DeliveryError> {
-        let ctx = SendContext::new(run.intent).with_idempotency_key(format!(
+    /// Sends `message` through the transports in order (see
+    /// [`FlowEngineBuilder::transport`]); `purpose` is the intent unless the run replies.
+    async fn send(
+        &self,
+        run: &mut Run,
+        message: &Message,
+        purpose: Intent,
+    ) -> Result<(), DeliveryError> {
+        let intent = if run.reply { Intent::Reply } else { purpose };
+        let ctx = SendContext::new(intent).with_idempotency_key(format!(
             "{}:{}",
             run.inst.id,
             visit_of(&run.inst)
         ));
+        let routes = Fallback::new(
+            self.inner
+                .transports
+                .iter()
+                .filter(|t| t.capabilities().check(message).is_ok())
+                .cloned(),
+        );
+        if routes.transports().is_empty() {
+            return Err(DeliveryError::invalid_message(
+                "none of the flow engine's transports can show this message",
+            ));
+        }
         let contact = match self.contact(run).await {
             Ok(c) => c,
             Err(e) => return Err(DeliveryError::unreachable(e.to_string())),
         };
-        for transport in self.inner.transports.iter() {
-            if let Some(address) = contact.address_on(transport.channel()) {
-                return transport.send(address, message, &ctx).await.map(|_| ());
+        // Bounded well inside the lease taken before the send, so `tick` never takes the step
+        // up again while this send may still deliver.
+        let sending = routes.send(&contact.addresses, message, &ctx);
+        let sent = match self.inner.send_timeout {
+            Some(limit) => match tokio::time::timeout(limit, sending).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    return Err(DeliveryError::retryable(format!(
+                        "the send took longer than {} ms",
+                        limit.as_millis()
+                    )));
+                }
+            },
+            None => sending.await,
+        };
+        match sent {
+            Ok(delivered) => {
+                if !delivered.passed_over.is_empty() {
+                    tracing::info!(
+                        instance = %run.inst.id,
+                        channel = %delivered.receipt.channel,
+                        passed_over = delivered.passed_over.len(),
+                        "flow message delivered on a fallback route"
+                    );
+                }
+                Ok(())
             }
+            Err(undelivered) => Err(undelivered.last_error().cloned().unwrap_or_else(|| {
+                DeliveryError::unreachable(
+                    "the contact has no address on the flow engine's transports",
+                )
+            })),
         }
-        Err(DeliveryError::unreachable(
-            "the contact has no address on the flow engine's transports",
-        ))
     }
 
     /// Marks the instance failed for good and returns `error`.

@@ -355,9 +355,20 @@ async fn stale_forged_duplicate_and_foreign_answers_are_ignored_and_reported() {
     assert_eq!(inst.step, "pause", "none of them moved the flow");
 }
 
+/// Both answers read the instance before either writes: the store holds the first two `get`s
+/// at a barrier, so the interleaving that needs the compare-and-swap happens every round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_answers_processed_at_once_move_the_instance_once() {
-    for round in 0..30 {
+    async fn both(w: &Arc<World>, a: Inbound, b: Inbound) -> [Offer; 2] {
+        let engine = w.engine_over(Gated::new(w.store.clone(), 2), true);
+        let (ea, eb, ann_a, ann_b) = (engine.clone(), engine, w.ann.clone(), w.ann.clone());
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { ea.offer(&ann_a, &a).await.unwrap() }),
+            tokio::spawn(async move { eb.offer(&ann_b, &b).await.unwrap() })
+        );
+        [ra.unwrap(), rb.unwrap()]
+    }
+    for round in 0..5 {
         let w = Arc::new(World::new().await);
         let id = w.start().await;
         let question = w.last();
@@ -365,12 +376,7 @@ async fn two_answers_processed_at_once_move_the_instance_once() {
             w.tap(choice(&question, "Great")),
             w.tap(choice(&question, "Too fast")),
         );
-        let (wa, wb) = (w.clone(), w.clone());
-        let (ra, rb) = tokio::join!(
-            tokio::spawn(async move { wa.offer(&a).await }),
-            tokio::spawn(async move { wb.offer(&b).await })
-        );
-        let outcomes = [ra.unwrap(), rb.unwrap()];
+        let outcomes = both(&w, a, b).await;
         let moved = outcomes
             .iter()
             .filter(|o| matches!(o, Offer::Consumed { .. }))
@@ -398,12 +404,7 @@ async fn two_answers_processed_at_once_move_the_instance_once() {
         let w = Arc::new(World::new().await);
         let id = w.start().await;
         let tap = w.tap(choice(&w.last(), "Too fast"));
-        let (wa, wb, ta, tb) = (w.clone(), w.clone(), tap.clone(), tap);
-        let (ra, rb) = tokio::join!(
-            tokio::spawn(async move { wa.offer(&ta).await }),
-            tokio::spawn(async move { wb.offer(&tb).await })
-        );
-        let mut outcomes = [ra.unwrap(), rb.unwrap()];
+        let mut outcomes = both(&w, tap.clone(), tap).await;
         outcomes.sort_by_key(|o| matches!(o, Offer::Ignored { .. }));
         assert_eq!(
             outcomes,
@@ -906,7 +907,10 @@ async fn a_flow_resumes_from_the_store_after_a_restart() {
         [(_, ProcessError::UnknownVersion { version: 1, .. })]
     ));
     restarted.define(check_in(1)).unwrap();
+    // The instance was put off by `retry_after` (1 minute) when its version was missing.
     w.clock.advance(Duration::from_secs(86_400));
+    assert_eq!(restarted.tick(w.clock.now()).await.unwrap().waits, 0);
+    w.clock.advance(Duration::from_secs(60));
     assert_eq!(restarted.tick(w.clock.now()).await.unwrap().waits, 1);
     let again = w.last();
     assert_eq!(again.text_body(), "Better today?");
@@ -920,4 +924,345 @@ async fn a_flow_resumes_from_the_store_after_a_restart() {
         }
     );
     assert_eq!(w.instance(&id).await.status, InstanceStatus::Finished);
+}
+
+/// A store over the memory store that can hold the first `get`s at a barrier (so two answers
+/// both read before either writes) and can refuse every update as a conflict.
+struct Gated {
+    inner: Arc<MemoryProcessStore>,
+    barrier: tokio::sync::Barrier,
+    /// How many more `get`s wait at the barrier.
+    held: std::sync::atomic::AtomicUsize,
+    /// Every `update` loses the race.
+    contended: std::sync::atomic::AtomicBool,
+}
+
+impl Gated {
+    fn new(inner: Arc<MemoryProcessStore>, held: usize) -> Arc<Gated> {
+        Arc::new(Gated {
+            inner,
+            barrier: tokio::sync::Barrier::new(held.max(1)),
+            held: std::sync::atomic::AtomicUsize::new(held),
+            contended: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+#[async_trait]
+impl ProcessStore for Gated {
+    async fn insert(&self, instance: &ProcessInstance) -> Result<(), StoreError> {
+        self.inner.insert(instance).await
+    }
+    async fn get(&self, id: &InstanceId) -> Result<Option<ProcessInstance>, StoreError> {
+        let got = self.inner.get(id).await;
+        let hold = self
+            .held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if hold {
+            self.barrier.wait().await;
+        }
+        got
+    }
+    async fn active_for(&self, contact: &ContactId) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.inner.active_for(contact).await
+    }
+    async fn update(&self, instance: &ProcessInstance) -> Result<u64, StoreError> {
+        if self.contended.load(Ordering::SeqCst) {
+            return Err(StoreError::conflict("another writer"));
+        }
+        self.inner.update(instance).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+}
+
+impl World {
+    /// Another engine over this world's stores and stub (a second host process).
+    fn engine_over(&self, store: Arc<dyn ProcessStore>, define: bool) -> FlowEngine {
+        let engine = FlowEngine::builder(store, self.directory.clone(), keys())
+            .transport(self.stub.clone())
+            .clock(self.clock.shared())
+            .tick_batch(1)
+            .build();
+        if define {
+            engine.define(check_in(1)).unwrap();
+        }
+        engine
+    }
+}
+
+#[tokio::test]
+async fn an_answer_to_an_undefined_flow_version_is_ignored_not_an_error() {
+    let w = World::new().await;
+    let id = w.start().await;
+    let question = w.last();
+    // A host restarted without defining version 1.
+    let restarted = w.engine_over(w.store.clone(), false);
+    assert_eq!(
+        restarted
+            .offer(&w.ann, &w.tap(choice(&question, "Great")))
+            .await
+            .unwrap(),
+        Offer::Ignored {
+            instance: Some(id.clone()),
+            reason: IgnoredAnswer::UnknownFlowVersion
+        }
+    );
+    // Typed, the same label: not an error either; it goes on to the inbox.
+    assert_eq!(
+        restarted.offer(&w.ann, &w.typed("great")).await.unwrap(),
+        Offer::NotConsumed
+    );
+    assert_eq!(w.instance(&id).await.step, "ask", "nothing moved");
+    assert_eq!(w.stub.sent().len(), 1);
+    // Once defined, the same button counts.
+    restarted.define(check_in(1)).unwrap();
+    assert!(matches!(
+        restarted
+            .offer(&w.ann, &w.tap(choice(&question, "Great")))
+            .await
+            .unwrap(),
+        Offer::Consumed { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_instance_that_cannot_run_does_not_hold_up_tick() {
+    let w = World::new().await;
+    // An instance of a flow the next host will not define, due first...
+    let other = Flow::builder(flow_id("other"), 1)
+        .wait("w", Duration::from_secs(60), "end")
+        .end("end")
+        .build();
+    w.engine.define(other).unwrap();
+    let broken = w.engine.start(&flow_id("other"), &w.ann).await.unwrap();
+    // ...and a check-in waiting at "pause", due a day later.
+    let good = w.start().await;
+    w.offer(&w.tap(choice(&w.last(), "Too fast"))).await;
+    let restarted = w.engine_over(w.store.clone(), true);
+    w.clock.advance(Duration::from_secs(86_400));
+
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert!(
+        matches!(&report.failures[..], [(id, ProcessError::UnknownVersion { .. })] if *id == broken),
+        "{report:?}"
+    );
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert_eq!((report.waits, report.failures.len()), (1, 0), "{report:?}");
+    assert_eq!(w.instance(&good).await.step, "again");
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert!(!report.more && report.failures.is_empty(), "{report:?}");
+    assert_eq!(w.instance(&broken).await.status, InstanceStatus::Waiting);
+
+    // A stored step the flow does not have (a corrupt store): failed for good, reported once.
+    let mut inst = w.instance(&good).await;
+    inst.step = "ghost".into();
+    inst.due_at = Some(w.clock.now());
+    w.store.update(&inst).await.unwrap();
+    let report = restarted.tick(w.clock.now()).await.unwrap();
+    assert!(
+        matches!(&report.failures[..], [(id, ProcessError::UnknownStep { .. })] if *id == good),
+        "{report:?}"
+    );
+    assert_eq!(w.instance(&good).await.status, InstanceStatus::Failed);
+    assert!(
+        restarted
+            .tick(w.clock.now())
+            .await
+            .unwrap()
+            .failures
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_loses_every_race_is_reported_as_contended_not_duplicate() {
+    let w = World::new().await;
+    let id = w.start().await;
+    let gated = Gated::new(w.store.clone(), 0);
+    gated.contended.store(true, Ordering::SeqCst);
+    let engine = w.engine_over(gated.clone(), true);
+    assert_eq!(
+        engine
+            .offer(&w.ann, &w.tap(choice(&w.last(), "Great")))
+            .await
+            .unwrap(),
+        Offer::Ignored {
+            instance: Some(id.clone()),
+            reason: IgnoredAnswer::Contended
+        }
+    );
+    assert_eq!(
+        w.instance(&id).await.history[0].choice,
+        None,
+        "it did not count"
+    );
+}
+
+/// A transport whose sends take `step` of the (manual) clock each, and which records, at each
+/// send, the time and the lease the store holds for the contact's instance.
+struct Slow {
+    clock: ManualClock,
+    store: Arc<MemoryProcessStore>,
+    contact: std::sync::OnceLock<ContactId>,
+    step: Duration,
+    seen: std::sync::Mutex<Vec<(Timestamp, Option<Timestamp>)>>,
+}
+
+#[async_trait]
+impl crate::transport::Transport for Slow {
+    fn channel(&self) -> &Channel {
+        &Channel::Messenger
+    }
+    fn capabilities(&self) -> Capabilities {
+        messenger_like()
+    }
+    async fn send(
+        &self,
+        _: &Address,
+        _: &Message,
+        _: &SendContext,
+    ) -> Result<crate::Receipt, DeliveryError> {
+        self.clock.advance(self.step);
+        let contact = self
+            .contact
+            .get()
+            .cloned()
+            .unwrap_or_else(|| ContactId::new("x").unwrap());
+        let due = self.store.active_for(&contact).await.unwrap()[0].due_at;
+        self.seen.lock().unwrap().push((self.clock.now(), due));
+        Ok(crate::Receipt::new(
+            Channel::Messenger,
+            vec![],
+            self.clock.now(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn leases_and_timeouts_are_computed_from_the_clock_at_each_step_of_a_slow_drive() {
+    let w = World::new().await;
+    let slow = Arc::new(Slow {
+        clock: w.clock.clone(),
+        store: w.store.clone(),
+        contact: std::sync::OnceLock::new(),
+        step: Duration::from_secs(50),
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let _ = slow.contact.set(w.ann.clone());
+    let engine = FlowEngine::builder(w.store.clone(), w.directory.clone(), keys())
+        .transport(slow.clone())
+        .clock(w.clock.shared())
+        .build();
+    let flow = Flow::builder(flow_id("welcome"), 1)
+        .send("one", "One", "two")
+        .send("two", "Two", "three")
+        .send("three", "Three", "ask")
+        .question("ask", "Ready?", |q| {
+            q.option("Yes", "end")
+                .timeout(Duration::from_secs(3_600), "end")
+        })
+        .end("end")
+        .build();
+    engine.define(flow).unwrap();
+    let started = w.clock.now();
+    let id = engine.start(&flow_id("welcome"), &w.ann).await.unwrap();
+    let seen = slow.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4);
+    for (i, (at, due)) in seen.iter().enumerate() {
+        // Each lease was taken just before its send (50 s ago), so 70 s of it remain.
+        assert_eq!(
+            *due,
+            Some(at.saturating_add(Duration::from_secs(70))),
+            "send {i}: the lease is stale"
+        );
+    }
+    let inst = w.instance(&id).await;
+    let entered: Vec<_> = inst.history.iter().map(|r| r.at).collect();
+    let after = |secs| started.saturating_add(Duration::from_secs(secs));
+    assert_eq!(entered, [after(0), after(50), after(100), after(150)]);
+    assert_eq!(
+        inst.due_at,
+        Some(after(200 + 3_600)),
+        "the timeout runs from the send"
+    );
+}
+
+#[tokio::test]
+async fn a_send_that_hangs_is_cut_off_inside_the_lease_and_retried() {
+    let w = World::new().await;
+    let hanging = Arc::new(Hanging {
+        before_send: true,
+        sent: std::sync::Mutex::new(Vec::new()),
+        reached: tokio::sync::Notify::new(),
+    });
+    let engine = FlowEngine::builder(w.store.clone(), w.directory.clone(), keys())
+        .transport(hanging)
+        .clock(w.clock.shared())
+        .recovery_after(Duration::from_millis(200))
+        .retry_after(Duration::from_secs(30))
+        .build();
+    engine.define(check_in(1)).unwrap();
+    let id = tokio::time::timeout(
+        Duration::from_secs(5),
+        engine.start(&flow_id("check-in"), &w.ann),
+    )
+    .await
+    .expect("the send is cut off")
+    .unwrap();
+    let inst = w.instance(&id).await;
+    assert_eq!(inst.status, InstanceStatus::Running);
+    assert_eq!(
+        inst.due_at,
+        Some(w.clock.now().saturating_add(Duration::from_secs(30))),
+        "retried later, like any temporary failure"
+    );
+}
+
+#[tokio::test]
+async fn temporary_failures_retry_up_to_the_attempt_limit_then_fail_the_instance() {
+    let w = World::with(|b| b.max_attempts(3).retry_after(Duration::from_secs(10))).await;
+    for _ in 0..3 {
+        w.stub.push_failure(DeliveryError::retryable("busy"));
+    }
+    let id = w.start().await;
+    assert_eq!(w.instance(&id).await.attempts, 1);
+    w.clock.advance(Duration::from_secs(10));
+    let report = w.engine.tick(w.clock.now()).await.unwrap();
+    assert_eq!((report.resumed, report.failures.len()), (1, 0));
+    assert_eq!(
+        w.instance(&id).await.attempts,
+        2,
+        "stored with the instance"
+    );
+    w.clock.advance(Duration::from_secs(10));
+    let report = w.engine.tick(w.clock.now()).await.unwrap();
+    assert!(
+        matches!(&report.failures[..], [(i, ProcessError::Delivery(e))] if *i == id && e.is_retryable()),
+        "{report:?}"
+    );
+    let inst = w.instance(&id).await;
+    assert_eq!((inst.status, inst.attempts), (InstanceStatus::Failed, 3));
+    assert!(w.stub.sent().is_empty());
+
+    // A delivered message resets the count.
+    let w = World::with(|b| b.max_attempts(2).retry_after(Duration::from_secs(10))).await;
+    w.stub.push_failure(DeliveryError::retryable("busy"));
+    let id = w.start().await;
+    w.clock.advance(Duration::from_secs(10));
+    w.engine.tick(w.clock.now()).await.unwrap();
+    let inst = w.instance(&id).await;
+    assert_eq!((inst.status, inst.attempts), (InstanceStatus::Waiting, 0));
+    // Old stored instances without the field read as 0.
+    let mut json = serde_json::to_value(&inst).unwrap();
+    assert!(json.get("attempts").is_none());
+    json.as_object_mut().unwrap().remove("attempts");
+    assert_eq!(
+        serde_json::from_value::<ProcessInstance>(json)
+            .unwrap()
+            .attempts,
+        0
+    );
 }

@@ -39,13 +39,26 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::FlowId;
-use crate::message::ChoiceStyle;
+use crate::{message::ChoiceStyle, transport::Intent};
+
+fn update() -> Intent {
+    Intent::Update
+}
+
+fn is_update(intent: &Intent) -> bool {
+    *intent == Intent::Update
+}
 
 /// A flow definition: blocks with ids, and the block it starts at.
+///
+/// Deserializing refuses keys it does not know, at every level (a typo such as `"timout"`
+/// would otherwise be dropped silently and the question would wait forever); the error names
+/// the block and the key. [`Flow::from_json`] also says which block, as a field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Flow {
     /// The flow's id.
@@ -56,6 +69,15 @@ pub struct Flow {
     /// The id of the first block (the builder takes the first block added when none is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
+    /// Why the flow messages the contact when it does so on its own (after a wait, an answer
+    /// timeout, a release), which decides whether a transport may send at all. Messenger
+    /// refuses [`Intent::Update`] (the default) more than 24 hours after the contact last
+    /// wrote; [`Intent::AccountUpdate`], [`Intent::PostPurchase`] and
+    /// [`Intent::ConfirmedEvent`] may go outside that window, for what they are for. A send or
+    /// question block may declare its own. Messages that answer the contact (right after an
+    /// answer) go as [`Intent::Reply`] whatever the purpose.
+    #[serde(default = "update", skip_serializing_if = "is_update")]
+    pub purpose: Intent,
     /// The blocks, in any order.
     pub blocks: Vec<Block>,
 }
@@ -68,6 +90,7 @@ impl Flow {
                 id,
                 version,
                 start: None,
+                purpose: Intent::Update,
                 blocks: Vec::new(),
             },
         }
@@ -80,7 +103,7 @@ impl Flow {
 }
 
 /// One block of a flow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Block {
     /// The block's id, unique within its flow.
@@ -88,6 +111,81 @@ pub struct Block {
     /// What it does.
     #[serde(flatten)]
     pub kind: BlockKind,
+}
+
+impl<'de> Deserialize<'de> for Block {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `kind` is flattened, and serde cannot refuse unknown keys through a flatten: read
+        // the object, take the id, and let `BlockKind` (which refuses them) read the rest.
+        let mut object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let id = match object.remove("id") {
+            Some(serde_json::Value::String(id)) => id,
+            Some(other) => {
+                return Err(de::Error::invalid_type(
+                    unexpected(&other),
+                    &"a block id (a string)",
+                ));
+            }
+            None => return Err(de::Error::missing_field("id")),
+        };
+        let kind = BlockKind::deserialize(serde_json::Value::Object(object))
+            .map_err(|e| de::Error::custom(format_args!("block {id:?}: {e}")))?;
+        Ok(Block { id, kind })
+    }
+}
+
+fn unexpected(value: &serde_json::Value) -> de::Unexpected<'_> {
+    match value {
+        serde_json::Value::Null => de::Unexpected::Unit,
+        serde_json::Value::Bool(b) => de::Unexpected::Bool(*b),
+        serde_json::Value::Number(_) => de::Unexpected::Other("a number"),
+        serde_json::Value::String(s) => de::Unexpected::Str(s),
+        serde_json::Value::Array(_) => de::Unexpected::Seq,
+        serde_json::Value::Object(_) => de::Unexpected::Map,
+    }
+}
+
+/// A flow's JSON was refused: not JSON, a missing or mistyped field, or a key no block type
+/// knows.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid flow JSON{}", .block.as_ref().map(|b| format!(" in block {b:?}")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct FlowJsonError {
+    /// The block the problem is in, when it is in one.
+    pub block: Option<String>,
+    /// The parser's error; its message names the key (`unknown field \`timout\``) and
+    /// where it is.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl Flow {
+    /// Reads a flow from JSON, refusing unknown keys; see [`FlowJsonError`].
+    ///
+    /// ```
+    /// use tidings::process::flow::Flow;
+    ///
+    /// let typo = r#"{"id": "f", "version": 1, "blocks": [
+    ///     {"id": "ask", "type": "question", "text": "Ready?",
+    ///      "options": [{"label": "Yes", "next": "done"}],
+    ///      "timout": {"after_secs": 60, "next": "done"}},
+    ///     {"id": "done", "type": "end"}]}"#;
+    /// let err = Flow::from_json(typo).unwrap_err();
+    /// assert_eq!(err.block.as_deref(), Some("ask"));
+    /// assert!(err.source.to_string().contains("unknown field `timout`"));
+    /// ```
+    pub fn from_json(text: &str) -> Result<Flow, FlowJsonError> {
+        serde_json::from_str(text).map_err(|source| {
+            let block = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|flow| {
+                    let blocks = flow.get("blocks")?.as_array()?;
+                    let bad = blocks.iter().find(|b| Block::deserialize(*b).is_err())?;
+                    Some(bad.get("id")?.as_str()?.to_owned())
+                });
+            FlowJsonError { block, source }
+        })
+    }
 }
 
 impl Block {
@@ -102,7 +200,7 @@ impl Block {
 
 /// What a block does; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum BlockKind {
     /// Sends `text` (a template) and goes to `next`.
@@ -111,6 +209,10 @@ pub enum BlockKind {
         text: String,
         /// The block after it.
         next: String,
+        /// Why this message is sent when the flow sends it on its own (default: the flow's
+        /// [`purpose`](Flow::purpose)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purpose: Option<Intent>,
     },
     /// The callback operation: a question and its answers.
     Question(Question),
@@ -151,6 +253,7 @@ pub enum BlockKind {
 
 /// The callback operation: a question with 1 to 3 answer options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Question {
     /// The question, a [template](crate::template).
@@ -166,6 +269,10 @@ pub struct Question {
     /// What happens when no answer comes in time (default: the question waits forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Timeout>,
+    /// Why the question is sent when the flow asks it on its own (default: the flow's
+    /// [`purpose`](Flow::purpose)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Intent>,
 }
 
 impl Question {
@@ -177,12 +284,14 @@ impl Question {
             style: None,
             on_text: FreeText::Inbox,
             timeout: None,
+            purpose: None,
         }
     }
 }
 
 /// One answer option: its label and the block it leads to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AnswerOption {
     /// What the contact sees (and may type instead of tapping).
@@ -224,6 +333,7 @@ impl FreeText {
 
 /// Where a question goes when no answer came within `after_secs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Timeout {
     /// Seconds from asking.
@@ -233,17 +343,25 @@ pub struct Timeout {
 }
 
 impl Timeout {
-    /// A timeout after `after` (whole seconds) leading to `next`.
+    /// A timeout after `after` leading to `next`. Flows count whole seconds: a fraction of a
+    /// second is rounded **up** (1.2 s waits 2 s), never dropped; zero is refused when the
+    /// flow is checked.
     pub fn new(after: Duration, next: impl Into<String>) -> Self {
         Timeout {
-            after_secs: after.as_secs(),
+            after_secs: whole_secs(after),
             next: next.into(),
         }
     }
 }
 
+/// `d` in whole seconds, a fraction rounded up (so a sub-second duration never becomes 0).
+fn whole_secs(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+}
+
 /// One case of a branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Case {
     /// The condition.
@@ -254,7 +372,7 @@ pub struct Case {
 
 /// A condition a branch tests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Condition {
     /// A contact field (one the flow set first, then the contact's own custom fields).
@@ -289,6 +407,12 @@ impl FlowBuilder {
         self
     }
 
+    /// Sets the flow's [`purpose`](Flow::purpose) (default [`Intent::Update`]).
+    pub fn purpose(mut self, purpose: Intent) -> Self {
+        self.flow.purpose = purpose;
+        self
+    }
+
     /// Adds a block.
     pub fn block(mut self, block: Block) -> Self {
         if self.flow.start.is_none() {
@@ -310,6 +434,25 @@ impl FlowBuilder {
             BlockKind::Send {
                 text: text.into(),
                 next: next.into(),
+                purpose: None,
+            },
+        ))
+    }
+
+    /// Adds a [`BlockKind::Send`] block with its own purpose (see [`Flow::purpose`]).
+    pub fn send_as(
+        self,
+        id: impl Into<String>,
+        text: impl Into<String>,
+        purpose: Intent,
+        next: impl Into<String>,
+    ) -> Self {
+        self.block(Block::new(
+            id,
+            BlockKind::Send {
+                text: text.into(),
+                next: next.into(),
+                purpose: Some(purpose),
             },
         ))
     }
@@ -325,12 +468,13 @@ impl FlowBuilder {
         self.block(Block::new(id, BlockKind::Question(question)))
     }
 
-    /// Adds a [`BlockKind::Wait`] block (whole seconds).
+    /// Adds a [`BlockKind::Wait`] block. Flows count whole seconds: a fraction of a second
+    /// is rounded up, never dropped; a zero wait is refused when the flow is checked.
     pub fn wait(self, id: impl Into<String>, duration: Duration, next: impl Into<String>) -> Self {
         self.block(Block::new(
             id,
             BlockKind::Wait {
-                secs: duration.as_secs(),
+                secs: whole_secs(duration),
                 next: next.into(),
             },
         ))
@@ -416,13 +560,20 @@ impl QuestionBuilder {
         self
     }
 
+    /// Sets why the question is sent when the flow asks it on its own (see [`Flow::purpose`]).
+    pub fn purpose(mut self, purpose: Intent) -> Self {
+        self.0.purpose = Some(purpose);
+        self
+    }
+
     /// Sets what happens on typed text that matches no option.
     pub fn on_text(mut self, on_text: FreeText) -> Self {
         self.0.on_text = on_text;
         self
     }
 
-    /// Goes to `next` when no answer came within `after` (whole seconds).
+    /// Goes to `next` when no answer came within `after` (whole seconds, a fraction rounded
+    /// up; see [`Timeout::new`]).
     pub fn timeout(mut self, after: Duration, next: impl Into<String>) -> Self {
         self.0.timeout = Some(Timeout::new(after, next));
         self
@@ -518,6 +669,81 @@ mod tests {
                 && q.style == Some(ChoiceStyle::QuickReplies)
         ));
         assert_eq!(serde_json::to_value(&flow).unwrap(), json);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_the_block_and_the_key() {
+        let flow = |ask: serde_json::Value| {
+            json!({"id": "f", "version": 1, "blocks": [ask, {"id": "done", "type": "end"}]})
+                .to_string()
+        };
+        let cases = [
+            (
+                json!({"id": "ask", "type": "question", "text": "Ready?",
+                       "options": [{"label": "Yes", "next": "done"}],
+                       "timout": {"after_secs": 60, "next": "done"}}),
+                "timout",
+            ),
+            (
+                json!({"id": "ask", "type": "question", "text": "Ready?",
+                       "options": [{"label": "Yes", "next": "done", "nxt": "x"}]}),
+                "nxt",
+            ),
+            (
+                json!({"id": "ask", "type": "question", "text": "Ready?",
+                       "options": [{"label": "Yes", "next": "done"}],
+                       "timeout": {"after": 60, "next": "done"}}),
+                "after",
+            ),
+            (
+                json!({"id": "ask", "type": "send", "text": "Hi", "next": "done", "txt": "x"}),
+                "txt",
+            ),
+            (
+                json!({"id": "ask", "type": "wait", "sec": 5, "next": "done"}),
+                "sec",
+            ),
+            (
+                json!({"id": "ask", "type": "branch", "otherwise": "done",
+                       "cases": [{"when": {"field": {"name": "plan", "equal": 1}}, "next": "done"}]}),
+                "equal",
+            ),
+        ];
+        for (ask, key) in cases {
+            let err = Flow::from_json(&flow(ask)).unwrap_err();
+            assert_eq!(err.block.as_deref(), Some("ask"), "{key}: {err:?}");
+            let message = err.source.to_string();
+            assert!(
+                message.contains(&format!("unknown field `{key}`")),
+                "{message}"
+            );
+            assert!(message.contains("block \"ask\""), "{message}");
+        }
+        let top = json!({"id": "f", "version": 1, "blocks": [], "strat": "a"}).to_string();
+        let err = Flow::from_json(&top).unwrap_err();
+        assert_eq!(err.block, None);
+        assert!(err.source.to_string().contains("unknown field `strat`"));
+        assert!(Flow::from_json(&flow(json!({"id": "ask", "type": "end"}))).is_ok());
+    }
+
+    #[test]
+    fn sub_second_durations_round_up_to_whole_seconds() {
+        let flow = Flow::builder(FlowId::new("f").unwrap(), 1)
+            .question("q", "Ready?", |q| {
+                q.option("Yes", "w")
+                    .timeout(Duration::from_millis(1_200), "w")
+            })
+            .wait("w", Duration::from_millis(1), "end")
+            .end("end")
+            .build();
+        assert!(matches!(
+            &flow.block("q").unwrap().kind,
+            BlockKind::Question(q) if q.timeout.as_ref().map(|t| t.after_secs) == Some(2)
+        ));
+        assert!(matches!(
+            flow.block("w").unwrap().kind,
+            BlockKind::Wait { secs: 1, .. }
+        ));
     }
 
     #[test]

@@ -77,6 +77,17 @@ pub enum IgnoredAnswer {
     /// The same option of the same step again (a double tap, or the second copy of a question
     /// sent twice): the first one counted.
     Duplicate,
+    /// The instance runs a flow version this engine does not define (define every version
+    /// that may still have running instances at startup). The answer did not count; the
+    /// instance waits until the version is defined.
+    UnknownFlowVersion,
+    /// The instance stands at a block its flow version does not have (a corrupt store): it
+    /// can never take an answer.
+    UnknownStep,
+    /// The answer lost the race for the instance to other writers every time it tried, so it
+    /// did not count (the contact may answer again). Rare: it takes several writers moving one
+    /// instance at the same moment.
+    Contended,
 }
 
 impl std::fmt::Display for IgnoredAnswer {
@@ -88,6 +99,9 @@ impl std::fmt::Display for IgnoredAnswer {
             IgnoredAnswer::Finished => "answer to a finished flow",
             IgnoredAnswer::Stale => "answer to an earlier step of the flow",
             IgnoredAnswer::Duplicate => "the same answer again (double tap)",
+            IgnoredAnswer::UnknownFlowVersion => "answer to a flow version that is not defined",
+            IgnoredAnswer::UnknownStep => "answer to an instance at a block its flow does not have",
+            IgnoredAnswer::Contended => "answer lost every race for its instance",
         })
     }
 }

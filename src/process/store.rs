@@ -96,6 +96,16 @@ pub struct ProcessInstance {
     /// contact's own fields.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// Temporary delivery failures in a row at the current step; the engine fails the
+    /// instance when they reach its limit
+    /// ([`FlowEngineBuilder::max_attempts`](super::FlowEngineBuilder::max_attempts)).
+    /// Stored so the count survives restarts; 0 when absent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ProcessInstance {
@@ -118,6 +128,7 @@ impl ProcessInstance {
             revision: 0,
             history: Vec::new(),
             vars: BTreeMap::new(),
+            attempts: 0,
         }
     }
 

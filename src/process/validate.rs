@@ -8,10 +8,11 @@
 //! | a transition to a block that does not exist | [`MissingTarget`](FlowProblem::MissingTarget) |
 //! | a block no path from the start reaches | [`Unreachable`](FlowProblem::Unreachable) |
 //! | a question with no option or more than the limit (3, fewer if a transport shows fewer) | [`NoOptions`](FlowProblem::NoOptions), [`TooManyOptions`](FlowProblem::TooManyOptions) |
-//! | an option label that is empty, longer than the transport allows, or the same as another once case and accents are ignored | [`EmptyLabel`](FlowProblem::EmptyLabel), [`LabelTooLong`](FlowProblem::LabelTooLong), [`DuplicateLabel`](FlowProblem::DuplicateLabel) |
+//! | an option label that is empty (or only spaces and punctuation, which typed text could never match), longer than the transport allows, or the same as another once case and accents are ignored | [`EmptyLabel`](FlowProblem::EmptyLabel), [`LabelTooLong`](FlowProblem::LabelTooLong), [`DuplicateLabel`](FlowProblem::DuplicateLabel) |
 //! | a text that is empty or is not a valid template | [`EmptyText`](FlowProblem::EmptyText), [`Template`](FlowProblem::Template) |
 //! | a branch on an answer to a block that is not a question, or on a label it does not offer | [`NotAQuestion`](FlowProblem::NotAQuestion), [`UnknownAnswer`](FlowProblem::UnknownAnswer) |
 //! | an empty field name | [`EmptyField`](FlowProblem::EmptyField) |
+//! | a wait or an answer timeout of zero seconds | [`ZeroDuration`](FlowProblem::ZeroDuration) |
 //! | a cycle of blocks that never wait (it would send forever) | [`EndlessLoop`](FlowProblem::EndlessLoop) |
 //!
 //! The label limit is not a Messenger constant: [`Limits`] comes from the engine's transports'
@@ -48,7 +49,7 @@ use super::{
 use crate::{
     message::ChoiceStyle,
     template::{Template, TemplateError},
-    transport::Capabilities,
+    transport::{Capabilities, Intent},
 };
 
 /// The most options a callback operation may offer, whatever the transport.
@@ -137,7 +138,8 @@ pub enum FlowProblem {
         /// The limit.
         max: usize,
     },
-    /// An option label is empty.
+    /// An option label is empty, or only spaces and punctuation (typed text is compared
+    /// without them, so nothing typed could match it).
     #[error("answer option {index} has an empty label")]
     EmptyLabel {
         /// The option's position (0-based).
@@ -183,6 +185,10 @@ pub enum FlowProblem {
     /// A field name is empty.
     #[error("empty field name")]
     EmptyField,
+    /// A wait or an answer timeout of zero seconds (a wait that does not wait, a question
+    /// that times out as it is asked).
+    #[error("a duration of zero seconds")]
+    ZeroDuration,
     /// The block is on a cycle of blocks that never wait (send, branch, set field), which
     /// would run forever (and send without end).
     #[error("on a cycle that never waits for an answer, a wait or an agent")]
@@ -313,9 +319,11 @@ pub(crate) enum Step {
     Send {
         text: Template,
         next: usize,
+        purpose: Intent,
     },
     Question {
         text: Template,
+        purpose: Intent,
         options: Vec<CompiledOption>,
         style: Option<ChoiceStyle>,
         on_text: OnText,
@@ -337,6 +345,7 @@ pub(crate) enum Step {
     Handover {
         text: Option<Template>,
         next: usize,
+        purpose: Intent,
     },
     End,
 }
@@ -550,10 +559,18 @@ fn successors(kind: &BlockKind) -> Box<dyn Iterator<Item = &str> + '_> {
 
 fn check_block(c: &mut Checker<'_>, flow: &Flow, block: &Block, limits: &Limits) -> Option<Step> {
     match &block.kind {
-        BlockKind::Send { text, next } => {
+        BlockKind::Send {
+            text,
+            next,
+            purpose,
+        } => {
             let next = c.target(next);
             let text = c.template(text)?;
-            Some(Step::Send { text, next })
+            Some(Step::Send {
+                text,
+                next,
+                purpose: purpose.unwrap_or(flow.purpose),
+            })
         }
         BlockKind::Question(q) => {
             let text = c.template(&q.text);
@@ -571,7 +588,9 @@ fn check_block(c: &mut Checker<'_>, flow: &Flow, block: &Block, limits: &Limits)
             for (index, option) in q.options.iter().enumerate() {
                 let normalized = normalize(&option.label);
                 let len = option.label.chars().count();
-                if option.label.trim().is_empty() {
+                // A label of only spaces or punctuation could never be typed: typed text is
+                // compared without them.
+                if normalized.is_empty() {
                     c.problem(FlowProblem::EmptyLabel { index });
                 } else if let Some(max) = limits.max_label_len.filter(|max| len > *max) {
                     c.problem(FlowProblem::LabelTooLong {
@@ -597,22 +616,30 @@ fn check_block(c: &mut Checker<'_>, flow: &Flow, block: &Block, limits: &Limits)
                 FreeText::Reprompt => OnText::Reprompt,
                 FreeText::Goto(next) => OnText::Goto(c.target(next)),
             };
-            let timeout = q
-                .timeout
-                .as_ref()
-                .map(|t| (Duration::from_secs(t.after_secs), c.target(&t.next)));
+            let timeout = q.timeout.as_ref().map(|t| {
+                if t.after_secs == 0 {
+                    c.problem(FlowProblem::ZeroDuration);
+                }
+                (Duration::from_secs(t.after_secs), c.target(&t.next))
+            });
             Some(Step::Question {
                 text: text?,
+                purpose: q.purpose.unwrap_or(flow.purpose),
                 options,
                 style: q.style,
                 on_text,
                 timeout,
             })
         }
-        BlockKind::Wait { secs, next } => Some(Step::Wait {
-            duration: Duration::from_secs(*secs),
-            next: c.target(next),
-        }),
+        BlockKind::Wait { secs, next } => {
+            if *secs == 0 {
+                c.problem(FlowProblem::ZeroDuration);
+            }
+            Some(Step::Wait {
+                duration: Duration::from_secs(*secs),
+                next: c.target(next),
+            })
+        }
         BlockKind::Branch { cases, otherwise } => {
             let mut compiled = Vec::with_capacity(cases.len());
             for case in cases {
@@ -670,7 +697,11 @@ fn check_block(c: &mut Checker<'_>, flow: &Flow, block: &Block, limits: &Limits)
                 Some(t) => Some(c.template(t)?),
                 None => None,
             };
-            Some(Step::Handover { text, next })
+            Some(Step::Handover {
+                text,
+                next,
+                purpose: flow.purpose,
+            })
         }
         BlockKind::End => Some(Step::End),
     }
@@ -819,6 +850,27 @@ mod tests {
             .end("end")
             .build();
         assert!(asking.validate(&Limits::new()).is_ok());
+    }
+
+    #[test]
+    fn zero_durations_and_labels_that_normalize_to_nothing_are_refused() {
+        let flow = Flow::builder(id(), 1)
+            .question("q", "Pick", |q| {
+                q.option("?!", "w")
+                    .option("Yes", "w")
+                    .timeout(Duration::ZERO, "w")
+            })
+            .wait("w", Duration::ZERO, "end")
+            .end("end")
+            .build();
+        assert_eq!(
+            problems(&flow, &Limits::new()),
+            [
+                at("q", FlowProblem::EmptyLabel { index: 0 }),
+                at("q", FlowProblem::ZeroDuration),
+                at("w", FlowProblem::ZeroDuration),
+            ]
+        );
     }
 
     #[test]

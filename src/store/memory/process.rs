@@ -18,11 +18,25 @@ struct State {
     instances: HashMap<InstanceId, ProcessInstance>,
     /// The unfinished instance of each (contact, flow).
     active: HashMap<(ContactId, FlowId), InstanceId>,
+    /// The unfinished instances of each contact, so `active_for` (called for every inbound
+    /// message) reads only the contact's own instead of scanning every active one.
+    by_contact: HashMap<ContactId, BTreeSet<InstanceId>>,
     /// Unfinished instances with a `due_at`, in due order, so `due` does not scan idle ones.
     due: BTreeSet<(Timestamp, InstanceId)>,
 }
 
 impl State {
+    fn finish(&mut self, instance: &ProcessInstance) {
+        self.active
+            .remove(&(instance.contact.clone(), instance.flow.clone()));
+        if let Some(ids) = self.by_contact.get_mut(&instance.contact) {
+            ids.remove(&instance.id);
+            if ids.is_empty() {
+                self.by_contact.remove(&instance.contact);
+            }
+        }
+    }
+
     fn index_due(&mut self, instance: &ProcessInstance) {
         if let (Some(at), false) = (instance.due_at, instance.is_finished()) {
             self.due.insert((at, instance.id.clone()));
@@ -62,6 +76,11 @@ impl ProcessStore for MemoryProcessStore {
                 )));
             }
             state.active.insert(key, instance.id.clone());
+            state
+                .by_contact
+                .entry(instance.contact.clone())
+                .or_default()
+                .insert(instance.id.clone());
         }
         state.index_due(instance);
         state
@@ -76,14 +95,14 @@ impl ProcessStore for MemoryProcessStore {
 
     async fn active_for(&self, contact: &ContactId) -> Result<Vec<ProcessInstance>, StoreError> {
         let state = lock(&self.state);
-        let mut found: Vec<ProcessInstance> = state
-            .active
-            .iter()
-            .filter(|((c, _), _)| c == contact)
-            .filter_map(|(_, id)| state.instances.get(id).cloned())
-            .collect();
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(found)
+        // Ids in order, so instances come out sorted by id.
+        Ok(state
+            .by_contact
+            .get(contact)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.instances.get(id).cloned())
+            .collect())
     }
 
     async fn update(&self, instance: &ProcessInstance) -> Result<u64, StoreError> {
@@ -117,9 +136,7 @@ impl ProcessStore for MemoryProcessStore {
         let mut next = instance.clone();
         next.revision = revision;
         if next.is_finished() {
-            state
-                .active
-                .remove(&(next.contact.clone(), next.flow.clone()));
+            state.finish(&next);
         }
         if previous_due != next.due_at || next.is_finished() {
             if let Some(at) = previous_due {
@@ -141,5 +158,44 @@ impl ProcessStore for MemoryProcessStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(id: &str, contact: &str, flow: &str) -> ProcessInstance {
+        ProcessInstance::new(
+            InstanceId::new(id).unwrap(),
+            FlowId::new(flow).unwrap(),
+            1,
+            ContactId::new(contact).unwrap(),
+            "start",
+        )
+    }
+
+    #[tokio::test]
+    async fn active_for_reads_the_contacts_own_index() {
+        let store = MemoryProcessStore::new();
+        for (id, contact, flow) in [("b", "ann", "f1"), ("a", "ann", "f2"), ("c", "bob", "f1")] {
+            store.insert(&instance(id, contact, flow)).await.unwrap();
+        }
+        let ann = ContactId::new("ann").unwrap();
+        let ids = |list: Vec<ProcessInstance>| -> Vec<String> {
+            list.into_iter().map(|i| i.id.as_str().to_owned()).collect()
+        };
+        assert_eq!(ids(store.active_for(&ann).await.unwrap()), ["a", "b"]);
+        let mut done = store
+            .get(&InstanceId::new("a").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        done.status = crate::process::InstanceStatus::Finished;
+        store.update(&done).await.unwrap();
+        assert_eq!(ids(store.active_for(&ann).await.unwrap()), ["b"]);
+        let state = lock(&store.state);
+        assert_eq!(state.by_contact.get(&ann).map(BTreeSet::len), Some(1));
+        assert_eq!(state.by_contact.len(), 2);
     }
 }
