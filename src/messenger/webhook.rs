@@ -32,9 +32,11 @@
 //! Events of a Page the [`PageResolver`] does not know are acknowledged and reported in
 //! [`Batch::unknown_pages`], never processed with another Page's settings.
 
-use std::{collections::HashSet, fmt, sync::Arc, time::Duration};
+use std::{fmt, hash::BuildHasher, sync::Arc, time::Duration};
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
+use hashbrown::{HashTable, hash_table::Entry};
 use hmac::{Hmac, Mac};
 use http::{Method, Request, Response, StatusCode, header::CONTENT_TYPE};
 use sha2::Sha256;
@@ -56,6 +58,8 @@ use crate::{
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// [`SIGNATURE_HEADER`] as a header name, built at compile time.
+static SIGNATURE_NAME: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
 /// The default body size limit.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// How long handled events are remembered: Meta retries for up to 36 hours.
@@ -190,6 +194,8 @@ pub struct Webhook {
     max_body: usize,
     clock: SharedClock,
     dedupe_ttl: Duration,
+    /// Hashes keys to find repeats inside one batch (seeded per webhook).
+    batch_hasher: RandomState,
 }
 
 impl fmt::Debug for Webhook {
@@ -241,6 +247,7 @@ impl Webhook {
                 max_body: DEFAULT_MAX_BODY,
                 clock: SystemClock::shared(),
                 dedupe_ttl: DEFAULT_DEDUPE_TTL,
+                batch_hasher: RandomState::default(),
             },
         }
     }
@@ -298,8 +305,7 @@ impl Webhook {
                 limit: self.max_body,
             });
         }
-        let signature = http::HeaderName::from_static(SIGNATURE_HEADER);
-        self.verify_signature(headers.get(&signature).map(|v| v.as_bytes()), body)?;
+        self.verify_signature(headers.get(&SIGNATURE_NAME).map(|v| v.as_bytes()), body)?;
         let parsed: WebhookBody =
             serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let now = self.clock.now();
@@ -315,15 +321,20 @@ impl Webhook {
 
         // Resolve each Page once, without copying ids: entries repeat their Page.
         let mut served = Vec::with_capacity(parsed.entry.len());
+        let mut capacity = 0;
         for (i, entry) in parsed.entry.iter().enumerate() {
             let earlier = parsed.entry[..i].iter().position(|e| e.id == entry.id);
-            served.push(match earlier {
+            let serves = match earlier {
                 Some(j) => served[j],
                 None => self.pages.contains(&entry.id).await?,
-            });
+            };
+            if serves {
+                capacity += entry.messaging.len() + entry.standby.len();
+            }
+            served.push(serves);
         }
 
-        let mut events: Vec<Inbound> = Vec::new();
+        let mut events: Vec<Inbound> = Vec::with_capacity(capacity);
         for (entry, served) in parsed.entry.into_iter().zip(served) {
             if !served {
                 if !batch.unknown_pages.contains(&entry.id) {
@@ -349,25 +360,38 @@ impl Webhook {
             }
         }
 
-        // One store round trip for the whole batch.
-        let seen = {
+        // One store round trip for the whole batch (none for a batch without events).
+        let seen = if events.is_empty() {
+            Vec::new()
+        } else {
             let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
             self.seen.seen_many(&keys, now).await?
         };
-        // Drop what was handled before, and repeats inside the batch (a 64-bit hash finds
-        // candidates, an exact comparison decides; small batches just compare). In place.
+        // Drop what was handled before, and repeats inside the batch: small batches compare
+        // keys; larger ones look each key up among the kept ones in a table (hashed once,
+        // compared exactly, the kept event's index stored). In place.
         let small = events.len() <= 8;
-        let mut hashes: HashSet<u64> = HashSet::with_capacity(if small { 0 } else { events.len() });
+        let mut firsts: HashTable<(u64, usize)> =
+            HashTable::with_capacity(if small { 0 } else { events.len() });
         let mut kept = 0;
         for i in 0..events.len() {
-            let key = &events[i].key;
-            let repeated = if small {
-                events[..kept].iter().any(|e| e.key == *key)
-            } else {
-                !hashes.insert(fingerprint(key.as_bytes()))
-                    && events[..kept].iter().any(|e| e.key == *key)
-            };
-            if seen.get(i).copied().unwrap_or(false) || repeated {
+            let handled = seen.get(i).copied().unwrap_or(false);
+            let key = events[i].key.as_str();
+            let repeated = !handled
+                && if small {
+                    events[..kept].iter().any(|e| e.key == key)
+                } else {
+                    let hash = self.batch_hasher.hash_one(key);
+                    match firsts.entry(hash, |&(_, j)| events[j].key == key, |&(h, _)| h) {
+                        Entry::Occupied(_) => true,
+                        Entry::Vacant(slot) => {
+                            // Kept: it moves to index `kept` below.
+                            slot.insert((hash, kept));
+                            false
+                        }
+                    }
+                };
+            if handled || repeated {
                 batch.duplicates += 1;
             } else {
                 if kept != i {
@@ -379,11 +403,14 @@ impl Webhook {
         events.truncate(kept);
         // When each person last wrote is a fact, safe to record again on a redelivery; recording
         // it now lets the router answer inside the window it opened.
-        let windows: Vec<(&crate::contact::Address, crate::clock::Timestamp)> = events
-            .iter()
-            .filter(|e| opens_window(&e.kind) && !e.standby)
-            .map(|e| (&e.from, e.at))
-            .collect();
+        let mut windows: Vec<(&crate::contact::Address, crate::clock::Timestamp)> =
+            Vec::with_capacity(events.len());
+        windows.extend(
+            events
+                .iter()
+                .filter(|e| opens_window(&e.kind) && !e.standby)
+                .map(|e| (&e.from, e.at)),
+        );
         if !windows.is_empty() {
             self.last_inbound.record_many(&windows).await?;
         }
@@ -395,6 +422,9 @@ impl Webhook {
     /// Marks every event of `events` handled, with one round trip to each store; see
     /// [`commit`](Webhook::commit).
     pub async fn commit_all(&self, events: &[Inbound]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let now = self.clock.now();
         let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
         self.seen.mark_many(&keys, now, self.dedupe_ttl).await?;
@@ -456,30 +486,6 @@ impl Webhook {
         self.commit_all(&batch.events).await?;
         Ok(batch)
     }
-}
-
-/// A cheap fingerprint for spotting repeated keys inside one batch: the length and a few
-/// 8-byte words from the start and the end (where message ids differ), mixed. Collisions only
-/// cost an exact comparison, so the sample need not cover every byte.
-fn fingerprint(bytes: &[u8]) -> u64 {
-    let word = |at: usize| -> u64 {
-        let mut w = [0u8; 8];
-        let end = (at + 8).min(bytes.len());
-        if at < end {
-            w[..end - at].copy_from_slice(&bytes[at..end]);
-        }
-        u64::from_le_bytes(w)
-    };
-    let n = bytes.len();
-    [
-        word(0),
-        word(n.saturating_sub(16)),
-        word(n.saturating_sub(8)),
-    ]
-    .into_iter()
-    .fold(n as u64, |h, w| {
-        (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
-    })
 }
 
 /// Whether the event is something the person did, which opens Messenger's window.

@@ -1,13 +1,18 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use async_trait::async_trait;
+use foldhash::fast::RandomState;
 
 use crate::{
     activity::LastInbound, clock::Timestamp, contact::Address, error::StoreError, sync::lock,
 };
 
+/// Addresses to last inbound times, hashed with a per-map seeded `foldhash` (much cheaper than
+/// SipHash on the webhook path).
+type Times = HashMap<Address, Timestamp, RandomState>;
+
 /// Keeps the later time; clones the address only the first time it is seen.
-fn record_into(last: &mut HashMap<Address, Timestamp>, address: &Address, at: Timestamp) {
+fn record_into(last: &mut Times, address: &Address, at: Timestamp) {
     match last.get_mut(address) {
         Some(slot) => *slot = (*slot).max(at),
         None => {
@@ -19,7 +24,7 @@ fn record_into(last: &mut HashMap<Address, Timestamp>, address: &Address, at: Ti
 /// Last inbound times in memory: a [`LastInbound`].
 #[derive(Debug, Default)]
 pub struct MemoryLastInbound {
-    last: Mutex<HashMap<Address, Timestamp>>,
+    last: Mutex<Times>,
 }
 
 impl MemoryLastInbound {
