@@ -16,25 +16,31 @@ use crate::{
 #[derive(Debug, Default)]
 struct State {
     instances: HashMap<InstanceId, ProcessInstance>,
-    /// The unfinished instance of each (contact, flow).
-    active: HashMap<(ContactId, FlowId), InstanceId>,
-    /// The unfinished instances of each contact, so `active_for` (called for every inbound
-    /// message) reads only the contact's own instead of scanning every active one.
-    by_contact: HashMap<ContactId, BTreeSet<InstanceId>>,
+    /// The unfinished instances of each contact, sorted by id, so `active_for` (called for
+    /// every inbound message) reads only the contact's own, and "one unfinished instance per
+    /// contact and flow" is checked over those few. A `Vec`, not a set: a contact runs a
+    /// handful of flows, and this index is paid for by every idle instance.
+    by_contact: HashMap<ContactId, Vec<InstanceId>>,
     /// Unfinished instances with a `due_at`, in due order, so `due` does not scan idle ones.
     due: BTreeSet<(Timestamp, InstanceId)>,
 }
 
 impl State {
     fn finish(&mut self, instance: &ProcessInstance) {
-        self.active
-            .remove(&(instance.contact.clone(), instance.flow.clone()));
         if let Some(ids) = self.by_contact.get_mut(&instance.contact) {
-            ids.remove(&instance.id);
+            ids.retain(|id| *id != instance.id);
             if ids.is_empty() {
                 self.by_contact.remove(&instance.contact);
             }
         }
+    }
+
+    /// The unfinished instance of `contact` running `flow`, if any.
+    fn running(&self, contact: &ContactId, flow: &FlowId) -> Option<&InstanceId> {
+        self.by_contact
+            .get(contact)?
+            .iter()
+            .find(|id| self.instances.get(*id).is_some_and(|i| &i.flow == flow))
     }
 
     fn index_due(&mut self, instance: &ProcessInstance) {
@@ -67,20 +73,19 @@ impl ProcessStore for MemoryProcessStore {
                 instance.id
             )));
         }
-        let key = (instance.contact.clone(), instance.flow.clone());
         if !instance.is_finished() {
-            if let Some(running) = state.active.get(&key) {
+            if let Some(running) = state.running(&instance.contact, &instance.flow) {
                 return Err(StoreError::conflict(format!(
                     "contact {} already runs flow {} as instance {running}",
                     instance.contact, instance.flow
                 )));
             }
-            state.active.insert(key, instance.id.clone());
-            state
+            let ids = state
                 .by_contact
                 .entry(instance.contact.clone())
-                .or_default()
-                .insert(instance.id.clone());
+                .or_default();
+            let at = ids.partition_point(|id| *id < instance.id);
+            ids.insert(at, instance.id.clone());
         }
         state.index_due(instance);
         state
@@ -195,7 +200,7 @@ mod tests {
         store.update(&done).await.unwrap();
         assert_eq!(ids(store.active_for(&ann).await.unwrap()), ["b"]);
         let state = lock(&store.state);
-        assert_eq!(state.by_contact.get(&ann).map(BTreeSet::len), Some(1));
+        assert_eq!(state.by_contact.get(&ann).map(Vec::len), Some(1));
         assert_eq!(state.by_contact.len(), 2);
     }
 }
