@@ -969,15 +969,7 @@ impl FlowEngine {
                     next,
                     purpose,
                 } => {
-                    let message = match self.render(run, text).await {
-                        Ok(text) => Message::text(text).map_err(ProcessError::from),
-                        Err(e) => Err(e),
-                    };
-                    let message = match message {
-                        Ok(m) => m,
-                        Err(e) => return self.fail(run, e).await,
-                    };
-                    if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
+                    if let Some(outcome) = self.say(run, text, *purpose).await? {
                         return Ok(outcome);
                     }
                     self.enter(run, *next);
@@ -1033,15 +1025,7 @@ impl FlowEngine {
                 }
                 Step::Handover { text, purpose, .. } => {
                     if let Some(text) = text {
-                        let message = match self.render(run, text).await {
-                            Ok(text) => Message::text(text).map_err(ProcessError::from),
-                            Err(e) => Err(e),
-                        };
-                        let message = match message {
-                            Ok(m) => m,
-                            Err(e) => return self.fail(run, e).await,
-                        };
-                        if let Some(outcome) = self.deliver(run, &message, *purpose).await? {
+                        if let Some(outcome) = self.say(run, text, *purpose).await? {
                             return Ok(outcome);
                         }
                     }
@@ -1092,6 +1076,24 @@ impl FlowEngine {
     }
 
     /// Claims the step and sends `message`. `Some` when the drive stops here.
+    /// Renders `text` for the contact and delivers it as a plain message. `Some` when the
+    /// drive stops here: the render failed (the instance fails) or the send did not go out.
+    async fn say(
+        &self,
+        run: &mut Run,
+        text: &Template,
+        purpose: Intent,
+    ) -> Result<Option<Outcome>, ProcessError> {
+        let message = match self.render(run, text).await {
+            Ok(text) => Message::text(text).map_err(ProcessError::from),
+            Err(e) => Err(e),
+        };
+        match message {
+            Ok(message) => self.deliver(run, &message, purpose).await,
+            Err(e) => self.fail(run, e).await.map(Some),
+        }
+    }
+
     async fn deliver(
         &self,
         run: &mut Run,
