@@ -551,11 +551,6 @@ impl CampaignRunner {
             Handled::New(record) => {
                 this_run.add(&record.outcome);
                 total.add(&record.outcome);
-                match record.outcome {
-                    Outcome::Sent { .. } => progress.sent += 1,
-                    Outcome::Skipped { .. } => progress.skipped += 1,
-                    Outcome::Failed { .. } | Outcome::Pending => progress.failed += 1,
-                }
             }
             Handled::Earlier(record) => {
                 total.add(&record.outcome);
@@ -565,10 +560,18 @@ impl CampaignRunner {
         progress.done += 1;
         // Every recipient at first (small campaigns, notifications), then every 64th.
         if progress.done <= 64 || progress.done % 64 == 0 {
-            progress.rate = self.rate(run, progress.done);
-            progress.state = run.control.state();
+            self.refresh(run, progress, this_run);
             run.control.progress.send_replace(progress.clone());
         }
+    }
+
+    /// Brings a progress snapshot up to date: its outcome counts are this run's counts.
+    fn refresh(&self, run: &Run<'_>, progress: &mut Progress, this_run: &Counts) {
+        progress.sent = this_run.sent;
+        progress.skipped = this_run.skipped_total();
+        progress.failed = this_run.failed + this_run.interrupted;
+        progress.rate = self.rate(run, progress.done);
+        progress.state = run.control.state();
     }
 
     fn rate(&self, run: &Run<'_>, done: u64) -> f64 {
@@ -581,8 +584,7 @@ impl CampaignRunner {
 
     fn finish_run(&self, run: &Run<'_>, cancelled: bool) -> Report {
         let (this_run, total, mut progress) = lock(&run.counts).clone();
-        progress.rate = self.rate(run, progress.done);
-        progress.state = run.control.state();
+        self.refresh(run, &mut progress, &this_run);
         progress.finished = true;
         if !cancelled {
             progress.total = Some(progress.done);
@@ -608,46 +610,40 @@ impl CampaignRunner {
     }
 
     /// Decides, sends and records one recipient.
-    fn handle<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        contact: &'a Contact,
-    ) -> BoxFuture<'a, Result<Handled, CampaignError>> {
-        Box::pin(async move {
-            let campaign = run.campaign;
-            let skip = if campaign.opted_out(contact) {
-                Some(SkipReason::OptedOut)
-            } else if !contact
-                .addresses
-                .iter()
-                .any(|a| campaign.channels.contains(a.channel()))
-            {
-                Some(SkipReason::NoAddress)
-            } else {
-                None
-            };
-            if let Some(reason) = skip {
-                let record = self.record(run, contact, Outcome::Skipped { reason });
-                return Ok(match self.outbox.record(&record).await? {
-                    Recorded::New => Handled::New(record),
-                    Recorded::Existing(earlier) => Handled::Earlier(earlier),
-                });
-            }
-            if let Recorded::Existing(earlier) = self
-                .outbox
-                .claim(&campaign.id, &contact.id, self.clock.now())
-                .await?
-            {
-                return Ok(Handled::Earlier(earlier));
-            }
-            let outcome = match self.message_for(campaign, contact) {
-                Ok(message) => self.deliver(run, contact, &message).await,
-                Err(reason) => Outcome::Failed { kind: None, reason },
-            };
-            let record = self.record(run, contact, outcome);
-            self.outbox.finish(&record).await?;
-            Ok(Handled::New(record))
-        })
+    async fn handle(&self, run: &Run<'_>, contact: &Contact) -> Result<Handled, CampaignError> {
+        let campaign = run.campaign;
+        let skip = if campaign.opted_out(contact) {
+            Some(SkipReason::OptedOut)
+        } else if !contact
+            .addresses
+            .iter()
+            .any(|a| campaign.channels.contains(a.channel()))
+        {
+            Some(SkipReason::NoAddress)
+        } else {
+            None
+        };
+        if let Some(reason) = skip {
+            let record = self.record(run, contact, Outcome::Skipped { reason });
+            return Ok(match self.outbox.record(&record).await? {
+                Recorded::New => Handled::New(record),
+                Recorded::Existing(earlier) => Handled::Earlier(earlier),
+            });
+        }
+        if let Recorded::Existing(earlier) = self
+            .outbox
+            .claim(&campaign.id, &contact.id, self.clock.now())
+            .await?
+        {
+            return Ok(Handled::Earlier(earlier));
+        }
+        let outcome = match self.message_for(campaign, contact) {
+            Ok(message) => self.deliver(run, contact, &message).await,
+            Err(reason) => Outcome::Failed { kind: None, reason },
+        };
+        let record = self.record(run, contact, outcome);
+        self.outbox.finish(&record).await?;
+        Ok(Handled::New(record))
     }
 
     /// The recipient's message: rendered text, links (login links where asked).
@@ -688,62 +684,55 @@ impl CampaignRunner {
     }
 
     /// Sends through the campaign's transports, retrying temporary failures.
-    fn deliver<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        contact: &'a Contact,
-        message: &'a Message,
-    ) -> BoxFuture<'a, Outcome> {
+    async fn deliver(&self, run: &Run<'_>, contact: &Contact, message: &Message) -> Outcome {
         let addresses = campaign_addresses(run.campaign, contact);
         // Transports that deduplicate (an e-mail API, say) see one key per campaign and contact.
         let context = run
             .context
             .clone()
             .with_idempotency_key(format!("{}:{}", run.campaign.id, contact.id));
-        Box::pin(async move {
-            let mut backoff = ExponentialBuilder::default()
-                .with_min_delay(self.retry_delay)
-                .with_max_delay(self.retry_delay.saturating_mul(32))
-                .with_max_times(self.retries)
-                .with_jitter()
-                .build();
-            let mut pauses = 0;
-            loop {
-                // Claimed: a cancel does not cut this send short (the pause is capped).
-                self.wait_for_pause(run, false).await;
-                let undelivered = match run.fallback.send(&addresses, message, &context).await {
-                    Ok(delivered) => {
-                        return Outcome::Sent {
-                            channel: delivered.receipt.channel,
-                            message_ids: delivered.receipt.message_ids,
-                        };
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry_delay)
+            .with_max_delay(self.retry_delay.saturating_mul(32))
+            .with_max_times(self.retries)
+            .with_jitter()
+            .build();
+        let mut pauses = 0;
+        loop {
+            // Claimed: a cancel does not cut this send short (the pause is capped).
+            self.wait_for_pause(run, false).await;
+            let undelivered = match run.fallback.send(&addresses, message, &context).await {
+                Ok(delivered) => {
+                    return Outcome::Sent {
+                        channel: delivered.receipt.channel,
+                        message_ids: delivered.receipt.message_ids,
+                    };
+                }
+                Err(undelivered) => undelivered,
+            };
+            let retry = undelivered.stopped
+                && undelivered
+                    .last_error()
+                    .is_some_and(|e| e.is_retryable() && e.sent_ids().is_empty());
+            if retry {
+                match undelivered.last_error().and_then(|e| e.retry_after()) {
+                    // A rate limit: the whole campaign waits; the recipient's own retry
+                    // budget is kept for its own failures.
+                    Some(after) if pauses < MAX_PAUSES_PER_RECIPIENT => {
+                        pauses += 1;
+                        self.pause_campaign(run, after);
+                        continue;
                     }
-                    Err(undelivered) => undelivered,
-                };
-                let retry = undelivered.stopped
-                    && undelivered
-                        .last_error()
-                        .is_some_and(|e| e.is_retryable() && e.sent_ids().is_empty());
-                if retry {
-                    match undelivered.last_error().and_then(|e| e.retry_after()) {
-                        // A rate limit: the whole campaign waits; the recipient's own retry
-                        // budget is kept for its own failures.
-                        Some(after) if pauses < MAX_PAUSES_PER_RECIPIENT => {
-                            pauses += 1;
-                            self.pause_campaign(run, after);
+                    _ => {
+                        if let Some(delay) = backoff.next() {
+                            tokio::time::sleep(delay).await;
                             continue;
-                        }
-                        _ => {
-                            if let Some(delay) = backoff.next() {
-                                tokio::time::sleep(delay).await;
-                                continue;
-                            }
                         }
                     }
                 }
-                return undelivered_outcome(&undelivered);
             }
-        })
+            return undelivered_outcome(&undelivered);
+        }
     }
 
     /// Pauses every sender of the run for `after` (a rate limit was hit).

@@ -429,14 +429,7 @@ impl FlowBuilder {
         text: impl Into<String>,
         next: impl Into<String>,
     ) -> Self {
-        self.block(Block::new(
-            id,
-            BlockKind::Send {
-                text: text.into(),
-                next: next.into(),
-                purpose: None,
-            },
-        ))
+        self.send_block(id, text, None, next)
     }
 
     /// Adds a [`BlockKind::Send`] block with its own purpose (see [`Flow::purpose`]).
@@ -447,12 +440,22 @@ impl FlowBuilder {
         purpose: Intent,
         next: impl Into<String>,
     ) -> Self {
+        self.send_block(id, text, Some(purpose), next)
+    }
+
+    fn send_block(
+        self,
+        id: impl Into<String>,
+        text: impl Into<String>,
+        purpose: Option<Intent>,
+        next: impl Into<String>,
+    ) -> Self {
         self.block(Block::new(
             id,
             BlockKind::Send {
                 text: text.into(),
                 next: next.into(),
-                purpose: Some(purpose),
+                purpose,
             },
         ))
     }
