@@ -923,3 +923,28 @@ async fn a_cancel_during_a_rate_limit_pause_leaves_nothing_pending() {
     assert!(matches!(recorded[0].outcome, Outcome::Sent { .. }));
     assert_eq!(email.sent().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_pauses_every_sender_not_just_the_one_that_hit_it() {
+    use tidings::clock::SystemClock;
+    let directory = email_directory(20);
+    let email = Arc::new(StubTransport::new(Channel::Email));
+    email.push_failure(
+        tidings::DeliveryError::retryable("rate limited")
+            .with_retry_after(Duration::from_millis(300)),
+    );
+    let started = SystemClock.now();
+    let report = email_runner(&directory, Arc::new(MemoryOutbox::new()), &email)
+        .run(&email_campaign("paused-together"), &RunControl::new())
+        .await
+        .unwrap();
+    assert_eq!(report.this_run.sent, 20);
+    // Only the sends already in flight when the limit hit (concurrency 4) go out early; every
+    // other recipient waits for the pause to end.
+    let early = email
+        .sent()
+        .iter()
+        .filter(|s| s.receipt.at < started.saturating_add(Duration::from_millis(250)))
+        .count();
+    assert!(early <= 4, "{early} sends went out during the pause");
+}
