@@ -8,7 +8,7 @@ use tidings::{
 };
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(body) = serde_json::from_slice::<WebhookBody>(data) {
+    if let Ok(body) = serde_json::from_slice::<WebhookBody<'_>>(data) {
         for entry in body.entry {
             let page = entry.id.clone();
             let events = entry.messaging.into_iter().map(|e| (e, false)).chain(entry.standby.into_iter().map(|e| (e, true)));

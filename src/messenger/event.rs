@@ -20,7 +20,7 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use serde::{
     Deserialize, Deserializer,
@@ -30,87 +30,93 @@ use serde::{
 use crate::clock::Timestamp;
 
 /// A webhook body: `{"object": "page", "entry": [...]}`.
+///
+/// Strings borrow from the body where they can (no JSON escapes in them), so parsing copies
+/// nothing that a caller does not keep. Parse with `serde_json::from_slice` /
+/// `serde_json::from_str` over a body that outlives the result.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
-pub struct WebhookBody {
+pub struct WebhookBody<'a> {
     /// The subscribed object (`"page"` for Messenger).
-    pub object: String,
+    #[serde(borrow)]
+    pub object: Cow<'a, str>,
     /// The entries, one or more per Page.
-    #[serde(default)]
-    pub entry: Vec<Entry>,
+    #[serde(default, borrow)]
+    pub entry: Vec<Entry<'a>>,
 }
 
 /// One entry of a batch: events of one Page.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
-pub struct Entry {
+pub struct Entry<'a> {
     /// The Page id.
-    pub id: String,
+    #[serde(borrow, deserialize_with = "id")]
+    pub id: Cow<'a, str>,
     /// When Meta sent the entry.
     #[serde(default, deserialize_with = "opt_timestamp")]
     pub time: Option<Timestamp>,
     /// Events of threads this app owns.
-    #[serde(default)]
-    pub messaging: Vec<Event>,
+    #[serde(default, borrow)]
+    pub messaging: Vec<Event<'a>>,
     /// Events of threads another app owns (handover protocol): read-only for this app.
-    #[serde(default)]
-    pub standby: Vec<Event>,
+    #[serde(default, borrow)]
+    pub standby: Vec<Event<'a>>,
 }
 
 /// A party of an event: a page-scoped id, or a `user_ref` (checkbox plugin).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct Party {
+pub struct Party<'a> {
     /// The PSID (or the Page id).
-    #[serde(default, deserialize_with = "opt_id")]
-    pub id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    pub id: Option<Cow<'a, str>>,
     /// A `user_ref`, for people known only through a plugin.
-    #[serde(default)]
-    pub user_ref: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub user_ref: Option<Cow<'a, str>>,
 }
 
 /// One event.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct Event {
+pub struct Event<'a> {
     /// Who sent it (the Page for echoes).
-    pub sender: Party,
+    pub sender: Party<'a>,
     /// Who received it.
-    pub recipient: Party,
+    pub recipient: Party<'a>,
     /// When it happened.
     pub timestamp: Option<Timestamp>,
     /// What it is.
-    pub kind: EventKind,
+    pub kind: EventKind<'a>,
 }
 
 /// What an event is.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum EventKind {
+pub enum EventKind<'a> {
     /// A message (`is_echo` set for messages the Page sent). Boxed, like the other large
     /// variants, so an event stays small while it moves through parsing.
-    Message(Box<MessageEvent>),
+    Message(Box<MessageEvent<'a>>),
     /// A postback button, Get Started, or persistent menu tap.
-    Postback(Postback),
+    Postback(Postback<'a>),
     /// An m.me link, ad or code opened on an existing thread.
-    Referral(Referral),
+    Referral(Referral<'a>),
     /// An opt-in (plugins, notification requests).
-    OptIn(OptIn),
+    OptIn(OptIn<'a>),
     /// Messages delivered.
-    Delivery(Delivery),
+    Delivery(Delivery<'a>),
     /// Messages read.
     Read(Read),
     /// A reaction added or removed.
-    Reaction(Reaction),
+    Reaction(Reaction<'a>),
     /// A thread-control change (handover protocol).
-    Handover(Handover),
+    Handover(Handover<'a>),
     /// Account linking or unlinking.
-    AccountLinking(AccountLinking),
+    AccountLinking(AccountLinking<'a>),
     /// An event kind this crate does not know, by its field name.
-    Unknown(String),
+    Unknown(Cow<'a, str>),
 }
 
-impl EventKind {
+impl EventKind<'_> {
     /// The webhook field name of this kind.
     pub fn name(&self) -> &str {
         match self {
@@ -132,147 +138,149 @@ impl EventKind {
 /// A message, or an echo of one the Page sent.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
-pub struct MessageEvent {
+pub struct MessageEvent<'a> {
     /// The message id.
-    #[serde(default)]
-    pub mid: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub mid: Option<Cow<'a, str>>,
     /// The text.
-    #[serde(default)]
-    pub text: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub text: Option<Cow<'a, str>>,
     /// The quick reply tapped, if any.
-    #[serde(default)]
-    pub quick_reply: Option<QuickReplyPayload>,
+    #[serde(default, borrow)]
+    pub quick_reply: Option<QuickReplyPayload<'a>>,
     /// The message this one replies to.
-    #[serde(default)]
-    pub reply_to: Option<ReplyTo>,
+    #[serde(default, borrow)]
+    pub reply_to: Option<ReplyTo<'a>>,
     /// Attachments.
-    #[serde(default)]
-    pub attachments: Vec<AttachmentEvent>,
+    #[serde(default, borrow)]
+    pub attachments: Vec<AttachmentEvent<'a>>,
     /// Whether the Page sent it (an echo).
     #[serde(default)]
     pub is_echo: bool,
     /// For echoes: the app that sent it (Page Inbox is 263902037430900).
-    #[serde(default, deserialize_with = "opt_id")]
-    pub app_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    pub app_id: Option<Cow<'a, str>>,
     /// For echoes: the metadata the sender attached.
-    #[serde(default)]
-    pub metadata: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub metadata: Option<Cow<'a, str>>,
     /// A referral carried by the message (click-to-Messenger ads). Boxed: rare, and it would
     /// double the size of every event.
-    #[serde(default)]
-    pub referral: Option<Box<Referral>>,
+    #[serde(default, borrow)]
+    pub referral: Option<Box<Referral<'a>>>,
 }
 
 /// The payload of a tapped quick reply.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct QuickReplyPayload {
+pub struct QuickReplyPayload<'a> {
     /// The payload.
-    pub payload: String,
+    #[serde(borrow)]
+    pub payload: Cow<'a, str>,
 }
 
 /// The message a message replies to.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct ReplyTo {
+pub struct ReplyTo<'a> {
     /// Its id.
-    pub mid: String,
+    #[serde(borrow)]
+    pub mid: Cow<'a, str>,
 }
 
 /// An attachment of a message.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
-pub struct AttachmentEvent {
+pub struct AttachmentEvent<'a> {
     /// `image`, `audio`, `video`, `file`, `location`, `fallback`, `template`, `reel`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
     /// The payload (absent on some `fallback` attachments).
-    #[serde(default)]
-    pub payload: Option<AttachmentPayload>,
+    #[serde(default, borrow)]
+    pub payload: Option<AttachmentPayload<'a>>,
 }
 
 /// The payload of an attachment.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
-pub struct AttachmentPayload {
+pub struct AttachmentPayload<'a> {
     /// Where the file is served (these URLs expire).
-    #[serde(default)]
-    pub url: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub url: Option<Cow<'a, str>>,
     /// Set when an image is a sticker.
-    #[serde(default, deserialize_with = "opt_id")]
-    pub sticker_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    pub sticker_id: Option<Cow<'a, str>>,
     /// A title, for some kinds.
-    #[serde(default)]
-    pub title: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub title: Option<Cow<'a, str>>,
 }
 
 /// A postback.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
-pub struct Postback {
+pub struct Postback<'a> {
     /// The id of the postback (since Graph v11.0).
-    #[serde(default)]
-    pub mid: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub mid: Option<Cow<'a, str>>,
     /// The title of the button tapped.
-    #[serde(default)]
-    pub title: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub title: Option<Cow<'a, str>>,
     /// The payload of the button.
-    #[serde(default)]
-    pub payload: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub payload: Option<Cow<'a, str>>,
     /// The m.me referral, when Get Started was tapped on a new thread opened from a link.
-    #[serde(default)]
-    pub referral: Option<Box<Referral>>,
+    #[serde(default, borrow)]
+    pub referral: Option<Box<Referral<'a>>>,
 }
 
 /// A referral: the `ref` of an m.me link, an ad, or a code.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct Referral {
+pub struct Referral<'a> {
     /// The `ref` parameter.
-    #[serde(default, rename = "ref")]
-    pub reference: Option<String>,
+    #[serde(default, rename = "ref", borrow, deserialize_with = "opt_str")]
+    pub reference: Option<Cow<'a, str>>,
     /// `SHORTLINK`, `ADS`, `MESSENGER_CODE`, ... (an open set).
-    #[serde(default)]
-    pub source: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub source: Option<Cow<'a, str>>,
     /// `OPEN_THREAD`.
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+    #[serde(default, rename = "type", borrow, deserialize_with = "opt_str")]
+    pub kind: Option<Cow<'a, str>>,
     /// The page the link was on, for chat plugins.
-    #[serde(default)]
-    pub referer_uri: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub referer_uri: Option<Cow<'a, str>>,
     /// The ad, for ad referrals.
-    #[serde(default, deserialize_with = "opt_id")]
-    pub ad_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    pub ad_id: Option<Cow<'a, str>>,
 }
 
 /// An opt-in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct OptIn {
+pub struct OptIn<'a> {
     /// The plugin's `data-ref`.
-    #[serde(default, rename = "ref")]
-    pub reference: Option<String>,
+    #[serde(default, rename = "ref", borrow, deserialize_with = "opt_str")]
+    pub reference: Option<Cow<'a, str>>,
     /// The checkbox plugin's `user_ref`.
-    #[serde(default)]
-    pub user_ref: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub user_ref: Option<Cow<'a, str>>,
     /// The kind of opt-in (`notification_messages`, ...).
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+    #[serde(default, rename = "type", borrow, deserialize_with = "opt_str")]
+    pub kind: Option<Cow<'a, str>>,
     /// The opt-in's payload.
-    #[serde(default)]
-    pub payload: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub payload: Option<Cow<'a, str>>,
     /// A token to message the person later (marketing messages).
-    #[serde(default)]
-    pub notification_messages_token: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub notification_messages_token: Option<Cow<'a, str>>,
 }
 
 /// Delivered messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct Delivery {
+pub struct Delivery<'a> {
     /// The delivered message ids, where listed.
-    #[serde(default)]
-    pub mids: Vec<String>,
+    #[serde(default, borrow, deserialize_with = "strs")]
+    pub mids: Vec<Cow<'a, str>>,
     /// Everything sent before this time was delivered.
     #[serde(default, deserialize_with = "opt_timestamp")]
     pub watermark: Option<Timestamp>,
@@ -290,19 +298,19 @@ pub struct Read {
 /// A reaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct Reaction {
+pub struct Reaction<'a> {
     /// The message reacted to.
-    #[serde(default)]
-    pub mid: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub mid: Option<Cow<'a, str>>,
     /// `react` or `unreact`.
-    #[serde(default)]
-    pub action: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub action: Option<Cow<'a, str>>,
     /// The reaction's name (`love`, `like`, ...).
-    #[serde(default)]
-    pub reaction: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub reaction: Option<Cow<'a, str>>,
     /// The emoji.
-    #[serde(default)]
-    pub emoji: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub emoji: Option<Cow<'a, str>>,
 }
 
 /// Which thread-control change happened.
@@ -334,42 +342,42 @@ impl HandoverKind {
 /// A thread-control change.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct Handover {
+pub struct Handover<'a> {
     /// Which change.
     pub kind: HandoverKind,
     /// The app that owns the thread now, where given.
-    pub new_owner_app_id: Option<String>,
+    pub new_owner_app_id: Option<Cow<'a, str>>,
     /// The app that owned it before, where given.
-    pub previous_owner_app_id: Option<String>,
+    pub previous_owner_app_id: Option<Cow<'a, str>>,
     /// Metadata passed with the change.
-    pub metadata: Option<String>,
+    pub metadata: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct HandoverRepr {
-    #[serde(default, deserialize_with = "opt_id")]
-    new_owner_app_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_id")]
-    previous_owner_app_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_id")]
-    requested_owner_app_id: Option<String>,
-    #[serde(default)]
-    metadata: Option<String>,
+struct HandoverRepr<'a> {
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    new_owner_app_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    previous_owner_app_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    requested_owner_app_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    metadata: Option<Cow<'a, str>>,
 }
 
 /// Account linking.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct AccountLinking {
+pub struct AccountLinking<'a> {
     /// `linked` or `unlinked`.
-    #[serde(default)]
-    pub status: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub status: Option<Cow<'a, str>>,
     /// The host's authorization code, when linked.
-    #[serde(default)]
-    pub authorization_code: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub authorization_code: Option<Cow<'a, str>>,
 }
 
-enum Field {
+enum Field<'a> {
     Sender,
     Recipient,
     Timestamp,
@@ -382,57 +390,67 @@ enum Field {
     Reaction,
     Handover(HandoverKind),
     AccountLinking,
-    Other(String),
+    Other(Cow<'a, str>),
 }
 
-impl<'de> Deserialize<'de> for Field {
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct FieldVisitor;
-        impl Visitor<'_> for FieldVisitor {
-            type Value = Field;
+        struct FieldVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+            type Value = Field<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an event field name")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
-                Ok(match v {
-                    "sender" => Field::Sender,
-                    "recipient" => Field::Recipient,
-                    "timestamp" => Field::Timestamp,
-                    "message" => Field::Message,
-                    "postback" => Field::Postback,
-                    "referral" => Field::Referral,
-                    "optin" => Field::OptIn,
-                    "delivery" => Field::Delivery,
-                    "read" => Field::Read,
-                    "reaction" => Field::Reaction,
-                    "pass_thread_control" => Field::Handover(HandoverKind::PassThreadControl),
-                    "take_thread_control" => Field::Handover(HandoverKind::TakeThreadControl),
-                    "request_thread_control" => Field::Handover(HandoverKind::RequestThreadControl),
-                    "app_roles" => Field::Handover(HandoverKind::AppRoles),
-                    "account_linking" => Field::AccountLinking,
-                    other => Field::Other(other.to_owned()),
-                })
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Field<'a>, E> {
+                Ok(Field::known(v).unwrap_or(Field::Other(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field<'a>, E> {
+                Ok(Field::known(v).unwrap_or_else(|| Field::Other(Cow::Owned(v.to_owned()))))
             }
         }
-        d.deserialize_identifier(FieldVisitor)
+        d.deserialize_identifier(FieldVisitor(std::marker::PhantomData))
     }
 }
 
-impl<'de> Deserialize<'de> for Event {
+impl Field<'_> {
+    /// The field of a known name.
+    fn known(name: &str) -> Option<Self> {
+        Some(match name {
+            "sender" => Field::Sender,
+            "recipient" => Field::Recipient,
+            "timestamp" => Field::Timestamp,
+            "message" => Field::Message,
+            "postback" => Field::Postback,
+            "referral" => Field::Referral,
+            "optin" => Field::OptIn,
+            "delivery" => Field::Delivery,
+            "read" => Field::Read,
+            "reaction" => Field::Reaction,
+            "pass_thread_control" => Field::Handover(HandoverKind::PassThreadControl),
+            "take_thread_control" => Field::Handover(HandoverKind::TakeThreadControl),
+            "request_thread_control" => Field::Handover(HandoverKind::RequestThreadControl),
+            "app_roles" => Field::Handover(HandoverKind::AppRoles),
+            "account_linking" => Field::AccountLinking,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EventVisitor;
-        impl<'de> Visitor<'de> for EventVisitor {
-            type Value = Event;
+        struct EventVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for EventVisitor<'a> {
+            type Value = Event<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a Messenger webhook event")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event<'a>, A::Error> {
                 let mut sender = None;
                 let mut recipient = None;
                 let mut timestamp = None;
                 let mut kind = None;
                 let mut unknown = None;
-                while let Some(field) = map.next_key::<Field>()? {
+                while let Some(field) = map.next_key::<Field<'a>>()? {
                     let k = match field {
                         Field::Sender => {
                             sender = Some(map.next_value()?);
@@ -455,7 +473,7 @@ impl<'de> Deserialize<'de> for Event {
                         Field::Reaction => EventKind::Reaction(map.next_value()?),
                         Field::AccountLinking => EventKind::AccountLinking(map.next_value()?),
                         Field::Handover(kind) => {
-                            let r: HandoverRepr = map.next_value()?;
+                            let r: HandoverRepr<'a> = map.next_value()?;
                             EventKind::Handover(Handover {
                                 kind,
                                 new_owner_app_id: r.new_owner_app_id.or(r.requested_owner_app_id),
@@ -477,12 +495,12 @@ impl<'de> Deserialize<'de> for Event {
                     recipient: recipient.unwrap_or_default(),
                     timestamp,
                     kind: kind.unwrap_or_else(|| {
-                        EventKind::Unknown(unknown.unwrap_or_else(|| "empty".to_owned()))
+                        EventKind::Unknown(unknown.unwrap_or(Cow::Borrowed("empty")))
                     }),
                 })
             }
         }
-        d.deserialize_map(EventVisitor)
+        d.deserialize_map(EventVisitor(std::marker::PhantomData))
     }
 }
 
@@ -538,39 +556,90 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         .ok_or_else(|| de::Error::custom("timestamp is null"))
 }
 
-/// An id given as a string or a number; kept as a string.
-fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    struct IdVisitor;
-    impl Visitor<'_> for IdVisitor {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an id as a string or a number")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
-            Ok(Some(v.to_owned()))
-        }
-        fn visit_string<E: de::Error>(self, v: String) -> Result<Option<String>, E> {
-            Ok(Some(v))
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
-            Ok(None)
+/// A string, borrowed from the body when it holds no escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor { numbers: false })
+            .map(|s| Str(s.unwrap_or_default()))
+    }
+}
+
+/// Reads a string; with `numbers`, a number too (as its digits), and `null` as nothing.
+struct StrVisitor {
+    numbers: bool,
+}
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.numbers {
+            "an id as a string or a number"
+        } else {
+            "a string"
+        })
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        if self.numbers {
+            Ok(Some(Cow::Owned(v.to_string())))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Unsigned(v), &self))
         }
     }
-    d.deserialize_any(IdVisitor)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        if self.numbers {
+            Ok(Some(Cow::Owned(v.to_string())))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Signed(v), &self))
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// An optional string, borrowed where it can be; `null` is none.
+fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    d.deserialize_any(StrVisitor { numbers: false })
+}
+
+/// An id given as a string or a number; kept as a string, borrowed where it can be.
+fn opt_id<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    d.deserialize_any(StrVisitor { numbers: true })
+}
+
+/// A required id, as a string or a number.
+fn id<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error> {
+    opt_id(d)?.ok_or_else(|| de::Error::custom("id is null"))
+}
+
+/// A list of strings, each borrowed where it can be.
+fn strs<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error> {
+    Ok(Vec::<Str<'a>>::deserialize(d)?
+        .into_iter()
+        .map(|s| s.0)
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn events(body: &str) -> Vec<Event> {
-        let parsed: WebhookBody = serde_json::from_str(body).unwrap();
+    fn events(body: &str) -> Vec<Event<'_>> {
+        let parsed: WebhookBody<'_> = serde_json::from_str(body).unwrap();
         parsed
             .entry
             .into_iter()
@@ -578,11 +647,12 @@ mod tests {
             .collect()
     }
 
-    fn one(event_json: &str) -> Event {
+    /// One event, parsed from a body that lives for the rest of the test run.
+    fn one(event_json: &str) -> Event<'static> {
         let body = format!(
             r#"{{"object":"page","entry":[{{"id":"P","time":1,"messaging":[{event_json}]}}]}}"#
         );
-        events(&body).remove(0)
+        events(Box::leak(body.into_boxed_str())).remove(0)
     }
 
     #[test]
@@ -664,7 +734,7 @@ mod tests {
         );
         assert_eq!(e.sender.user_ref.as_deref(), Some("ref-1"));
         assert_eq!(e.timestamp, Some(Timestamp::from_millis(1_718_000_000_000)));
-        assert!(serde_json::from_str::<WebhookBody>(r#"{"object":"page","entry":[{"id":"P","messaging":[{"timestamp":"soon","message":{}}]}]}"#).is_err());
+        assert!(serde_json::from_str::<WebhookBody<'_>>(r#"{"object":"page","entry":[{"id":"P","messaging":[{"timestamp":"soon","message":{}}]}]}"#).is_err());
     }
 
     #[test]
@@ -682,9 +752,44 @@ mod tests {
     }
 
     #[test]
+    fn strings_borrow_from_the_body_unless_they_hold_escapes() {
+        let e = one(
+            r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,
+                "message":{"mid":"m1","text":"Caf\u00e9 \"ok\"","quick_reply":{"payload":"plain"}}}"#,
+        );
+        assert!(matches!(e.sender.id, Some(Cow::Borrowed("U"))));
+        let EventKind::Message(m) = e.kind else {
+            panic!("a message")
+        };
+        assert!(matches!(m.mid, Some(Cow::Borrowed("m1"))));
+        assert_eq!(m.text.as_deref(), Some("Café \"ok\""));
+        assert!(
+            matches!(m.text, Some(Cow::Owned(_))),
+            "unescaped into a copy"
+        );
+        assert!(matches!(
+            m.quick_reply.map(|q| q.payload),
+            Some(Cow::Borrowed("plain"))
+        ));
+        // Ids given as numbers become their digits; null is none.
+        let e = one(
+            r#"{"sender":{"id":123,"user_ref":null},"recipient":{"id":"P"},"timestamp":5,"delivery":{"mids":["a","b\u0041"]}}"#,
+        );
+        assert_eq!(e.sender.id.as_deref(), Some("123"));
+        assert_eq!(e.sender.user_ref, None);
+        let EventKind::Delivery(d) = e.kind else {
+            panic!("a delivery")
+        };
+        assert_eq!(d.mids, ["a", "bA"]);
+        // Other JSON types where a string belongs are refused, not coerced.
+        let bad = r#"{"object":"page","entry":[{"id":"P","messaging":[{"sender":{"id":"U"},"message":{"text":5}}]}]}"#;
+        assert!(serde_json::from_str::<WebhookBody<'_>>(bad).is_err());
+    }
+
+    #[test]
     fn standby_events_parse_like_messaging_events() {
         let body = r#"{"object":"page","entry":[{"id":"P","time":1,"standby":[{"sender":{"id":"P"},"recipient":{"id":"U"},"timestamp":2,"message":{"mid":"e","is_echo":true,"app_id":263902037430900,"text":"human"}}]}]}"#;
-        let parsed: WebhookBody = serde_json::from_str(body).unwrap();
+        let parsed: WebhookBody<'_> = serde_json::from_str(body).unwrap();
         assert!(parsed.entry[0].messaging.is_empty());
         assert_eq!(parsed.entry[0].standby.len(), 1);
         match &parsed.entry[0].standby[0].kind {

@@ -21,6 +21,8 @@
 //! otherwise its kind, Page, person, time and a short hash of its payload, as Meta redelivers
 //! the same event with the same content.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use super::event::{Event, EventKind, MessageEvent};
@@ -47,19 +49,19 @@ pub struct Dropped {
 /// `fallback_at` is used when neither the event nor its entry carries a time.
 pub fn to_inbound(
     page_id: &str,
-    event: Event,
+    event: Event<'_>,
     standby: bool,
     fallback_at: Timestamp,
 ) -> Result<Inbound, Dropped> {
     let echo = matches!(&event.kind, EventKind::Message(m) if m.is_echo);
     let person = if echo { event.recipient } else { event.sender };
-    let drop = |kind: &EventKind, reason: String| Dropped {
+    let drop = |kind: &EventKind<'_>, reason: String| Dropped {
         page_id: page_id.to_owned(),
         kind: kind.name().to_owned(),
         reason,
     };
     let person_id = match (person.id, person.user_ref) {
-        (Some(id), _) => id,
+        (Some(id), _) => id.into_owned(),
         (None, Some(user_ref)) => format!("user_ref:{user_ref}"),
         (None, None) => return Err(drop(&event.kind, "the event names no person".to_owned())),
     };
@@ -95,36 +97,42 @@ pub fn to_inbound(
             (
                 key,
                 InboundKind::Echo {
-                    message_id: mid.unwrap_or_default(),
-                    text,
-                    app_id,
+                    message_id: owned_or_empty(mid),
+                    text: text.map(Cow::into_owned),
+                    app_id: app_id.map(Cow::into_owned),
                 },
             )
         }
         EventKind::Message(m) => {
             let key = keyed("message", m.mid.as_deref(), m.text.as_deref().unwrap_or(""));
-            let message_id = m.mid.unwrap_or_default();
+            let message_id = owned_or_empty(m.mid);
             let kind = if let Some(qr) = m.quick_reply {
                 InboundKind::Answer {
                     message_id: Some(message_id),
-                    payload: qr.payload,
-                    text: m.text,
+                    payload: qr.payload.into_owned(),
+                    text: m.text.map(Cow::into_owned),
                 }
             } else if !m.attachments.is_empty() {
                 let attachments = m
                     .attachments
                     .into_iter()
                     .map(|a| {
-                        Attachment::new(attachment_kind(&a.kind), a.payload.and_then(|p| p.url))
+                        Attachment::new(
+                            attachment_kind(&a.kind),
+                            a.payload.and_then(|p| p.url).map(Cow::into_owned),
+                        )
                     })
                     .collect();
                 InboundKind::Attachments {
                     message_id,
-                    text: m.text,
+                    text: m.text.map(Cow::into_owned),
                     attachments,
                 }
             } else if let Some(text) = m.text {
-                InboundKind::Text { message_id, text }
+                InboundKind::Text {
+                    message_id,
+                    text: text.into_owned(),
+                }
             } else {
                 InboundKind::Unknown {
                     kind: "message".to_owned(),
@@ -147,14 +155,14 @@ pub fn to_inbound(
                 r.reference.map(|reference| (reference, r.source))
             }) {
                 Some((reference, source)) => InboundKind::Referral {
-                    reference: Reference::new(reference),
-                    source,
+                    reference: Reference::new(reference.into_owned()),
+                    source: source.map(Cow::into_owned),
                 },
                 None => match p.payload {
                     Some(payload) => InboundKind::Answer {
-                        message_id: p.mid,
-                        payload,
-                        text: p.title,
+                        message_id: p.mid.map(Cow::into_owned),
+                        payload: payload.into_owned(),
+                        text: p.title.map(Cow::into_owned),
                     },
                     None => InboundKind::Unknown {
                         kind: "postback".to_owned(),
@@ -167,8 +175,8 @@ pub fn to_inbound(
             let key = keyed("referral", None, r.reference.as_deref().unwrap_or(""));
             let kind = match r.reference {
                 Some(reference) => InboundKind::Referral {
-                    reference: Reference::new(reference),
-                    source: r.source,
+                    reference: Reference::new(reference.into_owned()),
+                    source: r.source.map(Cow::into_owned),
                 },
                 None => InboundKind::Unknown {
                     kind: "referral".to_owned(),
@@ -186,7 +194,7 @@ pub fn to_inbound(
             (
                 key,
                 InboundKind::Delivered {
-                    message_ids: d.mids,
+                    message_ids: d.mids.into_iter().map(Cow::into_owned).collect(),
                     watermark: d.watermark,
                 },
             )
@@ -222,6 +230,11 @@ pub fn to_inbound(
     Ok(Inbound::new(key, from, at, kind).with_standby(standby))
 }
 
+/// The id, or an empty string when there is none.
+fn owned_or_empty(id: Option<Cow<'_, str>>) -> String {
+    id.map(Cow::into_owned).unwrap_or_default()
+}
+
 fn attachment_kind(kind: &str) -> AttachmentKind {
     match kind {
         "image" => AttachmentKind::Image,
@@ -249,7 +262,7 @@ mod tests {
         let body = format!(
             r#"{{"object":"page","entry":[{{"id":"P","time":9,"messaging":[{event_json}]}}]}}"#
         );
-        let mut parsed: WebhookBody = serde_json::from_str(&body).unwrap();
+        let mut parsed: WebhookBody<'_> = serde_json::from_str(&body).unwrap();
         let mut entry = parsed.entry.remove(0);
         let event = entry.messaging.remove(0);
         // As the webhook does: the entry's time is the fallback.

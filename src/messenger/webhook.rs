@@ -40,6 +40,7 @@ use hashbrown::{HashTable, hash_table::Entry};
 use hmac::{Hmac, Mac};
 use http::{Method, Request, Response, StatusCode, header::CONTENT_TYPE};
 use sha2::Sha256;
+use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
 use super::{
@@ -306,40 +307,47 @@ impl Webhook {
             });
         }
         self.verify_signature(headers.get(&SIGNATURE_NAME).map(|v| v.as_bytes()), body)?;
-        let parsed: WebhookBody =
+        let parsed: WebhookBody<'_> =
             serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let now = self.clock.now();
         let mut batch = Batch::default();
         if parsed.object != "page" {
             batch.dropped.push(Dropped {
                 page_id: String::new(),
-                kind: parsed.object.clone(),
+                kind: parsed.object.clone().into_owned(),
                 reason: format!("object {:?} is not a Messenger Page object", parsed.object),
             });
             return Ok(batch);
         }
 
-        // Resolve each Page once, without copying ids: entries repeat their Page.
-        let mut served = Vec::with_capacity(parsed.entry.len());
+        // Resolve each Page once, without copying ids: entries repeat their Page, and a batch
+        // names few Pages (the last one answered is checked first).
+        let mut served: SmallVec<[bool; 8]> = SmallVec::with_capacity(parsed.entry.len());
+        let mut pages: SmallVec<[(&str, bool); 4]> = SmallVec::new();
         let mut capacity = 0;
-        for (i, entry) in parsed.entry.iter().enumerate() {
-            let earlier = parsed.entry[..i].iter().position(|e| e.id == entry.id);
-            let serves = match earlier {
-                Some(j) => served[j],
-                None => self.pages.contains(&entry.id).await?,
+        for entry in &parsed.entry {
+            let known = pages.iter().rev().find(|(id, _)| *id == entry.id);
+            let serves = match known {
+                Some(&(_, serves)) => serves,
+                None => {
+                    let serves = self.pages.contains(&entry.id).await?;
+                    pages.push((&entry.id, serves));
+                    serves
+                }
             };
             if serves {
                 capacity += entry.messaging.len() + entry.standby.len();
             }
             served.push(serves);
         }
+        drop(pages);
 
         let mut events: Vec<Inbound> = Vec::with_capacity(capacity);
         for (entry, served) in parsed.entry.into_iter().zip(served) {
             if !served {
-                if !batch.unknown_pages.contains(&entry.id) {
+                if !batch.unknown_pages.iter().any(|p| *p == entry.id) {
                     tracing::warn!(page_id = %entry.id, "webhook event for a Page that is not configured");
-                    batch.unknown_pages.push(entry.id);
+                    batch.unknown_pages.push(entry.id.into_owned());
                 }
                 continue;
             }
@@ -364,7 +372,7 @@ impl Webhook {
         let seen = if events.is_empty() {
             Vec::new()
         } else {
-            let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+            let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
             self.seen.seen_many(&keys, now).await?
         };
         // Drop what was handled before, and repeats inside the batch: small batches compare
@@ -403,8 +411,8 @@ impl Webhook {
         events.truncate(kept);
         // When each person last wrote is a fact, safe to record again on a redelivery; recording
         // it now lets the router answer inside the window it opened.
-        let mut windows: Vec<(&crate::contact::Address, crate::clock::Timestamp)> =
-            Vec::with_capacity(events.len());
+        let mut windows: SmallVec<[(&crate::contact::Address, crate::clock::Timestamp); 8]> =
+            SmallVec::with_capacity(events.len());
         windows.extend(
             events
                 .iter()
@@ -426,7 +434,7 @@ impl Webhook {
             return Ok(());
         }
         let now = self.clock.now();
-        let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+        let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
         self.seen.mark_many(&keys, now, self.dedupe_ttl).await?;
         Ok(())
     }
