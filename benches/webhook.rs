@@ -21,7 +21,7 @@
 //! 100 events), so the figures compare with the peers measured by its `run.sh`.
 
 use std::{
-    cell::RefCell,
+    cell::Cell,
     future::Future,
     hint::black_box,
     pin::pin,
@@ -177,15 +177,12 @@ fn bench_webhook(c: &mut Criterion) {
         // `baseline_fresh` is the baseline fed exactly the same inputs the same way: the ratio
         // compares like with like.
         let template = String::from_utf8(body.clone()).expect("utf-8 fixture");
-        let fresh = RefCell::new(0u64);
+        let fresh = Cell::new(0u64);
         let clock = ManualClock::new(Timestamp::from_secs(1_718_000_000));
         let step = tidings::messenger::webhook::DEFAULT_DEDUPE_TTL / 1000;
         let variant = || {
-            let serial = {
-                let mut serial = fresh.borrow_mut();
-                *serial += 1;
-                *serial
-            };
+            let serial = fresh.get() + 1;
+            fresh.set(serial);
             let variant = template.replace("m_AG5Hz2Uq7tuwNEhXfY", &format!("m_{serial:018}"));
             let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
             mac.update(variant.as_bytes());
