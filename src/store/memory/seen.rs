@@ -1,4 +1,4 @@
-use std::{sync::Mutex, time::Duration};
+use std::{fmt, sync::Mutex, time::Duration};
 
 use async_trait::async_trait;
 use hashbrown::{HashTable, hash_table::Entry};
@@ -21,27 +21,38 @@ struct Mark {
     until: Timestamp,
 }
 
+/// Fingerprints keys: SipHash-1-3 with a random 128-bit key per store, so fingerprints
+/// cannot be predicted from outside and nobody can make two keys collide on purpose. Immutable:
+/// keys are hashed before the lock is taken.
+struct Keyer(SipHasher13);
+
+impl Default for Keyer {
+    fn default() -> Self {
+        Keyer(SipHasher13::new_with_key(&random_key()))
+    }
+}
+
+impl fmt::Debug for Keyer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key stays out of logs: with it, collisions could be made on purpose.
+        f.write_str("Keyer([redacted])")
+    }
+}
+
+impl Keyer {
+    fn fingerprint(&self, key: &str) -> Fingerprint {
+        let (a, b) = self.0.hash(key.as_bytes()).as_u64();
+        [a, b]
+    }
+}
+
 /// The marks, in a table keyed by each key's fingerprint.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
     marks: HashTable<Mark>,
-    /// SipHash-1-3 with a random 128-bit key per store: fingerprints cannot be predicted from
-    /// outside, so nobody can make two keys collide on purpose.
-    hasher: SipHasher13,
     since_sweep: usize,
     /// How many marks the last sweep left.
     after_sweep: usize,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            marks: HashTable::new(),
-            hasher: SipHasher13::new_with_key(&random_key()),
-            since_sweep: 0,
-            after_sweep: 0,
-        }
-    }
 }
 
 /// A random SipHash key. Without an OS random source (which `getrandom` reports rather than
@@ -58,24 +69,15 @@ fn random_key() -> [u8; 16] {
 }
 
 impl State {
-    fn fingerprint(&self, key: &str) -> Fingerprint {
-        let (a, b) = self.hasher.hash(key.as_bytes()).as_u64();
-        [a, b]
-    }
-
-    fn find(&self, key: &str) -> Option<&Mark> {
-        let fingerprint = self.fingerprint(key);
+    fn is_seen(&self, fingerprint: Fingerprint, now: Timestamp) -> bool {
         self.marks
             .find(fingerprint[0], |m| m.fingerprint == fingerprint)
+            .is_some_and(|m| m.until > now)
     }
 
-    fn is_seen(&self, key: &str, now: Timestamp) -> bool {
-        self.find(key).is_some_and(|m| m.until > now)
-    }
-
-    /// Marks `key` until `now + ttl` with a single lookup; `false` if it is marked.
-    fn mark(&mut self, key: &str, now: Timestamp, ttl: Duration) -> bool {
-        let fingerprint = self.fingerprint(key);
+    /// Marks the key of `fingerprint` until `now + ttl` with a single lookup; `false` if it is
+    /// marked.
+    fn mark(&mut self, fingerprint: Fingerprint, now: Timestamp, ttl: Duration) -> bool {
         let until = now.saturating_add(ttl);
         // A sweep runs before a new mark is placed, so the table does not grow for marks
         // that the sweep frees.
@@ -121,8 +123,7 @@ impl State {
         before - self.after_sweep
     }
 
-    fn forget(&mut self, key: &str) {
-        let fingerprint = self.fingerprint(key);
+    fn forget(&mut self, fingerprint: Fingerprint) {
         if let Ok(mark) = self
             .marks
             .find_entry(fingerprint[0], |m| m.fingerprint == fingerprint)
@@ -143,6 +144,7 @@ impl State {
 /// for a redelivery.
 #[derive(Debug, Default)]
 pub struct MemorySeenEvents {
+    keyer: Keyer,
     state: Mutex<State>,
 }
 
@@ -161,12 +163,17 @@ impl MemorySeenEvents {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn fingerprints(&self, keys: &[&str]) -> Vec<Fingerprint> {
+        keys.iter().map(|k| self.keyer.fingerprint(k)).collect()
+    }
 }
 
 #[async_trait]
 impl SeenEvents for MemorySeenEvents {
     async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
-        Ok(lock(&self.state).is_seen(key, now))
+        let fingerprint = self.keyer.fingerprint(key);
+        Ok(lock(&self.state).is_seen(fingerprint, now))
     }
 
     async fn mark_seen(
@@ -175,11 +182,13 @@ impl SeenEvents for MemorySeenEvents {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        Ok(lock(&self.state).mark(key, now, ttl))
+        let fingerprint = self.keyer.fingerprint(key);
+        Ok(lock(&self.state).mark(fingerprint, now, ttl))
     }
 
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
-        lock(&self.state).forget(key);
+        let fingerprint = self.keyer.fingerprint(key);
+        lock(&self.state).forget(fingerprint);
         Ok(())
     }
 
@@ -188,8 +197,14 @@ impl SeenEvents for MemorySeenEvents {
     }
 
     async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        // Hashed before the lock is taken; the probes then run back to back, so the CPU
+        // overlaps their cache misses.
+        let fingerprints = self.fingerprints(keys);
         let state = lock(&self.state);
-        Ok(keys.iter().map(|k| state.is_seen(k, now)).collect())
+        Ok(fingerprints
+            .iter()
+            .map(|&f| state.is_seen(f, now))
+            .collect())
     }
 
     async fn mark_many(
@@ -198,8 +213,12 @@ impl SeenEvents for MemorySeenEvents {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<Vec<bool>, StoreError> {
+        let fingerprints = self.fingerprints(keys);
         let mut state = lock(&self.state);
-        Ok(keys.iter().map(|k| state.mark(k, now, ttl)).collect())
+        Ok(fingerprints
+            .iter()
+            .map(|&f| state.mark(f, now, ttl))
+            .collect())
     }
 }
 
@@ -207,9 +226,28 @@ impl SeenEvents for MemorySeenEvents {
 mod tests {
     use super::*;
 
+    /// A store's state with its keyer, used synchronously.
+    #[derive(Default)]
+    struct Keyed {
+        keyer: Keyer,
+        state: State,
+    }
+
+    impl Keyed {
+        fn mark(&mut self, key: &str, now: Timestamp, ttl: Duration) -> bool {
+            self.state.mark(self.keyer.fingerprint(key), now, ttl)
+        }
+        fn is_seen(&self, key: &str, now: Timestamp) -> bool {
+            self.state.is_seen(self.keyer.fingerprint(key), now)
+        }
+        fn forget(&mut self, key: &str) {
+            self.state.forget(self.keyer.fingerprint(key));
+        }
+    }
+
     #[test]
     fn keys_that_differ_in_one_byte_are_told_apart() {
-        let mut state = State::default();
+        let mut state = Keyed::default();
         let ttl = Duration::from_secs(60);
         let t0 = Timestamp::from_secs(0);
         let base =
@@ -223,14 +261,14 @@ mod tests {
         }
         // Two stores key their fingerprints differently.
         assert_ne!(
-            State::default().fingerprint(base),
-            State::default().fingerprint(base)
+            Keyer::default().fingerprint(base),
+            Keyer::default().fingerprint(base)
         );
     }
 
     #[test]
     fn expired_marks_are_swept_as_marks_are_added() {
-        let mut state = State::default();
+        let mut state = Keyed::default();
         let ttl = Duration::from_secs(10);
         for i in 0..SWEEP_AT_LEAST_EVERY {
             assert!(state.mark(&format!("old-{i}"), Timestamp::from_secs(0), ttl));
@@ -240,15 +278,15 @@ mod tests {
             state.mark(&format!("new-{i}"), later, ttl);
         }
         assert!(
-            state.marks.len() <= SWEEP_AT_LEAST_EVERY + 1,
+            state.state.marks.len() <= SWEEP_AT_LEAST_EVERY + 1,
             "the expired marks were swept: {} held",
-            state.marks.len()
+            state.state.marks.len()
         );
     }
 
     #[test]
     fn the_mark_that_triggers_a_sweep_is_kept_and_expired_marks_are_renewed() {
-        let mut state = State::default();
+        let mut state = Keyed::default();
         let ttl = Duration::from_secs(10);
         let t0 = Timestamp::from_secs(0);
         for i in 0..SWEEP_AT_LEAST_EVERY - 1 {
@@ -258,7 +296,7 @@ mod tests {
         assert!(state.mark("trigger", t0, ttl));
         assert!(state.is_seen("trigger", t0));
         assert!(!state.mark("trigger", t0, ttl), "marked once");
-        assert_eq!(state.marks.len(), SWEEP_AT_LEAST_EVERY);
+        assert_eq!(state.state.marks.len(), SWEEP_AT_LEAST_EVERY);
         // Expired marks count as absent and are marked again in place.
         let later = Timestamp::from_secs(20);
         assert!(!state.is_seen("k-1", later));
@@ -266,7 +304,7 @@ mod tests {
         assert!(state.is_seen("k-1", later));
         state.forget("k-1");
         assert!(!state.is_seen("k-1", later));
-        assert_eq!(state.sweep(later), SWEEP_AT_LEAST_EVERY - 1);
-        assert_eq!(state.marks.len(), 0);
+        assert_eq!(state.state.sweep(later), SWEEP_AT_LEAST_EVERY - 1);
+        assert_eq!(state.state.marks.len(), 0);
     }
 }
