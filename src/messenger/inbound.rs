@@ -61,8 +61,8 @@ pub fn to_inbound(
         reason,
     };
     let person_id = match (person.id, person.user_ref) {
-        (Some(id), _) => id.into_owned(),
-        (None, Some(user_ref)) => format!("user_ref:{user_ref}"),
+        (Some(id), _) => id,
+        (None, Some(user_ref)) => Cow::Owned(format!("user_ref:{user_ref}")),
         (None, None) => return Err(drop(&event.kind, "the event names no person".to_owned())),
     };
     let from =
