@@ -239,6 +239,7 @@ async fn appsecret_proof_is_required_and_checked_when_an_app_secret_is_set() {
     );
     for url in [
         format!("{base}&appsecret_proof={wrong_proof}"),
+        format!("{base}&appsecret_proof=0x{proof}"),
         base.clone(),
     ] {
         let refused = answer(client().post(url).json(&body)).await;

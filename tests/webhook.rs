@@ -145,6 +145,25 @@ fn the_negative_signature_cases_are_refused() {
         Err(WebhookError::BadSignature)
     ));
 
+    // Exactly the 64 digits: no `0x` prefix, no whitespace around them, no second digest.
+    let digits = &sig["sha256=".len()..];
+    for malformed in [
+        format!("sha256=0x{digits}"),
+        format!("sha256=0x{}", &digits[2..]),
+        format!("sha256= {digits}"),
+        format!("sha256={digits} "),
+        format!("sha256={digits}{digits}"),
+        format!("sha256={}g", &digits[1..]),
+    ] {
+        assert!(
+            matches!(
+                check(Some(&malformed), &body),
+                Err(WebhookError::BadSignature)
+            ),
+            "{malformed}"
+        );
+    }
+
     // Decided explicitly: the hex digest is accepted in either case.
     let upper = format!("sha256={}", sig["sha256=".len()..].to_uppercase());
     assert!(check(Some(&upper), &body).is_ok());

@@ -448,7 +448,7 @@ impl MessengerTransport {
             let mut mac = mac.clone();
             mac.update(token.as_bytes());
             query.push_str("&appsecret_proof=");
-            query.push_str(&hex::encode(mac.finalize().into_bytes()));
+            query.push_str(&const_hex::encode(mac.finalize().into_bytes()));
         }
         query
     }

@@ -250,7 +250,7 @@ fn attachment_kind(kind: &str) -> AttachmentKind {
 /// keeps tokens carried in refs out of the seen-events store.
 fn short_hash(detail: &str) -> String {
     let digest = Sha256::digest(detail.as_bytes());
-    hex::encode(&digest[..8])
+    const_hex::encode(&digest[..8])
 }
 
 #[cfg(test)]

@@ -284,8 +284,13 @@ impl Webhook {
         let hex_digest = header
             .strip_prefix(b"sha256=")
             .ok_or(WebhookError::BadSignature)?;
+        // Exactly 64 hex digits: no `0x` prefix (which the decoder would skip), no padding.
+        if hex_digest.len() != 64 {
+            return Err(WebhookError::BadSignature);
+        }
         let mut digest = [0u8; 32];
-        hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| WebhookError::BadSignature)?;
+        const_hex::decode_to_slice(hex_digest, &mut digest)
+            .map_err(|_| WebhookError::BadSignature)?;
         let mut mac = self.mac.clone();
         mac.update(body);
         mac.verify_slice(&digest)

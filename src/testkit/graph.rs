@@ -772,7 +772,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 fn check_proof(secret: &AppSecret, token: &str, proof: Option<&str>) -> Result<(), GraphFault> {
     let invalid = || GraphFault::invalid("Invalid appsecret_proof provided in the API argument");
-    let proof = hex::decode(proof.ok_or_else(invalid)?).map_err(|_| invalid())?;
+    let proof = proof.ok_or_else(invalid)?;
+    // 64 hex digits, as Graph takes them (the decoder alone would also skip a `0x` prefix).
+    if proof.len() != 64 {
+        return Err(invalid());
+    }
+    let proof = const_hex::decode(proof).map_err(|_| invalid())?;
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.secret().as_bytes()).map_err(|_| invalid())?;
     mac.update(token.as_bytes());

@@ -162,7 +162,7 @@ impl FakeUser {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.secret().as_bytes())
             .expect("HMAC-SHA256 takes keys of any length");
         mac.update(body);
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        format!("sha256={}", const_hex::encode(mac.finalize().into_bytes()))
     }
 
     /// Posts `body` to the webhook at `url` as Meta does: compact JSON, `Content-Type:
