@@ -328,11 +328,7 @@ impl Address {
         Address::build(channel, scope.map(SmolStr::from), SmolStr::from(id.into()))
     }
 
-    fn build(
-        channel: Channel,
-        scope: Option<SmolStr>,
-        id: SmolStr,
-    ) -> Result<Self, ContactError> {
+    fn build(channel: Channel, scope: Option<SmolStr>, id: SmolStr) -> Result<Self, ContactError> {
         if id.is_empty() {
             return Err(ContactError::EmptyAddressId);
         }

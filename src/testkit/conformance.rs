@@ -1354,6 +1354,29 @@ pub async fn seen_events(seen: Arc<dyn SeenEvents>) {
         ok("is_seen", seen.is_seen(&fresh, later).await),
         "mark_many: the keys are marked"
     );
+    // A batch as large as a busy webhook's (stores may take another path for it).
+    let many: Vec<String> = (0..20).map(|i| unique(&format!("many-{i}"))).collect();
+    let mut keys: Vec<&str> = many.iter().map(String::as_str).collect();
+    keys.extend([many[3].as_str(), key.as_str()]);
+    let mut expected = vec![false; 20];
+    expected.extend([false, true]);
+    assert_eq!(
+        ok("seen_many", seen.seen_many(&keys, later).await),
+        expected,
+        "seen_many: a large batch answers like is_seen, in order"
+    );
+    let mut expected = vec![true; 20];
+    expected.extend([false, false]);
+    assert_eq!(
+        ok("mark_many", seen.mark_many(&keys, later, ttl).await),
+        expected,
+        "mark_many: a large batch marks like mark_seen, in order"
+    );
+    assert_eq!(
+        ok("seen_many", seen.seen_many(&keys, later).await),
+        vec![true; 22],
+        "mark_many: every key of a large batch is marked"
+    );
 
     let racer = unique("race");
     let first = race(|_| {

@@ -164,8 +164,21 @@ impl MemorySeenEvents {
         self.len() == 0
     }
 
-    fn fingerprints(&self, keys: &[&str]) -> Vec<Fingerprint> {
-        keys.iter().map(|k| self.keyer.fingerprint(k)).collect()
+    /// Calls `f` with the fingerprints of `keys`, kept on the stack for small batches (a
+    /// single-event webhook request allocates nothing here).
+    fn with_fingerprints<R>(&self, keys: &[&str], f: impl FnOnce(&[Fingerprint]) -> R) -> R {
+        const ON_STACK: usize = 8;
+        if keys.len() <= ON_STACK {
+            let mut fingerprints = [[0u64; 2]; ON_STACK];
+            for (slot, key) in fingerprints.iter_mut().zip(keys) {
+                *slot = self.keyer.fingerprint(key);
+            }
+            f(&fingerprints[..keys.len()])
+        } else {
+            let fingerprints: Vec<Fingerprint> =
+                keys.iter().map(|k| self.keyer.fingerprint(k)).collect();
+            f(&fingerprints)
+        }
     }
 }
 
@@ -199,12 +212,13 @@ impl SeenEvents for MemorySeenEvents {
     async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
         // Hashed before the lock is taken; the probes then run back to back, so the CPU
         // overlaps their cache misses.
-        let fingerprints = self.fingerprints(keys);
-        let state = lock(&self.state);
-        Ok(fingerprints
-            .iter()
-            .map(|&f| state.is_seen(f, now))
-            .collect())
+        Ok(self.with_fingerprints(keys, |fingerprints| {
+            let state = lock(&self.state);
+            fingerprints
+                .iter()
+                .map(|&f| state.is_seen(f, now))
+                .collect()
+        }))
     }
 
     async fn mark_many(
@@ -213,12 +227,13 @@ impl SeenEvents for MemorySeenEvents {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<Vec<bool>, StoreError> {
-        let fingerprints = self.fingerprints(keys);
-        let mut state = lock(&self.state);
-        Ok(fingerprints
-            .iter()
-            .map(|&f| state.mark(f, now, ttl))
-            .collect())
+        Ok(self.with_fingerprints(keys, |fingerprints| {
+            let mut state = lock(&self.state);
+            fingerprints
+                .iter()
+                .map(|&f| state.mark(f, now, ttl))
+                .collect()
+        }))
     }
 }
 
