@@ -282,6 +282,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_keeps_the_hash_key_out() {
+        let store = MemorySeenEvents::new();
+        let shown = format!("{store:?}");
+        assert!(shown.contains("Keyer([redacted])"), "{shown}");
+        assert!(!shown.contains("k0") && !shown.contains("k1"), "{shown}");
+        // What the redaction hides: the hasher's own Debug shows its key.
+        assert!(format!("{:?}", store.keyer.0).contains("k0"));
+    }
+
+    #[test]
     fn expired_marks_are_swept_as_marks_are_added() {
         let mut state = Keyed::default();
         let ttl = Duration::from_secs(10);
