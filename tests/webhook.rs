@@ -388,14 +388,28 @@ async fn bad_requests_get_their_status_and_nothing_is_recorded() {
 #[tokio::test]
 async fn events_of_an_unknown_page_are_acknowledged_and_reported_not_processed() {
     let s = setup();
-    let body = br#"{"object":"page","entry":[{"id":"999","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"999"},"timestamp":2,"message":{"mid":"m_x","text":"hi"}}]},{"id":"104812345678901","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"104812345678901"},"timestamp":3,"message":{"mid":"m_y","text":"hello"}}]}]}"#;
+    // Pages interleaved; each has an event that names nobody (dropped, and reported only for
+    // the served Page).
+    let body = br#"{"object":"page","entry":[
+        {"id":"999","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"999"},"timestamp":2,"message":{"mid":"m_x","text":"hi"}},{"recipient":{"id":"999"},"timestamp":2,"message":{"mid":"m_x2"}}]},
+        {"id":"104812345678901","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"104812345678901"},"timestamp":3,"message":{"mid":"m_y","text":"hello"}}]},
+        {"id":"999","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"999"},"timestamp":4,"message":{"mid":"m_x3","text":"again"}}]},
+        {"id":"104812345678901","time":1,"messaging":[{"recipient":{"id":"104812345678901"},"timestamp":5,"message":{"mid":"m_y2"}},{"sender":{"id":"u"},"recipient":{"id":"104812345678901"},"timestamp":6,"message":{"mid":"m_y3","text":"still here"}}]}
+    ]}"#;
     let sig = sign(body);
     let handled = s.webhook.handle(&post(body, Some(&sig))).await;
     assert_eq!(handled.response.status(), StatusCode::OK);
     let batch = handled.batch.unwrap();
-    assert_eq!(batch.unknown_pages, ["999"]);
-    assert_eq!(batch.events.len(), 1);
-    assert_eq!(batch.events[0].from.scope(), Some(PAGE));
+    assert_eq!(batch.unknown_pages, ["999"], "reported once");
+    let keys: Vec<&str> = batch.events.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["messenger:m_y", "messenger:m_y3"]);
+    assert!(batch.events.iter().all(|e| e.from.scope() == Some(PAGE)));
+    assert_eq!(batch.dropped.len(), 1);
+    assert_eq!(batch.dropped[0].page_id, PAGE);
+    // Nothing of the other Page was marked or recorded.
+    assert_eq!(s.seen.len(), 2);
+    let stranger = Address::messenger("999", "u").unwrap();
+    assert_eq!(s.last.last(&stranger).await.unwrap(), None);
 }
 
 #[tokio::test]

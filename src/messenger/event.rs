@@ -504,8 +504,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
     }
 }
 
-/// A timestamp given as a number (milliseconds) or a string of digits.
-struct TimestampValue(Option<Timestamp>);
+/// A timestamp given as a number (milliseconds) or a string of digits; `null` is none.
+pub(crate) struct TimestampValue(pub(crate) Option<Timestamp>);
 
 impl<'de> Deserialize<'de> for TimestampValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -556,8 +556,17 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         .ok_or_else(|| de::Error::custom("timestamp is null"))
 }
 
+/// A required id, as a string or a number (see [`id`]).
+pub(crate) struct IdValue<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for IdValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        id(d).map(IdValue)
+    }
+}
+
 /// A string, borrowed from the body when it holds no escapes.
-struct Str<'a>(Cow<'a, str>);
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

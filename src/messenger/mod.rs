@@ -24,6 +24,7 @@ pub mod pages;
 pub mod policy;
 pub mod render;
 pub mod secret;
+mod stream;
 pub mod webhook;
 
 pub use client::{MessengerTransport, MessengerTransportBuilder, RetryPolicy, SenderAction};

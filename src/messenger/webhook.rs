@@ -44,10 +44,10 @@ use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
 use super::{
-    event::WebhookBody,
-    inbound::{Dropped, to_inbound},
+    inbound::Dropped,
     pages::PageResolver,
     secret::{AppSecret, VerifyToken},
+    stream::{self, Parsed, Span},
 };
 use crate::{
     activity::LastInbound,
@@ -312,66 +312,55 @@ impl Webhook {
             });
         }
         self.verify_signature(headers.get(&SIGNATURE_NAME).map(|v| v.as_bytes()), body)?;
-        let parsed: WebhookBody<'_> =
-            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let now = self.clock.now();
+        let Parsed {
+            object,
+            mut events,
+            mut dropped,
+            spans,
+        } = stream::parse(body, now).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let mut batch = Batch::default();
-        if parsed.object != "page" {
+        if object != "page" {
             batch.dropped.push(Dropped {
                 page_id: String::new(),
-                kind: parsed.object.clone().into_owned(),
-                reason: format!("object {:?} is not a Messenger Page object", parsed.object),
+                kind: object.clone().into_owned(),
+                reason: format!("object {object:?} is not a Messenger Page object"),
             });
             return Ok(batch);
         }
 
-        // Resolve each Page once, without copying ids: entries repeat their Page, and a batch
-        // names few Pages (the last one answered is checked first).
-        let mut served: SmallVec<[bool; 8]> = SmallVec::with_capacity(parsed.entry.len());
+        // Resolve each Page once, without copying ids: spans join consecutive entries of a
+        // Page, and a batch names few Pages (the last one answered is checked first).
+        let mut served: SmallVec<[bool; 4]> = SmallVec::with_capacity(spans.len());
         let mut pages: SmallVec<[(&str, bool); 4]> = SmallVec::new();
-        let mut capacity = 0;
-        for entry in &parsed.entry {
-            let known = pages.iter().rev().find(|(id, _)| *id == entry.id);
+        for span in &spans {
+            let known = pages.iter().rev().find(|(id, _)| *id == span.page_id);
             let serves = match known {
                 Some(&(_, serves)) => serves,
                 None => {
-                    let serves = self.pages.contains(&entry.id).await?;
-                    pages.push((&entry.id, serves));
+                    let serves = self.pages.contains(&span.page_id).await?;
+                    pages.push((&span.page_id, serves));
                     serves
                 }
             };
-            if serves {
-                capacity += entry.messaging.len() + entry.standby.len();
-            }
             served.push(serves);
         }
         drop(pages);
-
-        let mut events: Vec<Inbound> = Vec::with_capacity(capacity);
-        for (entry, served) in parsed.entry.into_iter().zip(served) {
-            if !served {
-                if !batch.unknown_pages.iter().any(|p| *p == entry.id) {
-                    tracing::warn!(page_id = %entry.id, "webhook event for a Page that is not configured");
-                    batch.unknown_pages.push(entry.id.into_owned());
-                }
-                continue;
-            }
-            let fallback_at = entry.time.unwrap_or(now);
-            let entry_events = entry
-                .messaging
-                .into_iter()
-                .map(|e| (e, false))
-                .chain(entry.standby.into_iter().map(|e| (e, true)));
-            for (event, standby) in entry_events {
-                match to_inbound(&entry.id, event, standby, fallback_at) {
-                    Ok(inbound) => events.push(inbound),
-                    Err(dropped) => {
-                        tracing::warn!(page_id = %dropped.page_id, kind = %dropped.kind, reason = %dropped.reason, "webhook event dropped");
-                        batch.dropped.push(dropped);
-                    }
+        if served.iter().any(|serves| !serves) {
+            // Events of Pages not served were converted while parsing; nothing else sees them.
+            for (span, _) in spans.iter().zip(&served).filter(|(_, serves)| !**serves) {
+                if !batch.unknown_pages.iter().any(|p| *p == span.page_id) {
+                    tracing::warn!(page_id = %span.page_id, "webhook event for a Page that is not configured");
+                    batch.unknown_pages.push(span.page_id.clone().into_owned());
                 }
             }
+            retain_served(&mut events, &spans, &served, |s| s.events_end);
+            retain_served(&mut dropped, &spans, &served, |s| s.dropped_end);
         }
+        for d in &dropped {
+            tracing::warn!(page_id = %d.page_id, kind = %d.kind, reason = %d.reason, "webhook event dropped");
+        }
+        batch.dropped = dropped;
 
         // One store round trip for the whole batch (none for a batch without events).
         let seen = if events.is_empty() {
@@ -499,6 +488,24 @@ impl Webhook {
         self.commit_all(&batch.events).await?;
         Ok(batch)
     }
+}
+
+/// Keeps the items of `items` whose span is served; `end` gives where a span's items end.
+fn retain_served<T>(
+    items: &mut Vec<T>,
+    spans: &[Span<'_>],
+    served: &[bool],
+    end: impl Fn(&Span<'_>) -> usize,
+) {
+    let mut index = 0;
+    let mut span = 0;
+    items.retain(|_| {
+        while span < spans.len() && index >= end(&spans[span]) {
+            span += 1;
+        }
+        index += 1;
+        served.get(span).copied().unwrap_or(false)
+    });
 }
 
 /// Whether the event is something the person did, which opens Messenger's window.

@@ -1,0 +1,498 @@
+//! Parsing a webhook body straight into [`Inbound`] events.
+//!
+//! [`Webhook::receive`](super::Webhook::receive) does not build a [`WebhookBody`] first: each
+//! event is converted by [`to_inbound`] as soon as it is parsed, so no event is stored twice
+//! and no list of entries or events is built only to be walked once. The result is what
+//! parsing a [`WebhookBody`] and converting its events in body order gives (a test checks
+//! it); the same [`Event`] model and the same conversion are used, nothing is read twice.
+//!
+//! An event is converted at once when its entry's Page id is known and so is its time (the
+//! entry's `time` stands in for an event without a `timestamp`). Meta sends `id` and `time`
+//! first; should an entry ever name them after its events, the events wait in a list until
+//! the end of the entry. Either way they come out in body order.
+//!
+//! Conversion does not need the Page's settings, only its id: events of Pages that are not
+//! served are converted all the same and discarded by the caller before anything else sees
+//! them, as each entry's span of events is recorded.
+//!
+//! [`WebhookBody`]: super::event::WebhookBody
+
+use std::{borrow::Cow, fmt};
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
+
+use super::{
+    event::{Event, IdValue, Str, TimestampValue},
+    inbound::{Dropped, to_inbound},
+};
+use crate::{clock::Timestamp, message::Inbound};
+
+/// A field name of the body or of an entry; names this module does not read are `""`, so
+/// no name is ever copied.
+struct Key(&'static str);
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                const KNOWN: [&str; 6] = ["object", "entry", "id", "time", "messaging", "standby"];
+                Ok(Key(KNOWN.into_iter().find(|k| *k == v).unwrap_or("")))
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// A parsed and converted body.
+#[derive(Debug)]
+pub(crate) struct Parsed<'a> {
+    /// The subscribed object (`"page"` for Messenger).
+    pub(crate) object: Cow<'a, str>,
+    /// The events, in body order.
+    pub(crate) events: Vec<Inbound>,
+    /// The events that could not be converted, in body order.
+    pub(crate) dropped: Vec<Dropped>,
+    /// Which Page each run of events and dropped events belongs to, in body order
+    /// (consecutive entries of one Page share a span).
+    pub(crate) spans: Vec<Span<'a>>,
+}
+
+/// A run of consecutive entries of one Page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Span<'a> {
+    /// The Page id.
+    pub(crate) page_id: Cow<'a, str>,
+    /// The end (exclusive) of its events in [`Parsed::events`]; it starts where the previous
+    /// span ends.
+    pub(crate) events_end: usize,
+    /// The end (exclusive) of its dropped events in [`Parsed::dropped`].
+    pub(crate) dropped_end: usize,
+}
+
+/// Parses `body` and converts its events; `now` is the time of events that carry none.
+pub(crate) fn parse(body: &[u8], now: Timestamp) -> Result<Parsed<'_>, serde_json::Error> {
+    // A Messenger event takes a few hundred bytes of JSON: room for the events of most
+    // bodies at once, without reserving much for a body of one large event.
+    let expected = (body.len() / 384).clamp(1, 1024);
+    let mut sink = Sink {
+        now,
+        events: Vec::with_capacity(expected),
+        dropped: Vec::new(),
+        spans: Vec::new(),
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let object = BodySeed { sink: &mut sink }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(Parsed {
+        object,
+        events: sink.events,
+        dropped: sink.dropped,
+        spans: sink.spans,
+    })
+}
+
+/// Where converted events go.
+struct Sink<'a> {
+    now: Timestamp,
+    events: Vec<Inbound>,
+    dropped: Vec<Dropped>,
+    spans: Vec<Span<'a>>,
+}
+
+impl<'a> Sink<'a> {
+    fn convert(&mut self, page_id: &str, event: Event<'_>, standby: bool, fallback_at: Timestamp) {
+        match to_inbound(page_id, event, standby, fallback_at) {
+            Ok(inbound) => self.events.push(inbound),
+            Err(dropped) => self.dropped.push(dropped),
+        }
+    }
+
+    /// Closes an entry of `page_id`: its events are those added since the last span.
+    fn close_entry(&mut self, page_id: Cow<'a, str>) {
+        let (events_end, dropped_end) = (self.events.len(), self.dropped.len());
+        match self.spans.last_mut() {
+            Some(last) if last.page_id == page_id => {
+                last.events_end = events_end;
+                last.dropped_end = dropped_end;
+            }
+            _ => self.spans.push(Span {
+                page_id,
+                events_end,
+                dropped_end,
+            }),
+        }
+    }
+}
+
+/// The body: `{"object": ..., "entry": [...]}`; yields `object`.
+struct BodySeed<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for BodySeed<'_, 'a> {
+    type Value = Cow<'a, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for BodySeed<'_, 'a> {
+    type Value = Cow<'a, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a webhook body")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object: Option<Cow<'a, str>> = None;
+        let mut entries_seen = false;
+        while let Some(key) = map.next_key::<Key>()? {
+            match key.0 {
+                "object" => {
+                    if object.is_some() {
+                        return Err(de::Error::duplicate_field("object"));
+                    }
+                    object = Some(map.next_value::<Str<'a>>()?.0);
+                }
+                "entry" => {
+                    if entries_seen {
+                        return Err(de::Error::duplicate_field("entry"));
+                    }
+                    entries_seen = true;
+                    map.next_value_seed(EntriesSeed {
+                        sink: &mut *self.sink,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        object.ok_or_else(|| de::Error::missing_field("object"))
+    }
+}
+
+/// `[entry, ...]`.
+struct EntriesSeed<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for EntriesSeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for EntriesSeed<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of entries")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(EntrySeed {
+                sink: &mut *self.sink,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One entry: `{"id": ..., "time": ..., "messaging": [...], "standby": [...]}`.
+struct EntrySeed<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for EntrySeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// What an entry knows so far.
+struct EntryState<'a> {
+    id: Option<Cow<'a, str>>,
+    /// `None` until `time` is read; then the entry's time, if it gave one.
+    time: Option<Option<Timestamp>>,
+    /// Events met before the id or time they need, in body order; once one waits, all that
+    /// follow wait too, so the order holds.
+    waiting: Vec<(Event<'a>, bool)>,
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for EntrySeed<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a webhook entry")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut state = EntryState {
+            id: None,
+            time: None,
+            waiting: Vec::new(),
+        };
+        let (mut messaging_seen, mut standby_seen) = (false, false);
+        while let Some(key) = map.next_key::<Key>()? {
+            match key.0 {
+                "id" => {
+                    if state.id.is_some() {
+                        return Err(de::Error::duplicate_field("id"));
+                    }
+                    state.id = Some(map.next_value::<IdValue<'a>>()?.0);
+                }
+                "time" => {
+                    if state.time.is_some() {
+                        return Err(de::Error::duplicate_field("time"));
+                    }
+                    state.time = Some(map.next_value::<TimestampValue>()?.0);
+                }
+                name @ ("messaging" | "standby") => {
+                    let standby = name == "standby";
+                    let seen = if standby {
+                        &mut standby_seen
+                    } else {
+                        &mut messaging_seen
+                    };
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(if standby {
+                            "standby"
+                        } else {
+                            "messaging"
+                        }));
+                    }
+                    map.next_value_seed(EventsSeed {
+                        sink: &mut *self.sink,
+                        entry: &mut state,
+                        standby,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let id = state.id.ok_or_else(|| de::Error::missing_field("id"))?;
+        let fallback_at = state.time.flatten().unwrap_or(self.sink.now);
+        for (event, standby) in state.waiting {
+            self.sink.convert(&id, event, standby, fallback_at);
+        }
+        self.sink.close_entry(id);
+        Ok(())
+    }
+}
+
+/// `[event, ...]` of one entry.
+struct EventsSeed<'s, 'e, 'a> {
+    sink: &'s mut Sink<'a>,
+    entry: &'e mut EntryState<'a>,
+    standby: bool,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for EventsSeed<'_, '_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for EventsSeed<'_, '_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let entry = self.entry;
+        while let Some(event) = seq.next_element::<Event<'a>>()? {
+            let at_hand = match (&entry.id, entry.time) {
+                (Some(id), Some(time)) if entry.waiting.is_empty() => {
+                    Some((id, time.unwrap_or(self.sink.now)))
+                }
+                // No entry time needed when the event carries its own.
+                (Some(id), None) if entry.waiting.is_empty() && event.timestamp.is_some() => {
+                    Some((id, self.sink.now))
+                }
+                _ => None,
+            };
+            match at_hand {
+                Some((id, fallback_at)) => self.sink.convert(id, event, self.standby, fallback_at),
+                None => entry.waiting.push((event, self.standby)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messenger::event::WebhookBody;
+
+    const NOW: Timestamp = Timestamp::from_millis(77);
+
+    /// What parsing the whole body first and converting its events in body order gives.
+    fn reference(body: &str) -> (Vec<Inbound>, Vec<Dropped>, Vec<(String, usize)>) {
+        let parsed: WebhookBody<'_> = serde_json::from_str(body).expect("a valid body");
+        let (mut events, mut dropped, mut pages) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in parsed.entry {
+            let fallback_at = entry.time.unwrap_or(NOW);
+            let before = events.len();
+            // Body order: the entry's lists in the order the body names them.
+            let standby_first = body
+                .find("\"standby\"")
+                .is_some_and(|s| body.find("\"messaging\"").is_none_or(|m| s < m));
+            let (first, second, first_standby) = if standby_first {
+                (entry.standby, entry.messaging, true)
+            } else {
+                (entry.messaging, entry.standby, false)
+            };
+            let lists = first
+                .into_iter()
+                .map(|e| (e, first_standby))
+                .chain(second.into_iter().map(|e| (e, !first_standby)));
+            for (event, standby) in lists {
+                match to_inbound(&entry.id, event, standby, fallback_at) {
+                    Ok(inbound) => events.push(inbound),
+                    Err(d) => dropped.push(d),
+                }
+            }
+            pages.push((entry.id.into_owned(), events.len() - before));
+        }
+        (events, dropped, pages)
+    }
+
+    fn streamed(body: &str) -> Parsed<'_> {
+        parse(body.as_bytes(), NOW).expect("a valid body")
+    }
+
+    const TEXT: &str = r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"message":{"mid":"m1","text":"hi"}}"#;
+    const UNTIMED: &str =
+        r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"delivery":{"mids":["o1"]}}"#;
+    const ECHO: &str = r#"{"sender":{"id":"P"},"recipient":{"id":"U"},"timestamp":6,"message":{"mid":"e1","is_echo":true,"text":"agent"}}"#;
+    const NOBODY: &str = r#"{"recipient":{"id":"P"},"timestamp":7,"message":{"mid":"m9"}}"#;
+
+    #[test]
+    fn converts_like_the_model_whatever_the_order_of_an_entry_s_fields() {
+        let bodies = [
+            // Meta's order: id, time, events.
+            format!(
+                r#"{{"object":"page","entry":[{{"id":"P","time":9,"messaging":[{TEXT},{UNTIMED},{NOBODY}]}}]}}"#
+            ),
+            // Events before the id and the time: they wait for both.
+            format!(
+                r#"{{"entry":[{{"messaging":[{TEXT},{UNTIMED}],"time":9,"id":"P"}}],"object":"page"}}"#
+            ),
+            // Time after the events: a timed event goes at once, the untimed one waits, and
+            // so does every event after it.
+            format!(
+                r#"{{"object":"page","entry":[{{"id":"P","messaging":[{TEXT},{UNTIMED},{TEXT}],"time":9}}]}}"#
+            ),
+            // No time at all: now stands in.
+            format!(r#"{{"object":"page","entry":[{{"id":"P","messaging":[{UNTIMED}]}}]}}"#),
+            // Standby and messaging in one entry, standby first; unknown fields around.
+            format!(
+                r#"{{"object":"page","x":[1,{{"a":2}}],"entry":[{{"id":"P","time":9,"changes":[],"standby":[{ECHO}],"messaging":[{TEXT}]}}]}}"#
+            ),
+            // Several entries and Pages; an empty list; an entry with no events.
+            format!(
+                r#"{{"object":"page","entry":[{{"id":"P","time":9,"messaging":[{TEXT}]}},{{"id":"P","time":9,"messaging":[{ECHO}]}},{{"id":"Q","time":9,"messaging":[],"standby":[{UNTIMED}]}},{{"id":12345,"time":"9"}}]}}"#
+            ),
+            r#"{"object":"page"}"#.to_owned(),
+            r#"{"object":"instagram","entry":[]}"#.to_owned(),
+        ];
+        for body in &bodies {
+            let (events, dropped, pages) = reference(body);
+            let parsed = streamed(body);
+            assert_eq!(
+                parsed.object,
+                serde_json::from_str::<WebhookBody<'_>>(body)
+                    .unwrap()
+                    .object
+            );
+            assert_eq!(parsed.events, events, "{body}");
+            assert_eq!(parsed.dropped, dropped, "{body}");
+            // Spans join consecutive entries of one Page.
+            let mut joined: Vec<(String, usize)> = Vec::new();
+            for (page, n) in pages {
+                match joined.last_mut() {
+                    Some((last, count)) if *last == page => *count += n,
+                    _ => joined.push((page, n)),
+                }
+            }
+            let mut start = 0;
+            let spans: Vec<(String, usize)> = parsed
+                .spans
+                .iter()
+                .map(|s| {
+                    let n = s.events_end - start;
+                    start = s.events_end;
+                    (s.page_id.to_string(), n)
+                })
+                .collect();
+            assert_eq!(spans, joined, "{body}");
+        }
+    }
+
+    #[test]
+    fn spans_say_which_page_each_event_and_dropped_event_belongs_to() {
+        let body = format!(
+            r#"{{"object":"page","entry":[{{"id":"P","time":9,"messaging":[{TEXT},{NOBODY}]}},{{"id":"Q","time":9,"messaging":[{NOBODY},{UNTIMED},{ECHO}]}},{{"id":"P","time":9,"messaging":[{TEXT}]}}]}}"#
+        );
+        let parsed = streamed(&body);
+        let spans: Vec<(&str, usize, usize)> = parsed
+            .spans
+            .iter()
+            .map(|s| (&*s.page_id, s.events_end, s.dropped_end))
+            .collect();
+        assert_eq!(spans, [("P", 1, 1), ("Q", 3, 2), ("P", 4, 2)]);
+        assert_eq!(parsed.dropped[1].page_id, "Q");
+        assert_eq!(parsed.events[1].from.scope(), Some("Q"));
+    }
+
+    #[test]
+    fn bad_bodies_are_refused_like_the_model_refuses_them() {
+        let bad = [
+            String::new(),
+            "[]".to_owned(),
+            r#"{"entry":[]}"#.to_owned(),
+            r#"{"object":"page","entry":[{"time":9,"messaging":[]}]}"#.to_owned(),
+            r#"{"object":"page","entry":[{"id":null}]}"#.to_owned(),
+            r#"{"object":"page","entry":[{"id":"P","id":"Q"}]}"#.to_owned(),
+            r#"{"object":"page","object":"page"}"#.to_owned(),
+            format!(r#"{{"object":"page","entry":[{{"id":"P","messaging":[{TEXT}],"messaging":[]}}]}}"#),
+            r#"{"object":"page","entry":[{"id":"P","messaging":{}}]}"#.to_owned(),
+            r#"{"object":"page","entry":null}"#.to_owned(),
+            r#"{"object":"page","entry":[{"id":"P","messaging":null}]}"#.to_owned(),
+            r#"{"object":"page","entry":[{"id":"P","time":"soon"}]}"#.to_owned(),
+            r#"{"object":"page","entry":[{"id":"P","messaging":[{"sender":{"id":"U"},"message":{"text":5}}]}]}"#.to_owned(),
+            r#"{"object":"page","entry":[]} trailing"#.to_owned(),
+            r#"{"object":"page","entry":[{"id":"P","messaging":[{"sender":"#.to_owned(),
+        ];
+        for body in &bad {
+            assert!(
+                serde_json::from_str::<WebhookBody<'_>>(body).is_err(),
+                "the model refuses {body}"
+            );
+            assert!(parse(body.as_bytes(), NOW).is_err(), "{body}");
+        }
+    }
+}
