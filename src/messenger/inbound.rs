@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::event::{Event, EventKind, MessageEvent};
 use crate::{
     clock::Timestamp,
-    contact::Address,
+    contact::{Address, MessengerScope},
     message::{Attachment, AttachmentKind, Inbound, InboundKind, Reference},
 };
 
@@ -53,6 +53,39 @@ pub fn to_inbound(
     standby: bool,
     fallback_at: Timestamp,
 ) -> Result<Inbound, Dropped> {
+    let scope = MessengerScope::new(page_id).ok();
+    to_inbound_on(
+        Page::new(page_id, scope.as_ref()),
+        event,
+        standby,
+        fallback_at,
+    )
+}
+
+/// The Page of an entry, for converting its events.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page<'p> {
+    id: &'p str,
+    /// Its address scope, checked once for all its events; `None` when the id is not a valid
+    /// scope (each event is then dropped with the reason).
+    scope: Option<&'p MessengerScope>,
+}
+
+impl<'p> Page<'p> {
+    /// Page `id`, whose scope is `scope` (`MessengerScope::new(id).ok()`).
+    pub(crate) fn new(id: &'p str, scope: Option<&'p MessengerScope>) -> Self {
+        Page { id, scope }
+    }
+}
+
+/// [`to_inbound`] with the Page's scope checked beforehand.
+pub(crate) fn to_inbound_on(
+    page: Page<'_>,
+    event: Event<'_>,
+    standby: bool,
+    fallback_at: Timestamp,
+) -> Result<Inbound, Dropped> {
+    let page_id = page.id;
     let echo = matches!(&event.kind, EventKind::Message(m) if m.is_echo);
     let person = if echo { event.recipient } else { event.sender };
     let drop = |kind: &EventKind<'_>, reason: String| Dropped {
@@ -65,8 +98,11 @@ pub fn to_inbound(
         (None, Some(user_ref)) => Cow::Owned(format!("user_ref:{user_ref}")),
         (None, None) => return Err(drop(&event.kind, "the event names no person".to_owned())),
     };
-    let from =
-        Address::messenger(page_id, person_id).map_err(|e| drop(&event.kind, e.to_string()))?;
+    let from = match page.scope {
+        Some(scope) => scope.address(&person_id),
+        None => Address::messenger(page_id, person_id),
+    }
+    .map_err(|e| drop(&event.kind, e.to_string()))?;
     let at = event.timestamp.unwrap_or(fallback_at);
     let keyed = |name: &str, mid: Option<&str>, detail: &str| match mid {
         Some(mid) if !mid.is_empty() => {

@@ -1,10 +1,10 @@
 //! Parsing a webhook body straight into [`Inbound`] events.
 //!
 //! [`Webhook::receive`](super::Webhook::receive) does not build a [`WebhookBody`] first: each
-//! event is converted by [`to_inbound`] as soon as it is parsed, so no event is stored twice
+//! event is converted by [`to_inbound`](super::inbound::to_inbound) as soon as it is parsed, so no event is stored twice
 //! and no list of entries or events is built only to be walked once. The result is what
 //! parsing a [`WebhookBody`] and converting its events in body order gives (a test checks
-//! it); the same [`Event`] model and the same conversion are used, nothing is read twice.
+//! it): the same [`Event`] model and the same conversion are used.
 //!
 //! An event is converted at once when its entry's Page id is known and so is its time (the
 //! entry's `time` stands in for an event without a `timestamp`). Meta sends `id` and `time`
@@ -26,9 +26,9 @@ use serde::{
 
 use super::{
     event::{Event, IdValue, Str, TimestampValue},
-    inbound::{Dropped, to_inbound},
+    inbound::{Dropped, Page, to_inbound_on},
 };
-use crate::{clock::Timestamp, message::Inbound};
+use crate::{clock::Timestamp, contact::MessengerScope, message::Inbound};
 
 /// A field name of the body or of an entry; names this module does not read are `""`, so
 /// no name is ever copied.
@@ -108,8 +108,8 @@ struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    fn convert(&mut self, page_id: &str, event: Event<'_>, standby: bool, fallback_at: Timestamp) {
-        match to_inbound(page_id, event, standby, fallback_at) {
+    fn convert(&mut self, page: Page<'_>, event: Event<'_>, standby: bool, fallback_at: Timestamp) {
+        match to_inbound_on(page, event, standby, fallback_at) {
             Ok(inbound) => self.events.push(inbound),
             Err(dropped) => self.dropped.push(dropped),
         }
@@ -228,6 +228,8 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for EntrySeed<'_, 'a> {
 /// What an entry knows so far.
 struct EntryState<'a> {
     id: Option<Cow<'a, str>>,
+    /// The id as an address scope, checked once for all the events of the entry.
+    scope: Option<MessengerScope>,
     /// `None` until `time` is read; then the entry's time, if it gave one.
     time: Option<Option<Timestamp>>,
     /// Events met before the id or time they need, in body order; once one waits, all that
@@ -245,6 +247,7 @@ impl<'de: 'a, 'a> Visitor<'de> for EntrySeed<'_, 'a> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut state = EntryState {
             id: None,
+            scope: None,
             time: None,
             waiting: Vec::new(),
         };
@@ -255,7 +258,9 @@ impl<'de: 'a, 'a> Visitor<'de> for EntrySeed<'_, 'a> {
                     if state.id.is_some() {
                         return Err(de::Error::duplicate_field("id"));
                     }
-                    state.id = Some(map.next_value::<IdValue<'a>>()?.0);
+                    let id = map.next_value::<IdValue<'a>>()?.0;
+                    state.scope = MessengerScope::new(&id).ok();
+                    state.id = Some(id);
                 }
                 "time" => {
                     if state.time.is_some() {
@@ -290,8 +295,9 @@ impl<'de: 'a, 'a> Visitor<'de> for EntrySeed<'_, 'a> {
         }
         let id = state.id.ok_or_else(|| de::Error::missing_field("id"))?;
         let fallback_at = state.time.flatten().unwrap_or(self.sink.now);
+        let page = Page::new(&id, state.scope.as_ref());
         for (event, standby) in state.waiting {
-            self.sink.convert(&id, event, standby, fallback_at);
+            self.sink.convert(page, event, standby, fallback_at);
         }
         self.sink.close_entry(id);
         Ok(())
@@ -334,7 +340,10 @@ impl<'de: 'a, 'a> Visitor<'de> for EventsSeed<'_, '_, 'a> {
                 _ => None,
             };
             match at_hand {
-                Some((id, fallback_at)) => self.sink.convert(id, event, self.standby, fallback_at),
+                Some((id, fallback_at)) => {
+                    let page = Page::new(id, entry.scope.as_ref());
+                    self.sink.convert(page, event, self.standby, fallback_at);
+                }
                 None => entry.waiting.push((event, self.standby)),
             }
         }
@@ -345,22 +354,22 @@ impl<'de: 'a, 'a> Visitor<'de> for EventsSeed<'_, '_, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messenger::event::WebhookBody;
+    use crate::messenger::{event::WebhookBody, inbound::to_inbound};
 
     const NOW: Timestamp = Timestamp::from_millis(77);
 
-    /// What parsing the whole body first and converting its events in body order gives.
-    fn reference(body: &str) -> (Vec<Inbound>, Vec<Dropped>, Vec<(String, usize)>) {
+    /// What parsing the whole body first and converting its events in body order gives;
+    /// `standby_first(i)` says whether entry `i` lists `standby` before `messaging`.
+    fn reference(
+        body: &str,
+        standby_first: impl Fn(usize) -> bool,
+    ) -> (Vec<Inbound>, Vec<Dropped>, Vec<(String, usize)>) {
         let parsed: WebhookBody<'_> = serde_json::from_str(body).expect("a valid body");
         let (mut events, mut dropped, mut pages) = (Vec::new(), Vec::new(), Vec::new());
-        for entry in parsed.entry {
+        for (i, entry) in parsed.entry.into_iter().enumerate() {
             let fallback_at = entry.time.unwrap_or(NOW);
             let before = events.len();
-            // Body order: the entry's lists in the order the body names them.
-            let standby_first = body
-                .find("\"standby\"")
-                .is_some_and(|s| body.find("\"messaging\"").is_none_or(|m| s < m));
-            let (first, second, first_standby) = if standby_first {
+            let (first, second, first_standby) = if standby_first(i) {
                 (entry.standby, entry.messaging, true)
             } else {
                 (entry.messaging, entry.standby, false)
@@ -377,7 +386,29 @@ mod tests {
             }
             pages.push((entry.id.into_owned(), events.len() - before));
         }
-        (events, dropped, pages)
+        // Spans join consecutive entries of one Page.
+        let mut joined: Vec<(String, usize)> = Vec::new();
+        for (page, n) in pages {
+            match joined.last_mut() {
+                Some((last, count)) if *last == page => *count += n,
+                _ => joined.push((page, n)),
+            }
+        }
+        (events, dropped, joined)
+    }
+
+    /// The spans of `parsed` as (Page, number of events).
+    fn span_sizes(parsed: &Parsed<'_>) -> Vec<(String, usize)> {
+        let mut start = 0;
+        parsed
+            .spans
+            .iter()
+            .map(|s| {
+                let n = s.events_end - start;
+                start = s.events_end;
+                (s.page_id.to_string(), n)
+            })
+            .collect()
     }
 
     fn streamed(body: &str) -> Parsed<'_> {
@@ -420,7 +451,12 @@ mod tests {
             r#"{"object":"instagram","entry":[]}"#.to_owned(),
         ];
         for body in &bodies {
-            let (events, dropped, pages) = reference(body);
+            // In these bodies only one entry may hold both lists.
+            let standby_first = |_| {
+                body.find("\"standby\"")
+                    .is_some_and(|s| body.find("\"messaging\"").is_none_or(|m| s < m))
+            };
+            let (events, dropped, spans) = reference(body, standby_first);
             let parsed = streamed(body);
             assert_eq!(
                 parsed.object,
@@ -430,25 +466,7 @@ mod tests {
             );
             assert_eq!(parsed.events, events, "{body}");
             assert_eq!(parsed.dropped, dropped, "{body}");
-            // Spans join consecutive entries of one Page.
-            let mut joined: Vec<(String, usize)> = Vec::new();
-            for (page, n) in pages {
-                match joined.last_mut() {
-                    Some((last, count)) if *last == page => *count += n,
-                    _ => joined.push((page, n)),
-                }
-            }
-            let mut start = 0;
-            let spans: Vec<(String, usize)> = parsed
-                .spans
-                .iter()
-                .map(|s| {
-                    let n = s.events_end - start;
-                    start = s.events_end;
-                    (s.page_id.to_string(), n)
-                })
-                .collect();
-            assert_eq!(spans, joined, "{body}");
+            assert_eq!(span_sizes(&parsed), spans, "{body}");
         }
     }
 
@@ -493,6 +511,79 @@ mod tests {
                 "the model refuses {body}"
             );
             assert!(parse(body.as_bytes(), NOW).is_err(), "{body}");
+        }
+    }
+
+    const POSTBACK: &str = r#"{"sender":{"id":"V"},"recipient":{"id":"P"},"timestamp":"8","postback":{"title":"Yes","payload":"Y"}}"#;
+    const READ: &str = r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"read":{"watermark":3}}"#;
+    const FUTURE: &str =
+        r#"{"sender":{"id":"W"},"recipient":{"id":"P"},"timestamp":9,"brand_new":{"a":[1]}}"#;
+    const POOL: [&str; 7] = [TEXT, UNTIMED, ECHO, NOBODY, POSTBACK, READ, FUTURE];
+
+    /// An entry: its Page, time, lists (of indexes into `POOL`) and the order of its fields.
+    type EntryShape = (
+        usize,
+        Option<u8>,
+        Option<Vec<usize>>,
+        Option<Vec<usize>>,
+        Vec<u8>,
+    );
+
+    fn entry_shape() -> impl proptest::strategy::Strategy<Value = EntryShape> {
+        use proptest::prelude::*;
+        let list = || proptest::option::of(proptest::collection::vec(0..POOL.len(), 0..4));
+        (
+            0..4usize,
+            proptest::option::of(any::<u8>()),
+            list(),
+            list(),
+            Just(vec![0u8, 1, 2, 3, 4]).prop_shuffle(),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_field_order_converts_like_the_model(
+            entries in proptest::collection::vec(entry_shape(), 0..5),
+            object_last in proptest::bool::ANY,
+        ) {
+            let mut standby_first = Vec::new();
+            let mut json = Vec::new();
+            for (page, time, messaging, standby, order) in &entries {
+                let list = |l: &Vec<usize>| {
+                    l.iter().map(|&i| POOL[i]).collect::<Vec<_>>().join(",")
+                };
+                let mut fields = Vec::new();
+                let mut first = None;
+                for field in order {
+                    match field {
+                        0 => fields.push(format!(r#""id":"{}""#, ["P", "Q", "12", ""][*page])),
+                        1 => if let Some(t) = time { fields.push(format!(r#""time":{t}"#)) },
+                        2 => if let Some(l) = messaging {
+                            first.get_or_insert(false);
+                            fields.push(format!(r#""messaging":[{}]"#, list(l)));
+                        },
+                        3 => if let Some(l) = standby {
+                            first.get_or_insert(true);
+                            fields.push(format!(r#""standby":[{}]"#, list(l)));
+                        },
+                        _ => fields.push(r#""changes":[{"x":1}]"#.to_owned()),
+                    }
+                }
+                standby_first.push(first.unwrap_or(false));
+                json.push(format!("{{{}}}", fields.join(",")));
+            }
+            let entry = format!(r#""entry":[{}]"#, json.join(","));
+            let body = if object_last {
+                format!(r#"{{{entry},"object":"page"}}"#)
+            } else {
+                format!(r#"{{"object":"page",{entry}}}"#)
+            };
+            let (events, dropped, spans) = reference(&body, |i| standby_first[i]);
+            let parsed = streamed(&body);
+            proptest::prop_assert_eq!(&parsed.events, &events);
+            proptest::prop_assert_eq!(&parsed.dropped, &dropped);
+            proptest::prop_assert_eq!(span_sizes(&parsed), spans);
         }
     }
 }
