@@ -6,13 +6,10 @@ use siphasher::sip128::SipHasher13;
 
 use crate::{clock::Timestamp, error::StoreError, seen::SeenEvents, sync::lock};
 
-/// The fewest marks added between two sweeps of expired marks.
+/// The fewest marks added between two sweeps of expired marks. A sweep also waits until as
+/// many marks were added as the previous sweep left, so its cost (the whole set) is spread over
+/// at least as many inserts: amortized O(1) per mark whatever the size.
 const SWEEP_AT_LEAST_EVERY: usize = 4096;
-/// A sweep also waits until a `SWEEP_SHARE`th as many marks were added as the previous sweep
-/// left: its cost (the whole set) is spread over at least that many inserts, amortized O(1)
-/// per mark whatever the size, and the set never holds more than a quarter again what was live
-/// at the last sweep (a smaller table is also a faster one: fewer cache misses per mark).
-const SWEEP_SHARE: usize = 4;
 
 /// A key's 128-bit keyed fingerprint. The first half places it in the table.
 type Fingerprint = [u64; 2];
@@ -84,8 +81,7 @@ impl State {
         let until = now.saturating_add(ttl);
         // A sweep runs before a new mark is placed, so the table does not grow for marks
         // that the sweep frees.
-        let sweep_due =
-            self.since_sweep + 1 >= SWEEP_AT_LEAST_EVERY.max(self.after_sweep / SWEEP_SHARE);
+        let sweep_due = self.since_sweep + 1 >= SWEEP_AT_LEAST_EVERY.max(self.after_sweep);
         let placed = match self.marks.entry(
             fingerprint[0],
             |m| m.fingerprint == fingerprint,
@@ -314,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn expired_marks_never_take_more_than_a_quarter_again_the_live_ones() {
+    fn expired_marks_never_take_more_room_than_the_live_ones() {
         let mut state = Keyed::default();
         // One mark a second, each live for 40,000 seconds: 40,000 live in the steady state.
         let live = 40_000u64;
@@ -326,7 +322,7 @@ mod tests {
         }
         let live = live as usize;
         assert!(most > live, "expired marks wait for a sweep");
-        let bound = live + live / 4 + 1;
+        let bound = 2 * live + 1;
         assert!(most <= bound, "at most {bound} held, {most} seen");
     }
 
