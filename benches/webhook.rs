@@ -16,6 +16,8 @@
 //!   figure compared with the baseline.
 //! - `tidings_receive_commit_cold`: the same into empty stores each time (map growth included).
 //! - `tidings_receive_only`, `tidings_parse_only`: the parts, for finding where time goes.
+//!   `tidings_parse_only` parses the public `WebhookBody` model; `Webhook::receive` does not
+//!   build it but converts each event while parsing.
 //!
 //! Fixtures are `shared/bench-anchors/fixtures` (body_1: 596 B, 1 event; body_100: 57,107 B,
 //! 100 events), so the figures compare with the peers measured by its `run.sh`.
