@@ -24,6 +24,8 @@ use serde::{
     de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
 
+use smallvec::SmallVec;
+
 use super::{
     event::{Event, IdValue, Str, TimestampValue},
     inbound::{Dropped, Page, to_inbound_on},
@@ -61,9 +63,13 @@ pub(crate) struct Parsed<'a> {
     /// The events that could not be converted, in body order.
     pub(crate) dropped: Vec<Dropped>,
     /// Which Page each run of events and dropped events belongs to, in body order
-    /// (consecutive entries of one Page share a span).
-    pub(crate) spans: Vec<Span<'a>>,
+    /// (consecutive entries of one Page share a span; a body names one Page nearly always,
+    /// whose span stays inline).
+    pub(crate) spans: Spans<'a>,
 }
+
+/// The spans of a body.
+pub(crate) type Spans<'a> = SmallVec<[Span<'a>; 1]>;
 
 /// A run of consecutive entries of one Page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +92,7 @@ pub(crate) fn parse(body: &[u8], now: Timestamp) -> Result<Parsed<'_>, serde_jso
         now,
         events: Vec::with_capacity(expected),
         dropped: Vec::new(),
-        spans: Vec::new(),
+        spans: Spans::new(),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let object = BodySeed { sink: &mut sink }.deserialize(&mut de)?;
@@ -104,7 +110,7 @@ struct Sink<'a> {
     now: Timestamp,
     events: Vec<Inbound>,
     dropped: Vec<Dropped>,
-    spans: Vec<Span<'a>>,
+    spans: Spans<'a>,
 }
 
 impl<'a> Sink<'a> {
