@@ -282,11 +282,7 @@ impl<'de: 'a, 'a> Visitor<'de> for EntrySeed<'_, 'a> {
                         &mut messaging_seen
                     };
                     if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(if standby {
-                            "standby"
-                        } else {
-                            "messaging"
-                        }));
+                        return Err(de::Error::duplicate_field(name));
                     }
                     map.next_value_seed(EventsSeed {
                         sink: &mut *self.sink,
