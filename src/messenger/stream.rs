@@ -6,6 +6,10 @@
 //! parsing a [`WebhookBody`] and converting its events in body order gives (a test checks
 //! it): the same [`Event`] model and the same conversion are used.
 //!
+//! The body must be UTF-8 as a whole, as JSON is (RFC 8259; Meta even escapes every
+//! non-ASCII character). One pass checks it, and the parser then reads from a `str`, which
+//! spares it checking each string it meets: about a tenth of a request's time.
+//!
 //! An event is converted at once when its entry's Page id is known and so is its time (the
 //! entry's `time` stands in for an event without a `timestamp`). Meta sends `id` and `time`
 //! first; should an entry ever name them after its events, the events wait in a list until
@@ -94,7 +98,14 @@ pub(crate) fn parse(body: &[u8], now: Timestamp) -> Result<Parsed<'_>, serde_jso
         dropped: Vec::new(),
         spans: Spans::new(),
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // JSON is UTF-8: one pass over the whole body costs less than checking each string.
+    let body = std::str::from_utf8(body).map_err(|e| {
+        <serde_json::Error as de::Error>::custom(format_args!(
+            "the body is not UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(body);
     let object = BodySeed { sink: &mut sink }.deserialize(&mut de)?;
     de.end()?;
     Ok(Parsed {
@@ -513,6 +524,26 @@ mod tests {
                 "the model refuses {body}"
             );
             assert!(parse(body.as_bytes(), NOW).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_text_reads_as_written_and_a_body_that_is_not_utf8_is_refused() {
+        let body = r#"{"object":"page","x":"Grüße","entry":[{"id":"P","time":9,"messaging":[{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5,"message":{"mid":"m1","text":"Grüße 👋 \u00e9\ud83d\ude00"}}]}]}"#;
+        let parsed = streamed(body);
+        match &parsed.events[0].kind {
+            crate::message::InboundKind::Text { text, .. } => assert_eq!(text, "Grüße 👋 é😀"),
+            other => panic!("not a text: {other:?}"),
+        }
+        // An invalid byte anywhere, read or skipped, refuses the whole body.
+        for at in [
+            body.find("Grüße").unwrap() + 2,
+            body.rfind("Grüße").unwrap() + 2,
+        ] {
+            let mut bad = body.as_bytes().to_vec();
+            bad[at] = 0xFF;
+            let error = parse(&bad, NOW).expect_err("not UTF-8").to_string();
+            assert!(error.contains("not UTF-8"), "{error}");
         }
     }
 
