@@ -67,7 +67,9 @@ pub trait PageResolver: Send + Sync {
 /// A fixed set of Pages.
 #[derive(Debug, Clone, Default)]
 pub struct StaticPages {
-    pages: HashMap<String, PageConfig>,
+    // Looked up for every webhook request: foldhash, seeded per map, is a fraction of SipHash's
+    // cost on a short id, and ids come from signed bodies and the host, not from strangers.
+    pages: HashMap<String, PageConfig, foldhash::fast::RandomState>,
 }
 
 impl StaticPages {
