@@ -37,7 +37,8 @@ pub trait SeenEvents: Send + Sync {
     async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError>;
 
     /// [`is_seen`](SeenEvents::is_seen) for each of `keys`, in order. Override it when one
-    /// round trip can answer for a whole webhook batch (an SQL `IN` query).
+    /// round trip can answer for a whole webhook batch (an SQL `IN` query); the webhook asks
+    /// about a batch of one event with `is_seen`.
     async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -46,7 +47,8 @@ pub trait SeenEvents: Send + Sync {
         Ok(out)
     }
 
-    /// [`mark_seen`](SeenEvents::mark_seen) for each of `keys`, in order.
+    /// [`mark_seen`](SeenEvents::mark_seen) for each of `keys`, in order (the webhook marks
+    /// a batch of one event with `mark_seen`).
     async fn mark_many(
         &self,
         keys: &[&str],

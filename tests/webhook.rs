@@ -487,3 +487,103 @@ async fn repeats_inside_a_large_batch_are_dropped_once() {
     assert_eq!(keys[0], "messenger:m_big_00");
     assert_eq!(keys[11], "messenger:m_big_11", "order kept");
 }
+
+/// A seen store that counts its calls, so a test can see the round trips.
+#[derive(Default)]
+struct CountingSeen {
+    inner: MemorySeenEvents,
+    calls: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl CountingSeen {
+    fn took(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+    fn call(&self, name: &'static str) {
+        self.calls.lock().unwrap().push(name);
+    }
+}
+
+#[async_trait::async_trait]
+impl tidings::seen::SeenEvents for CountingSeen {
+    async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, tidings::StoreError> {
+        self.call("is_seen");
+        self.inner.is_seen(key, now).await
+    }
+    async fn mark_seen(
+        &self,
+        key: &str,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<bool, tidings::StoreError> {
+        self.call("mark_seen");
+        self.inner.mark_seen(key, now, ttl).await
+    }
+    async fn forget(&self, key: &str) -> Result<(), tidings::StoreError> {
+        self.call("forget");
+        self.inner.forget(key).await
+    }
+    async fn purge_expired(&self, now: Timestamp) -> Result<usize, tidings::StoreError> {
+        self.call("purge_expired");
+        self.inner.purge_expired(now).await
+    }
+    async fn seen_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+    ) -> Result<Vec<bool>, tidings::StoreError> {
+        self.call("seen_many");
+        self.inner.seen_many(keys, now).await
+    }
+    async fn mark_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Vec<bool>, tidings::StoreError> {
+        self.call("mark_many");
+        self.inner.mark_many(keys, now, ttl).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_costs_one_seen_store_round_trip_to_receive_and_one_to_commit() {
+    use tidings::seen::SeenEvents as _;
+    let seen = Arc::new(CountingSeen::default());
+    let now = Timestamp::from_millis(1_718_000_500_000);
+    let webhook = Webhook::builder(
+        AppSecret::new(SECRET),
+        VerifyToken::new("v"),
+        Arc::new(StaticPages::new([PageConfig::new(
+            PAGE,
+            PageAccessToken::new("token"),
+        )])),
+        seen.clone(),
+        Arc::new(MemoryLastInbound::new()),
+    )
+    .clock(ManualClock::new(now).shared())
+    .build();
+    // One event: the single-key calls; three: the batch calls. Either way one call each.
+    for (vector_no, events, receive_call, commit_call) in [
+        (1, 1, "is_seen", "mark_seen"),
+        (4, 3, "seen_many", "mark_many"),
+    ] {
+        let (body, sig) = vector(vector_no);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-hub-signature-256", sig.parse().unwrap());
+        let batch = webhook.receive(&headers, &body).await.unwrap();
+        assert_eq!(batch.events.len(), events);
+        assert_eq!(seen.took(), [receive_call]);
+        webhook.commit_all(&batch.events).await.unwrap();
+        assert_eq!(seen.took(), [commit_call]);
+        for event in &batch.events {
+            assert!(seen.inner.is_seen(&event.key, now).await.unwrap());
+        }
+        // The redelivery is dropped whole, after one lookup.
+        let again = webhook.receive(&headers, &body).await.unwrap();
+        assert_eq!((again.events.len(), again.duplicates), (0, events));
+        assert_eq!(seen.took(), [receive_call]);
+        webhook.commit_all(&again.events).await.unwrap();
+        assert!(seen.took().is_empty(), "nothing to commit, no call");
+    }
+}

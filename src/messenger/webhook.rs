@@ -362,12 +362,15 @@ impl Webhook {
         }
         batch.dropped = dropped;
 
-        // One store round trip for the whole batch (none for a batch without events).
-        let seen = if events.is_empty() {
-            Vec::new()
-        } else {
-            let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
-            self.seen.seen_many(&keys, now).await?
+        // One store round trip for the whole batch (none for a batch without events); a
+        // single event, the common case, asks without building lists.
+        let seen: SmallVec<[bool; 8]> = match events.as_slice() {
+            [] => SmallVec::new(),
+            [event] => smallvec::smallvec![self.seen.is_seen(&event.key, now).await?],
+            events => {
+                let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
+                SmallVec::from_vec(self.seen.seen_many(&keys, now).await?)
+            }
         };
         // Drop what was handled before, and repeats inside the batch: small batches compare
         // keys; larger ones look each key up among the kept ones in a table (hashed once,
@@ -424,12 +427,19 @@ impl Webhook {
     /// Marks every event of `events` handled, with one round trip to each store; see
     /// [`commit`](Webhook::commit).
     pub async fn commit_all(&self, events: &[Inbound]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
         let now = self.clock.now();
-        let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
-        self.seen.mark_many(&keys, now, self.dedupe_ttl).await?;
+        match events {
+            [] => {}
+            [event] => {
+                self.seen
+                    .mark_seen(&event.key, now, self.dedupe_ttl)
+                    .await?;
+            }
+            events => {
+                let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
+                self.seen.mark_many(&keys, now, self.dedupe_ttl).await?;
+            }
+        }
         Ok(())
     }
 
