@@ -75,6 +75,76 @@ pub enum StoreError {
     /// The backend failed (I/O, connection, corrupt data). The operation may succeed later.
     #[error("store backend failed")]
     Backend(#[source] BoxError),
+    /// The database failed in a way the store could tell: `failure` says what, and whether
+    /// trying again may help ([`DbFailure::is_retryable`]); the database's own error is the
+    /// `source()`.
+    #[error("store database failed: {failure}")]
+    Database {
+        /// What failed.
+        failure: DbFailure,
+        /// The database driver's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// What kind of database failure a [`StoreError::Database`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DbFailure {
+    /// Another writer held the database longer than the busy timeout.
+    Busy,
+    /// A constraint the store does not map to a [`StoreError::Conflict`] (a foreign key, a
+    /// check): a bug or a database changed by hand.
+    Constraint,
+    /// The file is not a database, or its content is damaged.
+    Corrupt,
+    /// Reading or writing the file failed.
+    Io,
+    /// The disk (or the database's page limit) is full.
+    Full,
+    /// The database or its directory is read-only.
+    ReadOnly,
+    /// The database file cannot be opened or created (a missing or read-only directory,
+    /// permissions).
+    CannotOpen,
+    /// The connection to the database was lost or could not be made (pool timeout included).
+    Connection,
+    /// Anything else the driver reported.
+    Other,
+}
+
+impl DbFailure {
+    /// Whether the same operation may succeed if tried again later without anyone acting
+    /// (busy, a transient I/O error, a lost connection). A full disk, a read-only file, a
+    /// corrupt database or a constraint need someone to act first.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            DbFailure::Busy | DbFailure::Io | DbFailure::Connection
+        )
+    }
+
+    /// The failure in words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbFailure::Busy => "database busy (another writer held it past the busy timeout)",
+            DbFailure::Constraint => "database constraint violated",
+            DbFailure::Corrupt => "file is not a database or is corrupt",
+            DbFailure::Io => "database I/O error",
+            DbFailure::Full => "database or disk is full",
+            DbFailure::ReadOnly => "database is read-only",
+            DbFailure::CannotOpen => "database file cannot be opened or created",
+            DbFailure::Connection => "no connection to the database",
+            DbFailure::Other => "database error",
+        }
+    }
+}
+
+impl std::fmt::Display for DbFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl StoreError {
@@ -113,6 +183,17 @@ impl StoreError {
     /// Whether the write conflicted with stored data.
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
+    }
+
+    /// Whether trying the same operation again later may succeed: a backend failure the store
+    /// could not classify ([`StoreError::Backend`]), or a [`StoreError::Database`] failure
+    /// that [`DbFailure::is_retryable`]. Not found, conflicts and invalid requests are final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Backend(_) => true,
+            StoreError::Database { failure, .. } => failure.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -197,5 +278,22 @@ mod tests {
         assert!(StoreError::not_found("contact", "c1").is_not_found());
         assert!(StoreError::conflict("taken").is_conflict());
         assert!(!StoreError::conflict("taken").is_not_found());
+    }
+
+    #[test]
+    fn database_failures_say_what_failed_and_whether_to_retry() {
+        let busy = StoreError::Database {
+            failure: DbFailure::Busy,
+            source: std::io::Error::other("database is locked").into(),
+        };
+        assert!(busy.to_string().contains("database busy"));
+        assert!(busy.is_retryable());
+        let full = StoreError::Database {
+            failure: DbFailure::Full,
+            source: std::io::Error::other("disk full").into(),
+        };
+        assert!(!full.is_retryable());
+        assert!(!StoreError::conflict("taken").is_retryable());
+        assert!(StoreError::backend(std::io::Error::other("x")).is_retryable());
     }
 }

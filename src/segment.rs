@@ -588,6 +588,15 @@ pub trait SegmentQuery: Send + Sync {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<SegmentPage, StoreError>;
+
+    /// Whether this store can evaluate `segment` exactly; [`StoreError::Invalid`] naming what
+    /// it cannot express otherwise. Campaign runs ask before they claim anyone, so a segment a
+    /// store cannot evaluate is refused up front instead of being widened or narrowed. The
+    /// default accepts every segment: override it when some cannot be evaluated.
+    fn check(&self, segment: &Segment) -> Result<(), StoreError> {
+        let _ = segment;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

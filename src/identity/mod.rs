@@ -53,6 +53,28 @@ pub trait Directory: Send + Sync {
     async fn merge(&self, from: &ContactId, into: &ContactId) -> Result<Contact, StoreError>;
 }
 
+/// What [`Directory::merge`] makes of `into` when `from` merges into it: `into`'s missing data
+/// filled from `from` (never the technical marker), tags united, `from`'s addresses appended.
+/// One rule for every store of the crate.
+#[cfg_attr(not(any(feature = "memory", feature = "sqlite")), allow(dead_code))]
+pub(crate) fn absorb(into: &mut Contact, from: Contact) {
+    into.email = into.email.take().or(from.email);
+    into.first_name = into.first_name.take().or(from.first_name);
+    into.last_name = into.last_name.take().or(from.last_name);
+    for (k, v) in from.fields {
+        // A real contact never inherits the technical marker.
+        if k != connect::TECHNICAL_FIELD {
+            into.fields.entry(k).or_insert(v);
+        }
+    }
+    into.tags.extend(from.tags);
+    for a in from.addresses {
+        if !into.addresses.contains(&a) {
+            into.addresses.push(a);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

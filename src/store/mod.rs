@@ -3,6 +3,7 @@
 //! | module | feature | for |
 //! |---|---|---|
 //! | [`memory`] | `memory` (default) | tests, examples, single-process hosts that can lose state on restart |
+//! | [`sqlite`] | `sqlite` | one process (or a few on one machine) that keeps its state across restarts |
 //!
 //! Each store trait lives in the module of its concern
 //! ([`Directory`](crate::identity::Directory), [`Inbox`](crate::inbox::Inbox),
@@ -14,3 +15,7 @@
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;

@@ -210,21 +210,7 @@ impl Directory for MemoryDirectory {
             .contacts
             .get_mut(into)
             .ok_or_else(|| StoreError::not_found("contact", into.as_str()))?;
-        target.email = target.email.take().or(source.email);
-        target.first_name = target.first_name.take().or(source.first_name);
-        target.last_name = target.last_name.take().or(source.last_name);
-        for (k, v) in source.fields {
-            // A real contact never inherits the technical marker.
-            if k != crate::identity::connect::TECHNICAL_FIELD {
-                target.fields.entry(k).or_insert(v);
-            }
-        }
-        target.tags.extend(source.tags);
-        for a in source.addresses {
-            if !target.addresses.contains(&a) {
-                target.addresses.push(a);
-            }
-        }
+        crate::identity::absorb(target, source);
         Ok(target.clone())
     }
 }

@@ -1,0 +1,79 @@
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+
+use super::{Shared, codec::address_key, error::db};
+use crate::{activity::LastInbound, clock::Timestamp, contact::Address, error::StoreError};
+
+/// When each address last wrote, in SQLite: a [`LastInbound`]. `record` keeps the later time
+/// in the `UPDATE` itself, so concurrent writers never move an address back.
+#[derive(Clone)]
+pub struct SqliteLastInbound {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SqliteLastInbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteLastInbound")
+            .field("location", &self.shared.location)
+            .finish()
+    }
+}
+
+const UPSERT: &str = "INSERT INTO last_inbound (channel, scope, address, at) VALUES (?, ?, ?, ?) \
+     ON CONFLICT (channel, scope, address) DO UPDATE SET at = max(at, excluded.at)";
+
+impl SqliteLastInbound {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        SqliteLastInbound { shared }
+    }
+}
+
+#[async_trait]
+impl LastInbound for SqliteLastInbound {
+    async fn record(&self, address: &Address, at: Timestamp) -> Result<(), StoreError> {
+        let (channel, scope, id) = address_key(address);
+        sqlx::query(UPSERT)
+            .bind(channel)
+            .bind(scope)
+            .bind(id)
+            .bind(at.as_millis())
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn last(&self, address: &Address) -> Result<Option<Timestamp>, StoreError> {
+        let (channel, scope, id) = address_key(address);
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT at FROM last_inbound WHERE channel = ? AND scope = ? AND address = ?",
+        )
+        .bind(channel)
+        .bind(scope)
+        .bind(id)
+        .fetch_optional(&self.shared.pool)
+        .await
+        .map_err(db)?;
+        Ok(at.map(Timestamp::from_millis))
+    }
+
+    async fn record_many(&self, records: &[(&Address, Timestamp)]) -> Result<(), StoreError> {
+        if let [(address, at)] = records {
+            return self.record(address, *at).await;
+        }
+        let mut tx = self.shared.begin().await?;
+        for (address, at) in records {
+            let (channel, scope, id) = address_key(address);
+            sqlx::query(UPSERT)
+                .bind(channel)
+                .bind(scope)
+                .bind(id)
+                .bind(at.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}

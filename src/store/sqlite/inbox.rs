@@ -1,0 +1,280 @@
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+
+use super::{
+    Shared,
+    codec::{contact_id, from_json, to_json},
+    error::{db, is_unique_violation},
+};
+use crate::{
+    clock::Timestamp,
+    contact::ContactId,
+    error::StoreError,
+    inbox::{
+        DeliveryStatus, Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
+    },
+};
+
+/// Conversations in SQLite: an [`Inbox`].
+///
+/// A partial unique index on (channel, message id) of incoming entries makes recording a
+/// redelivered message a no-op in the database, whichever task or process records it. Each
+/// delivery record's status is a row of its own, moved forward by one conditional `UPDATE`, so
+/// a late receipt never moves a status back.
+#[derive(Clone)]
+pub struct SqliteInbox {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SqliteInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteInbox")
+            .field("location", &self.shared.location)
+            .finish()
+    }
+}
+
+/// The rank of a status in the `status` column (the order statuses advance in).
+fn rank(status: DeliveryStatus) -> i64 {
+    match status {
+        DeliveryStatus::Sent => 0,
+        DeliveryStatus::Delivered => 1,
+        DeliveryStatus::Read => 2,
+        DeliveryStatus::Refused => 3,
+        DeliveryStatus::Failed => 4,
+    }
+}
+
+fn status_of(rank: i64) -> Result<DeliveryStatus, StoreError> {
+    Ok(match rank {
+        0 => DeliveryStatus::Sent,
+        1 => DeliveryStatus::Delivered,
+        2 => DeliveryStatus::Read,
+        3 => DeliveryStatus::Refused,
+        4 => DeliveryStatus::Failed,
+        other => return Err(super::error::corrupt("delivery status", other)),
+    })
+}
+
+fn entry_id(seq: i64) -> Result<EntryId, StoreError> {
+    EntryId::new(format!("e{seq}")).map_err(StoreError::backend)
+}
+
+async fn existing_incoming(
+    conn: &mut SqliteConnection,
+    channel: &str,
+    message_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT seq FROM inbox_entries WHERE incoming = 1 AND channel = ? AND message_id = ?",
+    )
+    .bind(channel)
+    .bind(message_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)
+}
+
+impl SqliteInbox {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        SqliteInbox { shared }
+    }
+}
+
+#[async_trait]
+impl Inbox for SqliteInbox {
+    async fn record_incoming(
+        &self,
+        contact: &ContactId,
+        at: Timestamp,
+        entry: Incoming,
+    ) -> Result<EntryId, StoreError> {
+        let channel = entry.channel.to_string();
+        let message_id = entry.message_id.clone();
+        let content = to_json("inbox entry", &EntryContent::Incoming(entry))?;
+        let mut conn = self.shared.pool.acquire().await.map_err(db)?;
+        let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, content) \
+             VALUES (?, ?, 1, ?, ?, ?) RETURNING seq",
+        )
+        .bind(contact.as_str())
+        .bind(at.as_millis())
+        .bind(&channel)
+        .bind(&message_id)
+        .bind(&content)
+        .fetch_one(&mut *conn)
+        .await;
+        match (inserted, &message_id) {
+            (Ok(seq), _) => entry_id(seq),
+            (Err(e), Some(mid)) if is_unique_violation(&e) => {
+                match existing_incoming(&mut conn, &channel, mid).await? {
+                    Some(seq) => entry_id(seq),
+                    None => Err(db(e)),
+                }
+            }
+            (Err(e), _) => Err(db(e)),
+        }
+    }
+
+    async fn record_outgoing(
+        &self,
+        contact: &ContactId,
+        at: Timestamp,
+        entry: Outgoing,
+    ) -> Result<EntryId, StoreError> {
+        let deliveries = entry.deliveries.clone();
+        let content = to_json("inbox entry", &EntryContent::Outgoing(entry))?;
+        let mut tx = self.shared.begin().await?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO inbox_entries (contact_id, at, incoming, content) VALUES (?, ?, 0, ?) \
+             RETURNING seq",
+        )
+        .bind(contact.as_str())
+        .bind(at.as_millis())
+        .bind(&content)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        for (position, delivery) in (0_i64..).zip(&deliveries) {
+            let channel = delivery.channel.to_string();
+            sqlx::query(
+                "INSERT INTO inbox_deliveries (entry_seq, position, contact_id, at, channel, status) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(seq)
+            .bind(position)
+            .bind(contact.as_str())
+            .bind(at.as_millis())
+            .bind(&channel)
+            .bind(rank(delivery.status))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            for message_id in &delivery.message_ids {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO inbox_message_ids (channel, message_id, entry_seq, position) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(&channel)
+                .bind(message_id)
+                .bind(seq)
+                .bind(position)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        entry_id(seq)
+    }
+
+    async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError> {
+        let done = match update {
+            StatusUpdate::Message {
+                channel,
+                message_id,
+                status,
+            } => {
+                if !status.was_sent() {
+                    return Ok(0);
+                }
+                sqlx::query(
+                    "UPDATE inbox_deliveries SET status = ?1 \
+                     WHERE status < ?1 AND (entry_seq, position) IN \
+                       (SELECT entry_seq, position FROM inbox_message_ids \
+                        WHERE channel = ?2 AND message_id = ?3)",
+                )
+                .bind(rank(*status))
+                .bind(channel.to_string())
+                .bind(message_id)
+                .execute(&self.shared.pool)
+                .await
+                .map_err(db)?
+            }
+            StatusUpdate::UpTo {
+                contact,
+                channel,
+                watermark,
+                status,
+            } => {
+                if !status.was_sent() {
+                    return Ok(0);
+                }
+                sqlx::query(
+                    "UPDATE inbox_deliveries SET status = ?1 \
+                     WHERE contact_id = ?2 AND channel = ?3 AND at <= ?4 AND status < ?1 \
+                       AND status < 2",
+                )
+                .bind(rank(*status))
+                .bind(contact.as_str())
+                .bind(channel.to_string())
+                .bind(watermark.as_millis())
+                .execute(&self.shared.pool)
+                .await
+                .map_err(db)?
+            }
+        };
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        if from == into {
+            return Ok(0);
+        }
+        let mut tx = self.shared.begin().await?;
+        let moved = sqlx::query("UPDATE inbox_entries SET contact_id = ? WHERE contact_id = ?")
+            .bind(into.as_str())
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("UPDATE inbox_deliveries SET contact_id = ? WHERE contact_id = ?")
+            .bind(into.as_str())
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(usize::try_from(moved.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn conversation(
+        &self,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let rows: Vec<(i64, String, i64, String, String)> = sqlx::query_as(
+            "SELECT e.seq, e.contact_id, e.at, e.content, \
+               (SELECT json_group_array(d.status ORDER BY d.position) \
+                  FROM inbox_deliveries d WHERE d.entry_seq = e.seq) \
+             FROM inbox_entries e WHERE e.contact_id = ? ORDER BY e.at DESC, e.seq DESC LIMIT ?",
+        )
+        .bind(contact.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.shared.pool)
+        .await
+        .map_err(db)?;
+        let mut entries = rows
+            .into_iter()
+            .map(|(seq, contact, at, content, statuses)| {
+                let mut content: EntryContent = from_json("inbox entry", &content)?;
+                if let EntryContent::Outgoing(out) = &mut content {
+                    let statuses: Vec<i64> = from_json("delivery statuses", &statuses)?;
+                    for (delivery, rank) in out.deliveries.iter_mut().zip(statuses) {
+                        delivery.status = status_of(rank)?;
+                    }
+                }
+                Ok(Entry::new(
+                    entry_id(seq)?,
+                    contact_id(contact)?,
+                    Timestamp::from_millis(at),
+                    content,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        entries.reverse();
+        Ok(entries)
+    }
+}

@@ -1,0 +1,423 @@
+//! SQLite stores: every store trait of the crate on one SQLite database, through sqlx.
+//!
+//! [`SqliteStores::open`] opens (or creates) the database, runs the embedded, versioned
+//! migrations and hands out each store; they share one connection pool and one file, so a
+//! host keeps its whole state in one place and a restart loses nothing.
+//!
+//! | store | implements |
+//! |---|---|
+//! | [`SqliteDirectory`] | [`Directory`](crate::identity::Directory), [`SegmentQuery`](crate::segment::SegmentQuery) |
+//! | [`SqliteInbox`] | [`Inbox`](crate::inbox::Inbox) |
+//! | [`SqliteOutbox`] | [`Outbox`](crate::newsletter::Outbox) |
+//! | [`SqliteProcessStore`] | [`ProcessStore`](crate::process::ProcessStore) |
+//! | [`SqliteSeenEvents`] | [`SeenEvents`](crate::seen::SeenEvents) |
+//! | [`SqliteLastInbound`] | [`LastInbound`](crate::activity::LastInbound) |
+//! | [`SqlitePages`] (with `messenger`) | [`PageResolver`](crate::messenger::PageResolver) |
+//!
+//! ```
+//! use tidings::{identity::Directory, contact::NewContact, store::sqlite::SqliteStores};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let stores = SqliteStores::open(":memory:").await?; // or "tidings.db", "sqlite://..."
+//! let ann = stores.directory().create(NewContact::new().with_email("ann@example.org")).await?;
+//! assert_eq!(stores.directory().get(&ann.id).await?, Some(ann));
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+//! ```
+//!
+//! # How the database is used
+//!
+//! - WAL journal, `synchronous = NORMAL` (a committed write survives the process being
+//!   killed; a power cut may lose the last commits, [`SqliteOptions::synchronous_full`]
+//!   trades speed for that), foreign keys on, and a busy timeout
+//!   ([`SqliteOptions::busy_timeout`], 5 s by default) so that writers of several tasks and
+//!   several processes on one file wait for each other instead of failing.
+//! - Every uniqueness the crate relies on is a constraint of the schema, not a read before a
+//!   write: one outcome per (campaign, recipient), one contact per linked address, one mark per
+//!   seen key, one unfinished instance per (contact, flow), and compare-and-swap on an
+//!   instance's revision in the `UPDATE` itself. Writes of several statements run in
+//!   `BEGIN IMMEDIATE` transactions, which take the write lock up front.
+//! - Queries are checked at run time (no database is needed to build the crate), and every
+//!   value is a bound parameter: segments are translated to SQL with placeholders, never by
+//!   pasting values in.
+//! - A database whose schema is newer than this build knows is refused
+//!   ([`OpenError::SchemaTooNew`]) instead of being written with an older idea of it.
+//! - Errors keep their cause: [`StoreError::Database`] says what failed
+//!   ([`DbFailure`](crate::error::DbFailure): busy, constraint, corrupt, I/O, full, read-only)
+//!   and whether a retry may help.
+//!
+//! `":memory:"` opens a private in-memory database (one connection, gone when the stores are
+//! dropped), for tests.
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use sqlx::{
+    Sqlite, SqlitePool, Transaction,
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use crate::{
+    clock::{SharedClock, SystemClock},
+    error::StoreError,
+};
+
+mod activity;
+mod codec;
+mod directory;
+mod error;
+mod inbox;
+mod outbox;
+#[cfg(feature = "messenger")]
+mod pages;
+mod process;
+mod seen;
+mod segment;
+
+pub use activity::SqliteLastInbound;
+pub use directory::SqliteDirectory;
+pub use inbox::SqliteInbox;
+pub use outbox::SqliteOutbox;
+#[cfg(feature = "messenger")]
+pub use pages::SqlitePages;
+pub use process::SqliteProcessStore;
+pub use seen::SqliteSeenEvents;
+
+/// The embedded migrations, in `src/store/sqlite/migrations/`.
+static MIGRATOR: Migrator = sqlx::migrate!("src/store/sqlite/migrations");
+
+/// The schema version this build of the crate writes: the newest embedded migration.
+pub fn schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Why [`SqliteStores::open`] could not hand out the stores.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The location is not a path, `sqlite:` URL or `:memory:` the driver accepts.
+    #[error("invalid SQLite location {location:?}")]
+    InvalidLocation {
+        /// The location as given, without any query string.
+        location: String,
+        /// The driver's complaint.
+        #[source]
+        source: StoreError,
+    },
+    /// The database could not be opened, created or read (see the source for what failed:
+    /// not a database, a read-only directory, a full disk, ...).
+    #[error("cannot open the SQLite database at {location}")]
+    Open {
+        /// The location as given, without any query string.
+        location: String,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+    /// The database was written by a newer version of the crate; this build would not know
+    /// its tables. Upgrade the crate, or open a copy made before the upgrade.
+    #[error(
+        "the SQLite database at {location} has schema version {database}, newer than the \
+         version {code} this build of tidings knows: upgrade tidings to open it"
+    )]
+    SchemaTooNew {
+        /// The location as given, without any query string.
+        location: String,
+        /// The version the database is at.
+        database: i64,
+        /// The newest version this build knows.
+        code: i64,
+    },
+    /// Bringing the schema to this build's version failed; nothing of the failed migration
+    /// was kept (each runs in a transaction).
+    #[error("migrating the SQLite database at {location} to schema version {code} failed")]
+    Migrate {
+        /// The location as given, without any query string.
+        location: String,
+        /// The version the migration was to reach.
+        code: i64,
+        /// The migrator's error.
+        #[source]
+        source: crate::error::BoxError,
+    },
+}
+
+/// How to open the database; [`SqliteStores::open`] uses the defaults.
+#[derive(Clone)]
+pub struct SqliteOptions {
+    location: String,
+    busy_timeout: Duration,
+    max_connections: u32,
+    synchronous_full: bool,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("location", &display_location(&self.location))
+            .field("busy_timeout", &self.busy_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("synchronous_full", &self.synchronous_full)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteOptions {
+    /// Options for the database at `location`: a file path (created when missing), a
+    /// `sqlite:` URL, or `:memory:`.
+    pub fn new(location: impl Into<String>) -> Self {
+        SqliteOptions {
+            location: location.into(),
+            busy_timeout: Duration::from_secs(5),
+            max_connections: 8,
+            synchronous_full: false,
+            clock: SystemClock::shared(),
+        }
+    }
+
+    /// How long a write waits for another writer (of this process or another) before it
+    /// fails with [`DbFailure::Busy`](crate::error::DbFailure::Busy). Default 5 s.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// The most connections the pool opens (at least 1). Default 8. SQLite has one writer at a
+    /// time whatever this is; more connections let reads run beside a write.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// `synchronous = FULL` instead of `NORMAL`: every commit is synced to disk, so a power
+    /// cut loses no committed write either (a killed process loses none in both modes).
+    pub fn synchronous_full(mut self, full: bool) -> Self {
+        self.synchronous_full = full;
+        self
+    }
+
+    /// The clock `active_within` segment conditions are evaluated at. Default: system time.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// The location for messages and logs: without a query string, which is where a URL would
+/// carry options (and, for other databases, credentials).
+fn display_location(location: &str) -> String {
+    location
+        .split_once('?')
+        .map_or(location, |(path, _)| path)
+        .to_owned()
+}
+
+/// Every SQLite store, on one database. Cheap to clone: the stores share one pool.
+#[derive(Clone)]
+pub struct SqliteStores {
+    inner: Arc<Shared>,
+}
+
+/// What every store of one database shares.
+pub(crate) struct Shared {
+    pool: SqlitePool,
+    clock: SharedClock,
+    location: String,
+}
+
+impl std::fmt::Debug for SqliteStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStores")
+            .field("location", &self.inner.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStores {
+    /// Opens the database at `location` (a file path, created when missing; a `sqlite:` URL;
+    /// or `:memory:`) with the default [`SqliteOptions`], and migrates it to this build's
+    /// schema.
+    pub async fn open(location: &str) -> Result<Self, OpenError> {
+        SqliteStores::open_with(SqliteOptions::new(location)).await
+    }
+
+    /// Opens the database as `options` say, and migrates it to this build's schema.
+    pub async fn open_with(options: SqliteOptions) -> Result<Self, OpenError> {
+        let location = display_location(&options.location);
+        let in_memory = is_memory(&options.location);
+        let connect = connect_options(&options).map_err(|e| OpenError::InvalidLocation {
+            location: location.clone(),
+            source: error::db(e),
+        })?;
+        let mut pool = SqlitePoolOptions::new();
+        pool = if in_memory {
+            // Each connection to `:memory:` would be a database of its own: keep exactly one,
+            // for the life of the stores.
+            pool.max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            pool.max_connections(options.max_connections)
+        };
+        let pool = pool
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(25))
+            .connect_with(connect)
+            .await
+            .map_err(|e| OpenError::Open {
+                location: location.clone(),
+                source: error::db(e),
+            })?;
+        migrate(&pool, &location).await?;
+        Ok(SqliteStores {
+            inner: Arc::new(Shared {
+                pool,
+                clock: options.clock,
+                location,
+            }),
+        })
+    }
+
+    /// The directory of contacts, which also resolves segments.
+    pub fn directory(&self) -> Arc<SqliteDirectory> {
+        Arc::new(SqliteDirectory::new(self.inner.clone()))
+    }
+
+    /// The support inbox.
+    pub fn inbox(&self) -> Arc<SqliteInbox> {
+        Arc::new(SqliteInbox::new(self.inner.clone()))
+    }
+
+    /// The campaign outbox.
+    pub fn outbox(&self) -> Arc<SqliteOutbox> {
+        Arc::new(SqliteOutbox::new(self.inner.clone()))
+    }
+
+    /// The flow instance store.
+    pub fn processes(&self) -> Arc<SqliteProcessStore> {
+        Arc::new(SqliteProcessStore::new(self.inner.clone()))
+    }
+
+    /// The seen-events store (webhook redeliveries, single-use tokens).
+    pub fn seen(&self) -> Arc<SqliteSeenEvents> {
+        Arc::new(SqliteSeenEvents::new(self.inner.clone()))
+    }
+
+    /// The last-inbound record (messaging windows, activity segments).
+    pub fn last_inbound(&self) -> Arc<SqliteLastInbound> {
+        Arc::new(SqliteLastInbound::new(self.inner.clone()))
+    }
+
+    /// The Messenger Pages the platform serves.
+    #[cfg(feature = "messenger")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "messenger")))]
+    pub fn pages(&self) -> Arc<SqlitePages> {
+        Arc::new(SqlitePages::new(self.inner.clone()))
+    }
+
+    /// The connection pool, for a host that keeps its own tables in the same file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// Closes every connection; stores handed out fail with a connection error afterwards.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
+
+fn is_memory(location: &str) -> bool {
+    let path = location.strip_prefix("sqlite:").unwrap_or(location);
+    let path = path.strip_prefix("//").unwrap_or(path);
+    path == ":memory:" || path.starts_with(":memory:?") || path.contains("mode=memory")
+}
+
+fn connect_options(options: &SqliteOptions) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let location = options.location.as_str();
+    let base = if location.starts_with("sqlite:") || is_memory(location) {
+        SqliteConnectOptions::from_str(location)?
+    } else {
+        SqliteConnectOptions::new().filename(location)
+    };
+    let base = if is_memory(location) {
+        base
+    } else {
+        base.journal_mode(SqliteJournalMode::Wal)
+    };
+    Ok(base
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(options.busy_timeout)
+        .synchronous(if options.synchronous_full {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        }))
+}
+
+/// Refuses a schema newer than this build, then applies the missing migrations. Several
+/// processes may open a new file at once: one applies a migration while the others wait on
+/// the write lock, fail on its tables, and find it applied when they try again.
+async fn migrate(pool: &SqlitePool, location: &str) -> Result<(), OpenError> {
+    let code = schema_version();
+    let mut attempt = 0;
+    loop {
+        let database = applied_version(pool).await.map_err(|e| OpenError::Open {
+            location: location.to_owned(),
+            source: e,
+        })?;
+        if database > code {
+            return Err(OpenError::SchemaTooNew {
+                location: location.to_owned(),
+                database,
+                code,
+            });
+        }
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => {
+                return Err(OpenError::Migrate {
+                    location: location.to_owned(),
+                    code,
+                    source: Box::new(e),
+                });
+            }
+        }
+    }
+}
+
+/// The newest migration applied to the database, 0 for a new one.
+async fn applied_version(pool: &SqlitePool) -> Result<i64, StoreError> {
+    let table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(error::db)?;
+    if table.is_none() {
+        return Ok(0);
+    }
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+            .fetch_one(pool)
+            .await
+            .map_err(error::db)?;
+    Ok(version.unwrap_or(0))
+}
+
+impl Shared {
+    /// A transaction that holds the write lock from its first statement, so that what it
+    /// reads stays true until it commits (a deferred one could fail to upgrade to a writer).
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(error::db)
+    }
+}

@@ -1,0 +1,164 @@
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+
+use super::{
+    Shared,
+    codec::{contact_id, from_json, to_json},
+    error::db,
+};
+use crate::{
+    clock::Timestamp,
+    contact::ContactId,
+    error::StoreError,
+    newsletter::{CampaignId, Outbox, OutcomeRecord, Recorded},
+};
+
+/// Campaign outcomes in SQLite: an [`Outbox`].
+///
+/// The (campaign, recipient) primary key makes "one outcome per recipient" the database's
+/// rule: a claim is an `INSERT ... ON CONFLICT DO NOTHING`, and finishing is an `UPDATE` of a
+/// row that is still pending, so two runs (tasks or processes) of one campaign never both
+/// claim a recipient and a final outcome is never overwritten.
+#[derive(Clone)]
+pub struct SqliteOutbox {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SqliteOutbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteOutbox")
+            .field("location", &self.shared.location)
+            .finish()
+    }
+}
+
+type Row = (String, String, String, i64);
+
+fn record_from(row: Row) -> Result<OutcomeRecord, StoreError> {
+    let (campaign, contact, outcome, at) = row;
+    Ok(OutcomeRecord::new(
+        CampaignId::new(campaign).map_err(|e| super::error::corrupt("campaign id", e))?,
+        contact_id(contact)?,
+        from_json("campaign outcome", &outcome)?,
+        Timestamp::from_millis(at),
+    ))
+}
+
+impl SqliteOutbox {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        SqliteOutbox { shared }
+    }
+
+    /// How many recipients of `campaign` have a record, and how many of those are pending.
+    pub async fn count(&self, campaign: &CampaignId) -> Result<(u64, u64), StoreError> {
+        let (all, pending): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(pending) FROM campaign_outcomes WHERE campaign = ?",
+        )
+        .bind(campaign.as_str())
+        .fetch_one(&self.shared.pool)
+        .await
+        .map_err(db)?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok((n(all), n(pending.unwrap_or(0))))
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteOutbox {
+    async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError> {
+        let outcome = to_json("campaign outcome", &record.outcome)?;
+        loop {
+            let inserted = sqlx::query(
+                "INSERT INTO campaign_outcomes (campaign, contact_id, pending, outcome, at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign, contact_id) DO NOTHING",
+            )
+            .bind(record.campaign.as_str())
+            .bind(record.contact.as_str())
+            .bind(i64::from(record.outcome.is_pending()))
+            .bind(&outcome)
+            .bind(record.at.as_millis())
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+            if inserted.rows_affected() == 1 {
+                return Ok(Recorded::New);
+            }
+            // Erased between the insert and this read: try again.
+            if let Some(existing) = self.get(&record.campaign, &record.contact).await? {
+                return Ok(Recorded::Existing(existing));
+            }
+        }
+    }
+
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError> {
+        if record.outcome.is_pending() {
+            return Err(StoreError::invalid(
+                "finish needs a final outcome, not pending",
+            ));
+        }
+        let done = sqlx::query(
+            "UPDATE campaign_outcomes SET pending = 0, outcome = ?, at = ? \
+             WHERE campaign = ? AND contact_id = ? AND pending = 1",
+        )
+        .bind(to_json("campaign outcome", &record.outcome)?)
+        .bind(record.at.as_millis())
+        .bind(record.campaign.as_str())
+        .bind(record.contact.as_str())
+        .execute(&self.shared.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.get(&record.campaign, &record.contact).await? {
+            None => Err(StoreError::not_found(
+                "campaign claim",
+                format!("{}/{}", record.campaign, record.contact),
+            )),
+            Some(_) => Err(StoreError::conflict(format!(
+                "{} in campaign {} already has a final outcome",
+                record.contact, record.campaign
+            ))),
+        }
+    }
+
+    async fn get(
+        &self,
+        campaign: &CampaignId,
+        contact: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT campaign, contact_id, outcome, at FROM campaign_outcomes \
+             WHERE campaign = ? AND contact_id = ?",
+        )
+        .bind(campaign.as_str())
+        .bind(contact.as_str())
+        .fetch_optional(&self.shared.pool)
+        .await
+        .map_err(db)?;
+        row.map(record_from).transpose()
+    }
+
+    async fn list(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<OutcomeRecord>, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::invalid("list limit must be at least 1"));
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT campaign, contact_id, outcome, at FROM campaign_outcomes \
+             WHERE campaign = ? AND contact_id > ? ORDER BY contact_id LIMIT ?",
+        )
+        .bind(campaign.as_str())
+        .bind(after.map_or("", ContactId::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.shared.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter().map(record_from).collect()
+    }
+}

@@ -1,0 +1,122 @@
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use super::{Shared, error::db};
+use crate::{clock::Timestamp, error::StoreError, seen::SeenEvents};
+
+/// Seen keys in SQLite: a [`SeenEvents`]. Marking is one upsert that only overwrites an
+/// expired mark, so of concurrent marks of one key (from any task or process) exactly one
+/// reports the key as new.
+#[derive(Clone)]
+pub struct SqliteSeenEvents {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SqliteSeenEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteSeenEvents")
+            .field("location", &self.shared.location)
+            .finish()
+    }
+}
+
+const MARK: &str = "INSERT INTO seen_events (key, expires_at) VALUES (?, ?) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+     WHERE seen_events.expires_at <= ?";
+
+fn until(now: Timestamp, ttl: Duration) -> i64 {
+    now.saturating_add(ttl).as_millis()
+}
+
+impl SqliteSeenEvents {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        SqliteSeenEvents { shared }
+    }
+}
+
+#[async_trait]
+impl SeenEvents for SqliteSeenEvents {
+    async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let hit: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM seen_events WHERE key = ? AND expires_at > ?")
+                .bind(key)
+                .bind(now.as_millis())
+                .fetch_optional(&self.shared.pool)
+                .await
+                .map_err(db)?;
+        Ok(hit.is_some())
+    }
+
+    async fn mark_seen(
+        &self,
+        key: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(MARK)
+            .bind(key)
+            .bind(until(now, ttl))
+            .bind(now.as_millis())
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM seen_events WHERE key = ?")
+            .bind(key)
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let done = sqlx::query("DELETE FROM seen_events WHERE expires_at <= ?")
+            .bind(now.as_millis())
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.shared.pool.acquire().await.map_err(db)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let hit: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM seen_events WHERE key = ? AND expires_at > ?")
+                    .bind(*key)
+                    .bind(now.as_millis())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+            out.push(hit.is_some());
+        }
+        Ok(out)
+    }
+
+    async fn mark_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.shared.begin().await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let done = sqlx::query(MARK)
+                .bind(*key)
+                .bind(until(now, ttl))
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            out.push(done.rows_affected() == 1);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+}
