@@ -149,6 +149,7 @@ pub struct SqliteOptions {
     busy_timeout: Duration,
     max_connections: u32,
     synchronous_full: bool,
+    max_page_count: Option<u32>,
     clock: SharedClock,
 }
 
@@ -159,6 +160,7 @@ impl std::fmt::Debug for SqliteOptions {
             .field("busy_timeout", &self.busy_timeout)
             .field("max_connections", &self.max_connections)
             .field("synchronous_full", &self.synchronous_full)
+            .field("max_page_count", &self.max_page_count)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +174,7 @@ impl SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_connections: 8,
             synchronous_full: false,
+            max_page_count: None,
             clock: SystemClock::shared(),
         }
     }
@@ -194,6 +197,15 @@ impl SqliteOptions {
     /// cut loses no committed write either (a killed process loses none in both modes).
     pub fn synchronous_full(mut self, full: bool) -> Self {
         self.synchronous_full = full;
+        self
+    }
+
+    /// Caps the database at `pages` pages (4 KiB each unless the file says otherwise), for a
+    /// host with a disk quota: a write that would grow it further fails with
+    /// [`DbFailure::Full`](crate::error::DbFailure::Full) and changes nothing, as on a full
+    /// disk. Default: no cap beyond SQLite's own.
+    pub fn max_page_count(mut self, pages: u32) -> Self {
+        self.max_page_count = Some(pages);
         self
     }
 
@@ -344,6 +356,10 @@ fn connect_options(options: &SqliteOptions) -> Result<SqliteConnectOptions, sqlx
         base
     } else {
         base.journal_mode(SqliteJournalMode::Wal)
+    };
+    let base = match options.max_page_count {
+        Some(pages) => base.pragma("max_page_count", pages.to_string()),
+        None => base,
     };
     Ok(base
         .create_if_missing(true)
