@@ -6,8 +6,8 @@
 //! and run automation flows that ask questions and branch on the answers.
 //!
 //! The host platform supplies storage and HTTP glue by implementing small traits; the crate
-//! ships reference implementations (in memory now, SQLite behind a feature) so that it runs
-//! end to end out of the box.
+//! ships implementations of every store trait (in memory, and SQLite with the `sqlite` feature)
+//! so that it runs end to end out of the box and keeps its state across restarts.
 //!
 //! # Quick start
 //!
@@ -85,7 +85,7 @@
 //! |---|---|---|
 //! | `messenger` | yes | the Facebook Messenger transport |
 //! | `memory` | yes | in-memory stores ([`store::memory`]) |
-//! | `sqlite` | no | SQLite stores |
+//! | `sqlite` | no | SQLite stores ([`store::sqlite`]) |
 //! | `axum` | no | a ready-made axum router for the webhook |
 //! | `testkit` | no | the store conformance suite (and a fake Graph API) for host tests |
 //!

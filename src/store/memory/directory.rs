@@ -242,12 +242,7 @@ impl SegmentQuery for MemoryDirectory {
                 Bound::Excluded(id)
             }
         };
-        if segment.reads_activity() && self.activity.is_none() {
-            return Err(StoreError::invalid(
-                "the segment reads activity (active_within) and this directory has no \
-                 last-inbound record: build it with MemoryDirectory::with_activity",
-            ));
-        }
+        self.check(segment)?;
         let lookup = |a: &Address| self.activity.as_ref().and_then(|s| s.last.get(a));
         let activity = match &self.activity {
             Some(source) if segment.reads_activity() => Activity::new(source.clock.now(), &lookup),
@@ -266,6 +261,16 @@ impl SegmentQuery for MemoryDirectory {
             _ => None,
         };
         Ok(SegmentPage::new(contacts, next))
+    }
+
+    fn check(&self, segment: &Segment) -> Result<(), StoreError> {
+        if segment.reads_activity() && self.activity.is_none() {
+            return Err(StoreError::invalid(
+                "the segment reads activity (active_within) and this directory has no \
+                 last-inbound record: build it with MemoryDirectory::with_activity",
+            ));
+        }
+        Ok(())
     }
 }
 
