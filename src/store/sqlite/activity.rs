@@ -52,7 +52,7 @@ impl LastInbound for SqliteLastInbound {
         .bind(channel)
         .bind(scope)
         .bind(id)
-        .fetch_optional(&self.shared.pool)
+        .fetch_optional(&self.shared.reader)
         .await
         .map_err(db)?;
         Ok(at.map(Timestamp::from_millis))

@@ -186,7 +186,7 @@ impl SqliteDirectory {
     /// How many contacts are stored.
     pub async fn count(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts")
-            .fetch_one(&self.shared.pool)
+            .fetch_one(&self.shared.reader)
             .await
             .map_err(db)?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -196,7 +196,7 @@ impl SqliteDirectory {
 #[async_trait]
 impl Directory for SqliteDirectory {
     async fn get(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
-        fetch(&self.shared.pool, id.as_str()).await
+        fetch(&self.shared.reader, id.as_str()).await
     }
 
     async fn find_by_address(&self, address: &Address) -> Result<Option<Contact>, StoreError> {
@@ -208,7 +208,7 @@ impl Directory for SqliteDirectory {
         .bind(channel)
         .bind(scope)
         .bind(id)
-        .fetch_optional(&self.shared.pool)
+        .fetch_optional(&self.shared.reader)
         .await
         .map_err(db)?;
         row.map(contact_from_row).transpose()
@@ -339,7 +339,7 @@ impl SegmentQuery for SqliteDirectory {
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
         let rows = query
             .bind(fetch)
-            .fetch_all(&self.shared.pool)
+            .fetch_all(&self.shared.reader)
             .await
             .map_err(db)?;
         let more = rows.len() > limit;

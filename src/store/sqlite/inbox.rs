@@ -253,7 +253,7 @@ impl Inbox for SqliteInbox {
         )
         .bind(contact.as_str())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.shared.pool)
+        .fetch_all(&self.shared.reader)
         .await
         .map_err(db)?;
         let mut entries = rows

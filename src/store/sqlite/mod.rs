@@ -186,8 +186,8 @@ impl SqliteOptions {
         self
     }
 
-    /// The most connections the pool opens (at least 1). Default 8. SQLite has one writer at a
-    /// time whatever this is; more connections let reads run beside a write.
+    /// The most connections opened for reads (at least 1). Default 8. Writes go through one
+    /// connection of their own whatever this is: SQLite has one writer at a time.
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n.max(1);
         self
@@ -233,7 +233,10 @@ pub struct SqliteStores {
 
 /// What every store of one database shares.
 pub(crate) struct Shared {
+    /// The one connection every write of this process goes through.
     pool: SqlitePool,
+    /// Connections for reads, which WAL lets run beside the write.
+    reader: SqlitePool,
     clock: SharedClock,
     location: String,
 }
@@ -262,29 +265,38 @@ impl SqliteStores {
             location: location.clone(),
             source: error::db(e),
         })?;
-        let mut pool = SqlitePoolOptions::new();
-        pool = if in_memory {
-            // Each connection to `:memory:` would be a database of its own: keep exactly one,
-            // for the life of the stores.
-            pool.max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            pool.max_connections(options.max_connections)
+        let open_error = |e| OpenError::Open {
+            location: location.clone(),
+            source: error::db(e),
         };
-        let pool = pool
-            .acquire_timeout(options.busy_timeout + Duration::from_secs(25))
-            .connect_with(connect)
+        let acquire = options.busy_timeout + Duration::from_secs(25);
+        // One writer connection: the writes of this process queue for it in the pool (an
+        // async wait) instead of contending for SQLite's write lock, whose busy handler polls
+        // with sleeps of up to 100 ms. Other processes still contend, and wait up to the busy
+        // timeout. `:memory:` is one database per connection, so it gets exactly one, for the
+        // life of the stores, for reads and writes alike.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(u32::from(in_memory))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(acquire)
+            .connect_with(connect.clone())
             .await
-            .map_err(|e| OpenError::Open {
-                location: location.clone(),
-                source: error::db(e),
-            })?;
+            .map_err(open_error)?;
+        let reader = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(acquire)
+                .connect_lazy_with(connect)
+        };
         migrate(&pool, &location).await?;
         Ok(SqliteStores {
             inner: Arc::new(Shared {
                 pool,
+                reader,
                 clock: options.clock,
                 location,
             }),
@@ -328,7 +340,9 @@ impl SqliteStores {
         Arc::new(SqlitePages::new(self.inner.clone()))
     }
 
-    /// The connection pool, for a host that keeps its own tables in the same file.
+    /// The pool the stores write through (one connection), for a host that keeps its own
+    /// tables in the same file: its writes then queue with the stores' instead of contending
+    /// for SQLite's write lock.
     pub fn pool(&self) -> &SqlitePool {
         &self.inner.pool
     }
@@ -336,6 +350,7 @@ impl SqliteStores {
     /// Closes every connection; stores handed out fail with a connection error afterwards.
     pub async fn close(&self) {
         self.inner.pool.close().await;
+        self.inner.reader.close().await;
     }
 }
 

@@ -56,7 +56,7 @@ impl SqliteOutbox {
             "SELECT COUNT(*), SUM(pending) FROM campaign_outcomes WHERE campaign = ?",
         )
         .bind(campaign.as_str())
-        .fetch_one(&self.shared.pool)
+        .fetch_one(&self.shared.reader)
         .await
         .map_err(db)?;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -134,7 +134,7 @@ impl Outbox for SqliteOutbox {
         )
         .bind(campaign.as_str())
         .bind(contact.as_str())
-        .fetch_optional(&self.shared.pool)
+        .fetch_optional(&self.shared.reader)
         .await
         .map_err(db)?;
         row.map(record_from).transpose()
@@ -156,7 +156,7 @@ impl Outbox for SqliteOutbox {
         .bind(campaign.as_str())
         .bind(after.map_or("", ContactId::as_str))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.shared.pool)
+        .fetch_all(&self.shared.reader)
         .await
         .map_err(db)?;
         rows.into_iter().map(record_from).collect()

@@ -65,7 +65,7 @@ impl PageResolver for SqlitePages {
             "SELECT page_id, access_token, username FROM messenger_pages WHERE page_id = ?",
         )
         .bind(page_id)
-        .fetch_optional(&self.shared.pool)
+        .fetch_optional(&self.shared.reader)
         .await
         .map_err(db)?;
         Ok(row.map(|(id, token, username)| {
@@ -79,7 +79,7 @@ impl PageResolver for SqlitePages {
         let hit: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM messenger_pages WHERE page_id = ?")
                 .bind(page_id)
-                .fetch_optional(&self.shared.pool)
+                .fetch_optional(&self.shared.reader)
                 .await
                 .map_err(db)?;
         Ok(hit.is_some())

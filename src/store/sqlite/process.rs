@@ -87,7 +87,7 @@ impl ProcessStore for SqliteProcessStore {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT instance, revision FROM process_instances WHERE id = ?")
                 .bind(id.as_str())
-                .fetch_optional(&self.shared.pool)
+                .fetch_optional(&self.shared.reader)
                 .await
                 .map_err(db)?;
         row.map(|(i, r)| decode(&i, r)).transpose()
@@ -99,7 +99,7 @@ impl ProcessStore for SqliteProcessStore {
              WHERE contact_id = ? AND active = 1 ORDER BY id",
         )
         .bind(contact.as_str())
-        .fetch_all(&self.shared.pool)
+        .fetch_all(&self.shared.reader)
         .await
         .map_err(db)?;
         rows.iter().map(|(i, r)| decode(i, *r)).collect()
@@ -166,7 +166,7 @@ impl ProcessStore for SqliteProcessStore {
         )
         .bind(now.as_millis())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.shared.pool)
+        .fetch_all(&self.shared.reader)
         .await
         .map_err(db)?;
         rows.iter().map(|(i, r)| decode(i, *r)).collect()

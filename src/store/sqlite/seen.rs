@@ -42,7 +42,7 @@ impl SeenEvents for SqliteSeenEvents {
             sqlx::query_scalar("SELECT 1 FROM seen_events WHERE key = ? AND expires_at > ?")
                 .bind(key)
                 .bind(now.as_millis())
-                .fetch_optional(&self.shared.pool)
+                .fetch_optional(&self.shared.reader)
                 .await
                 .map_err(db)?;
         Ok(hit.is_some())
@@ -83,7 +83,7 @@ impl SeenEvents for SqliteSeenEvents {
     }
 
     async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
-        let mut conn = self.shared.pool.acquire().await.map_err(db)?;
+        let mut conn = self.shared.reader.acquire().await.map_err(db)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let hit: Option<i64> =
