@@ -313,7 +313,7 @@ async fn ten_thousand_recipients_each_get_exactly_one_outcome() {
     assert_eq!(t.skipped[&SkipReason::NoAddress], count(Kind::Nowhere));
     assert_eq!(t.skipped[&SkipReason::OptedOut], count(Kind::OptedOut));
     assert_eq!(t.failed, count(Kind::MissingPlan));
-    assert_eq!(t.interrupted, 0);
+    assert_eq!(t.uncertain, 0);
     // Reports serialize for an admin API.
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(
@@ -378,7 +378,7 @@ async fn a_crash_mid_campaign_then_a_resume_sends_nobody_twice() {
         "every recipient has an outcome after the resume"
     );
     assert_eq!(report.total.recipients(), N as u64);
-    assert_eq!(report.total.interrupted, pending as u64);
+    assert_eq!(report.total.uncertain, pending as u64);
     assert_eq!(
         report.this_run.recipients() + after_crash.len() as u64,
         N as u64,
@@ -677,7 +677,7 @@ impl tidings::transport::Transport for HangsAfter {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sends_cut_off_mid_flight_are_reported_interrupted_and_never_resent() {
+async fn sends_cut_off_mid_flight_are_reported_uncertain_and_never_resent() {
     const N: usize = 200;
     let directory = Arc::new(MemoryDirectory::new());
     for i in 0..N {
@@ -723,10 +723,7 @@ async fn sends_cut_off_mid_flight_are_reported_interrupted_and_never_resent() {
         .run(&campaign, &RunControl::new())
         .await
         .unwrap();
-    assert_eq!(
-        report.total.interrupted, 8,
-        "the cut-off sends are reported"
-    );
+    assert_eq!(report.total.uncertain, 8, "the cut-off sends are reported");
     assert_eq!(report.total.sent, (N - 8) as u64);
     assert_eq!(report.this_run.sent, (N - 58) as u64);
     let resent: Vec<Address> = email.sent().into_iter().map(|s| s.to).collect();
@@ -734,6 +731,96 @@ async fn sends_cut_off_mid_flight_are_reported_interrupted_and_never_resent() {
         cut_off.iter().all(|a| !resent.contains(a)),
         "a recipient whose send may have gone out is never sent to again"
     );
+    // The report names them, in id order.
+    let mut named: Vec<ContactId> = cut_off
+        .iter()
+        .map(|a| {
+            let i: usize = a
+                .id()
+                .trim_start_matches('u')
+                .split('@')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            contact_id(i)
+        })
+        .collect();
+    named.sort();
+    assert_eq!(report.uncertain, named);
+}
+
+/// Logs the claims an outbox receives.
+struct ClaimLog {
+    inner: MemoryOutbox,
+    claimed: std::sync::Mutex<Vec<ContactId>>,
+}
+
+#[async_trait::async_trait]
+impl Outbox for ClaimLog {
+    async fn record(
+        &self,
+        record: &OutcomeRecord,
+    ) -> Result<tidings::newsletter::Recorded, tidings::StoreError> {
+        if record.outcome.is_pending() {
+            self.claimed.lock().unwrap().push(record.contact.clone());
+        }
+        self.inner.record(record).await
+    }
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), tidings::StoreError> {
+        self.inner.finish(record).await
+    }
+    async fn get(
+        &self,
+        campaign: &CampaignId,
+        contact: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, tidings::StoreError> {
+        self.inner.get(campaign, contact).await
+    }
+    async fn list(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<OutcomeRecord>, tidings::StoreError> {
+        self.inner.list(campaign, after, limit).await
+    }
+}
+
+/// A recipient is claimed only when a send follows: skips and render failures are recorded in
+/// one write, so a crash can never leave them uncertain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_recipients_about_to_be_sent_to_are_claimed() {
+    const N: usize = 200;
+    let w = world(N).await;
+    let outbox = Arc::new(ClaimLog {
+        inner: MemoryOutbox::new(),
+        claimed: Default::default(),
+    });
+    let campaign = newsletter("claims");
+    let report = CampaignRunner::new(w.directory.clone(), outbox.clone(), w.transports.clone())
+        .clock(w.clock.shared())
+        .run(&campaign, &RunControl::new())
+        .await
+        .unwrap();
+    let mut claimed = outbox.claimed.lock().unwrap().clone();
+    claimed.sort();
+    let expected: Vec<ContactId> = (0..N)
+        .filter(|&i| {
+            matches!(
+                kind(i),
+                Kind::Active | Kind::ClosedWithEmail | Kind::ClosedOnly | Kind::EmailOnly
+            )
+        })
+        .map(contact_id)
+        .collect();
+    assert_eq!(claimed, expected);
+    let missing_plan = (0..N).filter(|&i| kind(i) == Kind::MissingPlan).count() as u64;
+    assert_eq!(
+        report.this_run.failed, missing_plan,
+        "render failures are recorded"
+    );
+    assert_eq!(report.this_run.recipients(), N as u64);
 }
 
 /// An e-mail-only directory of `n` contacts.

@@ -7,7 +7,9 @@
 //! - [`CampaignRunner`] ([`run`]): streams the segment, renders per recipient, sends with
 //!   bounded concurrency, retries, pauses on rate limits, and records exactly one outcome per
 //!   recipient in the [`Outbox`] ([`outbox`]): running a campaign again after a crash or a
-//!   stop continues where it stopped and never sends twice to anyone recorded.
+//!   stop continues where it stopped and never sends twice to anyone recorded. The few
+//!   recipients a crash caught in flight are reported as
+//!   [uncertain](run#the-window-between-claim-and-record) (maybe sent) by id, never resent.
 //! - [`CampaignRunner::send_one`]: the platform's own notifications to one user through the
 //!   same pipeline.
 //!

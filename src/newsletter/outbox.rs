@@ -5,9 +5,11 @@
 //! A campaign first *claims* a recipient ([`Outbox::claim`] stores [`Outcome::Pending`]), then
 //! sends, then *finishes* the claim with the final outcome ([`Outbox::finish`]) as the very next
 //! step. A recipient with any record, pending included, is never sent to again. If the process
-//! dies between the send and the finish, the record stays [`Outcome::Pending`]: the message may
-//! or may not have gone out, and the campaign reports it as interrupted instead of risking a
-//! second copy. That window is one store write long.
+//! dies after the claim and before the finish, the record stays [`Outcome::Pending`]: the
+//! message may or may not have gone out, and the campaign reports the recipient as
+//! *uncertain* instead of risking a second copy. The window is the one send (with its retries)
+//! between the two writes; see [the campaign runner](super::run#the-window-between-claim-and-record)
+//! for which recipients it can leave pending.
 //!
 //! # Contract
 //!
@@ -75,7 +77,8 @@ impl std::fmt::Display for SkipReason {
 #[non_exhaustive]
 pub enum Outcome {
     /// Claimed for sending; the send's result is not recorded (yet). Left behind by a crash
-    /// between sending and recording; see the [module docs](self).
+    /// between claiming and recording (the recipient is then *uncertain*: maybe sent); see
+    /// the [module docs](self).
     Pending,
     /// Sent.
     Sent {

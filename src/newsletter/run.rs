@@ -5,28 +5,40 @@
 //!
 //! 1. Opted out, or no address on any of the campaign's transports: the skip is recorded
 //!    ([`Outbox::record`]) and nothing is sent.
-//! 2. Otherwise, once the run is not paused and no rate-limit pause is under way, the
-//!    recipient is claimed ([`Outbox::claim`]). A recipient with any earlier record (sent,
+//! 2. Once the run is not paused and no rate-limit pause is under way, the text is rendered
+//!    for the recipient and login links are made. A render failure is recorded as failed with
+//!    its reason ([`Outbox::record`], no claim): a missing variable never sends an empty
+//!    greeting.
+//! 3. The recipient is claimed ([`Outbox::claim`]). A recipient with any earlier record (sent,
 //!    skipped, failed, or a claim left pending by a crash) is not sent to again; its outcome
 //!    counts in [`Report::total`] only.
-//! 3. The text is rendered for the recipient (a render failure is recorded as failed with its
-//!    reason: a missing variable never sends an empty greeting), login links are made, and the
-//!    message goes through the campaign's transports in order ([`Fallback`]): a transport that
-//!    cannot reach the recipient or refuses for policy (window closed) passes to the next.
-//! 4. A temporary failure is retried with exponential backoff; a rate-limit failure (one with
-//!    a retry-after) pauses the *whole* campaign for that long (at most [`MAX_PAUSE`]) before
-//!    the retry, without using up the recipient's retries (up to
-//!    [`MAX_PAUSES_PER_RECIPIENT`] pauses).
+//! 4. Right after the claim the message goes through the campaign's transports in order
+//!    ([`Fallback`]): a transport that cannot reach the recipient or refuses for policy
+//!    (window closed) passes to the next. A temporary failure is retried with exponential
+//!    backoff; a rate-limit failure (one with a retry-after) pauses the *whole* campaign for
+//!    that long (at most [`MAX_PAUSE`]) before the retry, without using up the recipient's
+//!    retries (up to [`MAX_PAUSES_PER_RECIPIENT`] pauses).
 //! 5. The claim is finished with the outcome ([`Outbox::finish`]) as soon as the send returns.
 //!
 //! # The window between claim and record
 //!
-//! A crash between 2 and 5 leaves the claim pending; the resumed campaign reports the
-//! recipient as [interrupted](Counts::interrupted) instead of risking a second copy (at most
-//! once: a newsletter sent twice is worse than one maybe missing). The window is one
-//! recipient's render and send, with the send's own retries and pauses; the record follows
-//! the send with nothing in between. Waiting (paused run, rate-limit pause) happens before the
-//! claim, so a stop while waiting leaves nothing pending.
+//! A recipient is *uncertain* when its claim (3) is stored but its outcome (5) is not: the
+//! process died (killed, crashed, lost power) or the store failed to write the outcome while
+//! the recipient was in flight. Only recipients in flight can be left so, so one stop leaves
+//! at most [`CampaignRunner::concurrency`] of them. Whether an uncertain recipient got the
+//! message is unknown to the crate: the process may have died before the request left, while
+//! the transport had it, or after the answer came back. The Messenger Send API takes no
+//! idempotency key, so sending again could deliver a second copy; the crate never resends
+//! them on its own (at most once: a newsletter sent twice is worse than one maybe missing).
+//! The resumed run counts them ([`Counts::uncertain`]) and names them ([`Report::uncertain`])
+//! so that the host can check them (the Page's conversation shows whether the message is
+//! there) and send to them with a new campaign if it must.
+//!
+//! The window is one recipient's send, with that send's own retries and rate-limit pauses:
+//! rendering happens before the claim, and the record follows the send with nothing in
+//! between. Waiting for a paused run or a rate-limit pause happens before the claim too, so
+//! a stop while waiting leaves nothing pending. Skips (opted out, no address) and render
+//! failures are recorded in one write without a claim and are never uncertain.
 //!
 //! # Stopping on errors
 //!
@@ -64,7 +76,7 @@ use super::{
 };
 use crate::{
     clock::{SharedClock, SystemClock, Timestamp},
-    contact::{Address, Channel, Contact},
+    contact::{Address, Channel, Contact, ContactId},
     error::StoreError,
     message::{Link, Message, MessageError},
     segment::{Cursor, SegmentPage, SegmentQuery},
@@ -86,6 +98,10 @@ pub const MAX_PAUSES_PER_RECIPIENT: usize = 20;
 
 /// Contacts read per segment page unless configured.
 pub const DEFAULT_PAGE_SIZE: usize = 500;
+
+/// The most uncertain recipients a [`Report`] names ([`Report::uncertain`]); the count
+/// ([`Counts::uncertain`]) covers all of them.
+pub const MAX_UNCERTAIN_LISTED: usize = 1000;
 
 /// Why a run stopped before the end. Nothing recorded is lost: run the campaign again.
 #[derive(Debug, thiserror::Error)]
@@ -245,8 +261,9 @@ pub struct Counts {
     pub skipped: BTreeMap<SkipReason, u64>,
     /// Failed.
     pub failed: u64,
-    /// Claimed by a run that stopped between sending and recording: maybe sent, never resent.
-    pub interrupted: u64,
+    /// Uncertain: claimed by a run that stopped before recording the outcome, so maybe sent;
+    /// never resent (see the [module docs](self#the-window-between-claim-and-record)).
+    pub uncertain: u64,
     /// Sent, per channel of the delivering transport.
     pub sent_by_channel: BTreeMap<Channel, u64>,
 }
@@ -254,7 +271,7 @@ pub struct Counts {
 impl Counts {
     /// Every recipient counted.
     pub fn recipients(&self) -> u64 {
-        self.sent + self.skipped.values().sum::<u64>() + self.failed + self.interrupted
+        self.sent + self.skipped.values().sum::<u64>() + self.failed + self.uncertain
     }
 
     /// Skipped, all reasons.
@@ -264,7 +281,7 @@ impl Counts {
 
     fn add(&mut self, outcome: &Outcome) {
         match outcome {
-            Outcome::Pending => self.interrupted += 1,
+            Outcome::Pending => self.uncertain += 1,
             Outcome::Sent { channel, .. } => {
                 self.sent += 1;
                 *self.sent_by_channel.entry(channel.clone()).or_default() += 1;
@@ -285,6 +302,11 @@ pub struct Report {
     pub this_run: Counts,
     /// Outcomes of every recipient this run saw, earlier runs' included.
     pub total: Counts,
+    /// The uncertain recipients this run met (claims an earlier run left pending: maybe sent,
+    /// never resent; see the [module docs](self#the-window-between-claim-and-record)), in
+    /// contact-id order. At most [`MAX_UNCERTAIN_LISTED`] are named: when
+    /// `total.uncertain` is larger, the list holds the first ones met.
+    pub uncertain: Vec<ContactId>,
     /// Whether the run was cancelled before the end of the segment.
     pub cancelled: bool,
     /// How long the run took.
@@ -325,7 +347,17 @@ struct Run<'a> {
     /// The campaign-wide pause after a rate-limit error: no send before this (monotonic)
     /// time. Not the injected clock: a pause is real waiting.
     pause_until: Mutex<Option<tokio::time::Instant>>,
-    counts: Mutex<(Counts, Counts, Progress)>,
+    counts: Mutex<Tally>,
+}
+
+/// What a run counted so far.
+#[derive(Clone)]
+struct Tally {
+    this_run: Counts,
+    total: Counts,
+    progress: Progress,
+    /// The first [`MAX_UNCERTAIN_LISTED`] uncertain recipients met.
+    uncertain: Vec<ContactId>,
 }
 
 impl CampaignRunner {
@@ -401,7 +433,12 @@ impl CampaignRunner {
             control,
             started: self.clock.now(),
             pause_until: Mutex::new(None),
-            counts: Mutex::new((Counts::default(), Counts::default(), Progress::new())),
+            counts: Mutex::new(Tally {
+                this_run: Counts::default(),
+                total: Counts::default(),
+                progress: Progress::new(),
+                uncertain: Vec::new(),
+            }),
         })
     }
 
@@ -546,7 +583,12 @@ impl CampaignRunner {
 
     fn tally(&self, run: &Run<'_>, handled: Handled) {
         let mut guard = lock(&run.counts);
-        let (this_run, total, progress) = &mut *guard;
+        let Tally {
+            this_run,
+            total,
+            progress,
+            uncertain,
+        } = &mut *guard;
         match &handled {
             Handled::New(record) => {
                 this_run.add(&record.outcome);
@@ -555,6 +597,9 @@ impl CampaignRunner {
             Handled::Earlier(record) => {
                 total.add(&record.outcome);
                 progress.earlier += 1;
+                if record.outcome.is_pending() && uncertain.len() < MAX_UNCERTAIN_LISTED {
+                    uncertain.push(record.contact.clone());
+                }
             }
         }
         progress.done += 1;
@@ -569,7 +614,7 @@ impl CampaignRunner {
     fn refresh(&self, run: &Run<'_>, progress: &mut Progress, this_run: &Counts) {
         progress.sent = this_run.sent;
         progress.skipped = this_run.skipped_total();
-        progress.failed = this_run.failed + this_run.interrupted;
+        progress.failed = this_run.failed + this_run.uncertain;
         progress.rate = self.rate(run, progress.done);
         progress.state = run.control.state();
     }
@@ -583,7 +628,13 @@ impl CampaignRunner {
     }
 
     fn finish_run(&self, run: &Run<'_>, cancelled: bool) -> Report {
-        let (this_run, total, mut progress) = lock(&run.counts).clone();
+        let Tally {
+            this_run,
+            total,
+            mut progress,
+            mut uncertain,
+        } = lock(&run.counts).clone();
+        uncertain.sort_unstable();
         self.refresh(run, &mut progress, &this_run);
         progress.finished = true;
         if !cancelled {
@@ -595,6 +646,7 @@ impl CampaignRunner {
             campaign: run.campaign.id.clone(),
             this_run,
             total,
+            uncertain,
             cancelled,
             elapsed: Duration::from_millis(u64::try_from(elapsed).unwrap_or(0)),
         }
@@ -624,12 +676,20 @@ impl CampaignRunner {
             None
         };
         if let Some(reason) = skip {
-            let record = self.record(run, contact, Outcome::Skipped { reason });
-            return Ok(match self.outbox.record(&record).await? {
-                Recorded::New => Handled::New(record),
-                Recorded::Existing(earlier) => Handled::Earlier(earlier),
-            });
+            return self
+                .record_unclaimed(run, contact, Outcome::Skipped { reason })
+                .await;
         }
+        // Rendered before the claim, so that the claim is followed by the send and nothing
+        // else: a render failure is recorded in one write and can never be left pending.
+        let message = match self.message_for(campaign, contact) {
+            Ok(message) => message,
+            Err(reason) => {
+                return self
+                    .record_unclaimed(run, contact, Outcome::Failed { kind: None, reason })
+                    .await;
+            }
+        };
         if let Recorded::Existing(earlier) = self
             .outbox
             .claim(&campaign.id, &contact.id, self.clock.now())
@@ -637,13 +697,25 @@ impl CampaignRunner {
         {
             return Ok(Handled::Earlier(earlier));
         }
-        let outcome = match self.message_for(campaign, contact) {
-            Ok(message) => self.deliver(run, contact, &message).await,
-            Err(reason) => Outcome::Failed { kind: None, reason },
-        };
+        let outcome = self.deliver(run, contact, &message).await;
         let record = self.record(run, contact, outcome);
         self.outbox.finish(&record).await?;
         Ok(Handled::New(record))
+    }
+
+    /// Records a final outcome reached without sending (a skip, a render failure) in one
+    /// write, unless the recipient has a record already.
+    async fn record_unclaimed(
+        &self,
+        run: &Run<'_>,
+        contact: &Contact,
+        outcome: Outcome,
+    ) -> Result<Handled, CampaignError> {
+        let record = self.record(run, contact, outcome);
+        Ok(match self.outbox.record(&record).await? {
+            Recorded::New => Handled::New(record),
+            Recorded::Existing(earlier) => Handled::Earlier(earlier),
+        })
     }
 
     /// The recipient's message: rendered text, links (login links where asked).
