@@ -384,8 +384,18 @@ impl crate::identity::MergeHook for ReassignOnMerge {
     }
 }
 
-/// The inbox entry for a message event.
+/// The inbox entry for a message event. An empty transport id is no id: entries are
+/// deduplicated by id, so one empty id shared by every message without one (a transport that
+/// sent none) would keep only the first of them.
 fn incoming(event: &Inbound) -> Option<Incoming> {
+    let mut entry = incoming_entry(event)?;
+    if entry.message_id.as_deref() == Some("") {
+        entry.message_id = None;
+    }
+    Some(entry)
+}
+
+fn incoming_entry(event: &Inbound) -> Option<Incoming> {
     let channel: Channel = event.channel().clone();
     Some(match &event.kind {
         InboundKind::Text { message_id, text } => Incoming::new(channel)
@@ -426,3 +436,37 @@ fn incoming(event: &Inbound) -> Option<Incoming> {
 #[cfg(feature = "messenger")]
 #[cfg_attr(docsrs, doc(cfg(feature = "messenger")))]
 pub use crate::messenger::hub::HubResponse;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{clock::Timestamp, contact::Address};
+
+    #[test]
+    fn messages_without_a_transport_id_are_not_keyed_by_an_empty_one() {
+        let from = Address::messenger("page", "psid").unwrap();
+        let text = Inbound::new(
+            "k1",
+            from.clone(),
+            Timestamp::from_secs(1),
+            InboundKind::Text {
+                message_id: String::new(),
+                text: "hello".into(),
+            },
+        );
+        let answer = Inbound::new(
+            "k2",
+            from,
+            Timestamp::from_secs(2),
+            InboundKind::Answer {
+                message_id: Some(String::new()),
+                payload: "P".into(),
+                text: None,
+            },
+        );
+        for event in [text, answer] {
+            let entry = incoming(&event).unwrap();
+            assert_eq!(entry.message_id, None, "{event:?}");
+        }
+    }
+}

@@ -2,7 +2,7 @@ use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 
-use super::{Shared, codec::address_key, error::db};
+use super::{Shared, batch::Value, codec::address_key, error::db};
 use crate::{activity::LastInbound, clock::Timestamp, contact::Address, error::StoreError};
 
 /// When each address last wrote, in SQLite: a [`LastInbound`]. `record` keeps the later time
@@ -33,14 +33,17 @@ impl SqliteLastInbound {
 impl LastInbound for SqliteLastInbound {
     async fn record(&self, address: &Address, at: Timestamp) -> Result<(), StoreError> {
         let (channel, scope, id) = address_key(address);
-        sqlx::query(UPSERT)
-            .bind(channel)
-            .bind(scope)
-            .bind(id)
-            .bind(at.as_millis())
-            .execute(&self.shared.pool)
-            .await
-            .map_err(db)?;
+self.shared
+            .execute(
+                UPSERT,
+                vec![
+                    Value::Text(channel),
+                    Value::Text(scope.to_owned()),
+                    Value::Text(id.to_owned()),
+                    Value::Int(at.as_millis()),
+                ],
+            )
+            .await?;
         Ok(())
     }
 

@@ -1,12 +1,12 @@
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 
 use super::{
     Shared,
+    batch::{Done, Value, Write},
     codec::{contact_id, from_json, to_json},
-    error::{db, is_unique_violation},
+    error::db,
 };
 use crate::{
     clock::Timestamp,
@@ -62,20 +62,12 @@ fn entry_id(seq: i64) -> Result<EntryId, StoreError> {
     EntryId::new(format!("e{seq}")).map_err(StoreError::backend)
 }
 
-async fn existing_incoming(
-    conn: &mut SqliteConnection,
-    channel: &str,
-    message_id: &str,
-) -> Result<Option<i64>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT seq FROM inbox_entries WHERE incoming = 1 AND channel = ? AND message_id = ?",
-    )
-    .bind(channel)
-    .bind(message_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(db)
-}
+/// Records an incoming entry unless one with its (channel, message id) exists.
+pub(super) const INSERT_INCOMING: &str =
+    "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, content) \
+     VALUES (?, ?, 1, ?, ?, ?) \
+     ON CONFLICT (channel, message_id) WHERE incoming = 1 AND message_id IS NOT NULL DO NOTHING \
+     RETURNING seq";
 
 impl SqliteInbox {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
@@ -94,27 +86,23 @@ impl Inbox for SqliteInbox {
         let channel = entry.channel.to_string();
         let message_id = entry.message_id.clone();
         let content = to_json("inbox entry", &EntryContent::Incoming(entry))?;
-        let mut conn = self.shared.pool.acquire().await.map_err(db)?;
-        let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
-            "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, content) \
-             VALUES (?, ?, 1, ?, ?, ?) RETURNING seq",
-        )
-        .bind(contact.as_str())
-        .bind(at.as_millis())
-        .bind(&channel)
-        .bind(&message_id)
-        .bind(&content)
-        .fetch_one(&mut *conn)
-        .await;
-        match (inserted, &message_id) {
-            (Ok(seq), _) => entry_id(seq),
-            (Err(e), Some(mid)) if is_unique_violation(&e) => {
-                match existing_incoming(&mut conn, &channel, mid).await? {
-                    Some(seq) => entry_id(seq),
-                    None => Err(db(e)),
-                }
-            }
-            (Err(e), _) => Err(db(e)),
+        let done = self
+            .shared
+            .write(Write::Incoming {
+                binds: vec![
+                    Value::Text(contact.to_string()),
+                    Value::Int(at.as_millis()),
+                    Value::Text(channel.clone()),
+                    Value::OptText(message_id.clone()),
+                    Value::Text(content),
+                ],
+                channel,
+                message_id,
+            })
+            .await?;
+        match done {
+            Done::Seq(seq) => entry_id(seq),
+            Done::Rows(_) => Err(StoreError::backend("an incoming entry replied with rows")),
         }
     }
 

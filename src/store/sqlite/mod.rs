@@ -63,6 +63,7 @@ use crate::{
 };
 
 mod activity;
+mod batch;
 mod codec;
 mod directory;
 mod error;
@@ -237,6 +238,8 @@ pub(crate) struct Shared {
     pool: SqlitePool,
     /// Connections for reads, which WAL lets run beside the write.
     reader: SqlitePool,
+    /// One-statement writes waiting for the next shared transaction.
+    batch: batch::GroupCommit,
     clock: SharedClock,
     location: String,
 }
@@ -297,6 +300,7 @@ impl SqliteStores {
             inner: Arc::new(Shared {
                 pool,
                 reader,
+                batch: batch::GroupCommit::default(),
                 clock: options.clock,
                 location,
             }),
@@ -443,6 +447,23 @@ async fn applied_version(pool: &SqlitePool) -> Result<i64, StoreError> {
 }
 
 impl Shared {
+    /// Writes one statement in the next group commit ([`batch`]); returns once committed.
+    async fn write(&self, write: batch::Write) -> Result<batch::Done, StoreError> {
+        self.batch.write(&self.pool, write).await
+    }
+
+    /// Rows affected by a [`batch::Write::Execute`].
+    async fn execute(
+        &self,
+        sql: &'static str,
+        binds: Vec<batch::Value>,
+    ) -> Result<u64, StoreError> {
+        match self.write(batch::Write::Execute { sql, binds }).await? {
+            batch::Done::Rows(n) => Ok(n),
+            batch::Done::Seq(_) => Err(StoreError::backend("a statement replied with a seq")),
+        }
+    }
+
     /// A transaction that holds the write lock from its first statement, so that what it
     /// reads stays true until it commits (a deferred one could fail to upgrade to a writer).
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::{
     Shared,
+    batch::Value,
     codec::{contact_id, from_json, to_json},
     error::db,
 };
@@ -69,19 +70,21 @@ impl Outbox for SqliteOutbox {
     async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError> {
         let outcome = to_json("campaign outcome", &record.outcome)?;
         loop {
-            let inserted = sqlx::query(
-                "INSERT INTO campaign_outcomes (campaign, contact_id, pending, outcome, at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign, contact_id) DO NOTHING",
-            )
-            .bind(record.campaign.as_str())
-            .bind(record.contact.as_str())
-            .bind(i64::from(record.outcome.is_pending()))
-            .bind(&outcome)
-            .bind(record.at.as_millis())
-            .execute(&self.shared.pool)
-            .await
-            .map_err(db)?;
-            if inserted.rows_affected() == 1 {
+            let inserted = self
+                .shared
+                .execute(
+                    "INSERT INTO campaign_outcomes (campaign, contact_id, pending, outcome, at) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign, contact_id) DO NOTHING",
+                    vec![
+                        Value::Text(record.campaign.to_string()),
+                        Value::Text(record.contact.to_string()),
+                        Value::Int(i64::from(record.outcome.is_pending())),
+                        Value::Text(outcome.clone()),
+                        Value::Int(record.at.as_millis()),
+                    ],
+                )
+                .await?;
+            if inserted == 1 {
                 return Ok(Recorded::New);
             }
             // Erased between the insert and this read: try again.
@@ -97,18 +100,20 @@ impl Outbox for SqliteOutbox {
                 "finish needs a final outcome, not pending",
             ));
         }
-        let done = sqlx::query(
-            "UPDATE campaign_outcomes SET pending = 0, outcome = ?, at = ? \
-             WHERE campaign = ? AND contact_id = ? AND pending = 1",
-        )
-        .bind(to_json("campaign outcome", &record.outcome)?)
-        .bind(record.at.as_millis())
-        .bind(record.campaign.as_str())
-        .bind(record.contact.as_str())
-        .execute(&self.shared.pool)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() == 1 {
+        let done = self
+            .shared
+            .execute(
+                "UPDATE campaign_outcomes SET pending = 0, outcome = ?, at = ? \
+                 WHERE campaign = ? AND contact_id = ? AND pending = 1",
+                vec![
+                    Value::Text(to_json("campaign outcome", &record.outcome)?),
+                    Value::Int(record.at.as_millis()),
+                    Value::Text(record.campaign.to_string()),
+                    Value::Text(record.contact.to_string()),
+                ],
+            )
+            .await?;
+        if done == 1 {
             return Ok(());
         }
         match self.get(&record.campaign, &record.contact).await? {

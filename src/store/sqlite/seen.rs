@@ -2,7 +2,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use super::{Shared, error::db};
+use super::{Shared, batch::Value, error::db};
 use crate::{clock::Timestamp, error::StoreError, seen::SeenEvents};
 
 /// Seen keys in SQLite: a [`SeenEvents`]. Marking is one upsert that only overwrites an
@@ -54,14 +54,18 @@ impl SeenEvents for SqliteSeenEvents {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(MARK)
-            .bind(key)
-            .bind(until(now, ttl))
-            .bind(now.as_millis())
-            .execute(&self.shared.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+let done = self
+            .shared
+            .execute(
+                MARK,
+                vec![
+                    Value::Text(key.to_owned()),
+                    Value::Int(until(now, ttl)),
+                    Value::Int(now.as_millis()),
+                ],
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
