@@ -63,6 +63,9 @@ impl Outbox for OverwritingOutbox {
     ) -> Result<Vec<OutcomeRecord>, StoreError> {
         self.0.list(c, after, limit).await
     }
+    async fn forget_contact(&self, id: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(id).await
+    }
 }
 
 /// Lets `finish` overwrite a final outcome (a resumed campaign could then rewrite history).
@@ -94,6 +97,9 @@ impl Outbox for RefinishingOutbox {
         limit: usize,
     ) -> Result<Vec<OutcomeRecord>, StoreError> {
         self.0.list(c, after, limit).await
+    }
+    async fn forget_contact(&self, id: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(id).await
     }
 }
 
@@ -129,6 +135,9 @@ impl Inbox for BackwardsInbox {
     }
     async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
         self.0.reassign(from, into).await
+    }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(c).await
     }
 }
 
@@ -203,6 +212,9 @@ impl Inbox for ExclusiveWatermarkInbox {
     async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
         self.0.reassign(from, into).await
     }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(c).await
+    }
 }
 
 /// Lets a finished instance run again, so two instances of one flow run for one contact.
@@ -229,6 +241,9 @@ impl ProcessStore for RevivingProcessStore {
     }
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
         self.0.due(now, limit).await
+    }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(c).await
     }
 }
 
