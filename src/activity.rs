@@ -10,6 +10,9 @@
 //! - [`LastInbound::record`] keeps the later of the stored time and the new one, so events
 //!   processed out of order never move an address's last activity back.
 //! - [`LastInbound::last`] returns the stored time, or `None` for an address never recorded.
+//! - [`LastInbound::forget`] removes the record of one address and says whether there was
+//!   one: afterwards `last` is `None`, and a later `record` starts afresh (an earlier time
+//!   than the forgotten one is kept as it is). Other addresses are untouched.
 
 use async_trait::async_trait;
 
@@ -23,6 +26,9 @@ pub trait LastInbound: Send + Sync {
 
     /// When `address` last wrote, if ever.
     async fn last(&self, address: &Address) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Removes the record of `address`; whether there was one.
+    async fn forget(&self, address: &Address) -> Result<bool, StoreError>;
 
     /// [`record`](LastInbound::record) for each pair, in order. Override it when one round
     /// trip can take a whole webhook batch.

@@ -70,6 +70,8 @@
 //!
 //! [`Hub`](hub::Hub) routes every inbound event to identity, processes or the inbox, and
 //! [`Connector`](identity::Connector) links transport addresses to contacts.
+//! [`Erasure`] forgets a contact across every store (the GDPR's right to erasure) and reports
+//! what it removed.
 //!
 //! All are `async` (through `async_trait`) and object-safe: the crate holds them as
 //! `Arc<dyn Trait>`, so host types never leak into the crate's types. Each store trait
@@ -166,6 +168,7 @@ macro_rules! string_id {
 pub mod activity;
 pub mod clock;
 pub mod contact;
+pub mod erasure;
 pub mod error;
 pub mod hub;
 pub mod identity;
@@ -193,6 +196,7 @@ pub use secrecy;
 pub use crate::{
     clock::{Clock, Timestamp},
     contact::{Address, Channel, Contact, ContactId},
+    erasure::{Erasure, ErasureReport},
     error::{Error, StoreError},
     message::{Inbound, Message, Receipt},
     transport::{DeliveryError, Transport},
@@ -221,6 +225,7 @@ mod assert_impls {
         send_sync::<process::payload::PayloadKeys>();
         send_sync::<std::sync::Arc<dyn seen::SeenEvents>>();
         send_sync::<std::sync::Arc<dyn activity::LastInbound>>();
+        send_sync::<erasure::Erasure>();
         #[cfg(feature = "memory")]
         {
             send_sync::<store::memory::MemoryDirectory>();

@@ -63,6 +63,9 @@ impl Outbox for OverwritingOutbox {
     ) -> Result<Vec<OutcomeRecord>, StoreError> {
         self.0.list(c, after, limit).await
     }
+    async fn forget_contact(&self, id: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(id).await
+    }
 }
 
 /// Lets `finish` overwrite a final outcome (a resumed campaign could then rewrite history).
@@ -94,6 +97,9 @@ impl Outbox for RefinishingOutbox {
         limit: usize,
     ) -> Result<Vec<OutcomeRecord>, StoreError> {
         self.0.list(c, after, limit).await
+    }
+    async fn forget_contact(&self, id: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(id).await
     }
 }
 
@@ -129,6 +135,9 @@ impl Inbox for BackwardsInbox {
     }
     async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
         self.0.reassign(from, into).await
+    }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(c).await
     }
 }
 
@@ -203,6 +212,9 @@ impl Inbox for ExclusiveWatermarkInbox {
     async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
         self.0.reassign(from, into).await
     }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(c).await
+    }
 }
 
 /// Lets a finished instance run again, so two instances of one flow run for one contact.
@@ -230,6 +242,9 @@ impl ProcessStore for RevivingProcessStore {
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
         self.0.due(now, limit).await
     }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(c).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,4 +257,142 @@ async fn an_inbox_with_an_exclusive_watermark_fails() {
 #[should_panic(expected = "update: a finished instance cannot run again")]
 async fn a_process_store_that_revives_finished_instances_fails() {
     conformance::process_store(Arc::new(RevivingProcessStore::default())).await;
+}
+
+/// An outbox whose `forget_contact` removes nothing, as a default implementation would.
+#[derive(Default)]
+struct UnforgettingOutbox(MemoryOutbox);
+
+#[async_trait]
+impl Outbox for UnforgettingOutbox {
+    async fn record(&self, record: &OutcomeRecord) -> Result<Recorded, StoreError> {
+        self.0.record(record).await
+    }
+    async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError> {
+        self.0.finish(record).await
+    }
+    async fn get(
+        &self,
+        c: &CampaignId,
+        id: &ContactId,
+    ) -> Result<Option<OutcomeRecord>, StoreError> {
+        self.0.get(c, id).await
+    }
+    async fn list(
+        &self,
+        c: &CampaignId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<OutcomeRecord>, StoreError> {
+        self.0.list(c, after, limit).await
+    }
+    async fn forget_contact(&self, _: &ContactId) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "forget_contact: returns how many records went")]
+async fn an_outbox_that_forgets_nothing_fails() {
+    conformance::outbox(Arc::new(UnforgettingOutbox::default())).await;
+}
+
+/// Keeps its own de-duplication table of incoming message ids and never clears it, so the
+/// entries go but their message ids stay (a forgotten index table).
+#[derive(Default)]
+struct LeakyDedupeInbox {
+    inner: MemoryInbox,
+    seen: std::sync::Mutex<std::collections::HashMap<(String, String), EntryId>>,
+}
+
+#[async_trait]
+impl Inbox for LeakyDedupeInbox {
+    async fn record_incoming(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Incoming,
+    ) -> Result<EntryId, StoreError> {
+        let key = e.message_id.clone().map(|mid| (e.channel.to_string(), mid));
+        if let Some(id) = key
+            .as_ref()
+            .and_then(|k| self.seen.lock().unwrap().get(k).cloned())
+        {
+            return Ok(id);
+        }
+        let id = self.inner.record_incoming(c, at, e).await?;
+        if let Some(k) = key {
+            self.seen.lock().unwrap().insert(k, id.clone());
+        }
+        Ok(id)
+    }
+    async fn record_outgoing(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Outgoing,
+    ) -> Result<EntryId, StoreError> {
+        self.inner.record_outgoing(c, at, e).await
+    }
+    async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError> {
+        self.inner.update_status(update).await
+    }
+    async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.conversation(c, limit).await
+    }
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        self.inner.reassign(from, into).await
+    }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.inner.forget_contact(c).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "a forgotten incoming message id is recorded as a new entry")]
+async fn an_inbox_that_keeps_forgotten_message_ids_fails() {
+    conformance::inbox(Arc::new(LeakyDedupeInbox::default())).await;
+}
+
+/// Keeps instances inserted as finished in an archive of their own that `forget_contact`
+/// misses, as `DELETE ... WHERE contact_id = ? AND active = 1` would.
+#[derive(Default)]
+struct ActiveOnlyForgetStore {
+    inner: tidings::store::memory::MemoryProcessStore,
+    archive: std::sync::Mutex<std::collections::HashMap<InstanceId, ProcessInstance>>,
+}
+
+#[async_trait]
+impl ProcessStore for ActiveOnlyForgetStore {
+    async fn insert(&self, i: &ProcessInstance) -> Result<(), StoreError> {
+        if i.is_finished() {
+            self.archive.lock().unwrap().insert(i.id.clone(), i.clone());
+            return Ok(());
+        }
+        self.inner.insert(i).await
+    }
+    async fn get(&self, id: &InstanceId) -> Result<Option<ProcessInstance>, StoreError> {
+        match self.inner.get(id).await? {
+            Some(i) => Ok(Some(i)),
+            None => Ok(self.archive.lock().unwrap().get(id).cloned()),
+        }
+    }
+    async fn active_for(&self, c: &ContactId) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.inner.active_for(c).await
+    }
+    async fn update(&self, i: &ProcessInstance) -> Result<u64, StoreError> {
+        self.inner.update(i).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.inner.forget_contact(c).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "finished and failed ones included")]
+async fn a_process_store_that_forgets_only_active_instances_fails() {
+    conformance::process_store(Arc::new(ActiveOnlyForgetStore::default())).await;
 }

@@ -76,6 +76,9 @@ impl Inbox for FlakyInbox {
     async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
         self.inner.reassign(from, into).await
     }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.inner.forget_contact(c).await
+    }
 }
 
 /// Records every event the Hub offers to processes; consumes none.
@@ -494,6 +497,12 @@ impl Directory for HiccupDirectory {
         into: &ContactId,
     ) -> Result<tidings::contact::Contact, StoreError> {
         self.inner.merge(from, into).await
+    }
+    async fn forget_contact(
+        &self,
+        id: &ContactId,
+    ) -> Result<Option<tidings::contact::Contact>, StoreError> {
+        self.inner.forget_contact(id).await
     }
 }
 

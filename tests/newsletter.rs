@@ -923,6 +923,9 @@ impl Outbox for FlakyOutbox {
     ) -> Result<Vec<OutcomeRecord>, tidings::StoreError> {
         self.inner.list(campaign, after, limit).await
     }
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, tidings::StoreError> {
+        self.inner.forget_contact(contact).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

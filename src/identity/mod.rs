@@ -19,6 +19,15 @@
 //!   from `from` (never the technical marker [`connect::TECHNICAL_FIELD`]: a real contact must
 //!   not become technical), and retires `from`, which the host may delete or keep as an alias.
 //!   The crate never deletes host data itself.
+//! - [`Directory::forget_contact`] removes the contact and unlinks every address linked to it,
+//!   in one step: afterwards [`get`](Directory::get) returns `None`, no
+//!   [`find_by_address`](Directory::find_by_address) of its addresses finds anyone, and the
+//!   addresses can be linked again to any contact. It returns the contact as it was, addresses
+//!   included, and `None` (not an error) for an unknown contact, so an erasure can be run
+//!   again. Other contacts are untouched, and [`Directory::create`] never assigns a forgotten
+//!   id again (signed tokens in the wild name contacts by id). It is the one deletion the crate
+//!   asks for, on the person's behalf (GDPR erasure, see [`Erasure`](crate::erasure::Erasure)),
+//!   never of its own accord.
 
 use async_trait::async_trait;
 
@@ -51,6 +60,10 @@ pub trait Directory: Send + Sync {
 
     /// Merges contact `from` into contact `into` and returns the merged contact.
     async fn merge(&self, from: &ContactId, into: &ContactId) -> Result<Contact, StoreError>;
+
+    /// Removes contact `id` and every address linked to it; returns the contact as it was, or
+    /// `None` if there is no such contact.
+    async fn forget_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError>;
 }
 
 /// What [`Directory::merge`] makes of `into` when `from` merges into it: `into`'s missing data

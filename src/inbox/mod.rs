@@ -23,6 +23,12 @@
 //! - Delivery statuses only move forward: `Sent` → `Delivered` → `Read`. A late delivery
 //!   receipt never turns a read message back into a delivered one; refused and failed records
 //!   are final.
+//! - [`Inbox::forget_contact`] removes every entry of the contact's conversation with
+//!   everything recorded about it (delivery records, the transport message ids that status
+//!   updates and de-duplication look up) and returns how many entries went: afterwards the
+//!   conversation is empty, a status update naming one of its message ids moves nothing, and
+//!   a redelivery of one of its incoming messages is recorded as new. Other conversations are
+//!   untouched; a contact with no entries gives 0.
 
 use async_trait::async_trait;
 
@@ -327,6 +333,10 @@ pub trait Inbox: Send + Sync {
         contact: &ContactId,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Removes every entry of `contact`'s conversation, with its delivery records; returns how
+    /// many entries.
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

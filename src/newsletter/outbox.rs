@@ -23,6 +23,12 @@
 //!   [`StoreError::Invalid`] when the new outcome is itself pending.
 //! - [`Outbox::list`] pages through a campaign's records in contact-id order; a `limit` of 0
 //!   is refused with [`StoreError::Invalid`].
+//! - [`Outbox::forget_contact`] removes the contact's records in every campaign, pending
+//!   claims included, and returns how many: afterwards [`Outbox::get`] finds none and
+//!   [`Outbox::list`] skips the contact. Other recipients are untouched; a contact with no
+//!   records gives 0. (A campaign run again would then treat the contact as new; erase a
+//!   contact from the directory too, as [`Erasure`](crate::erasure::Erasure) does, so no
+//!   segment finds them.)
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -185,6 +191,9 @@ pub trait Outbox: Send + Sync {
         after: Option<&ContactId>,
         limit: usize,
     ) -> Result<Vec<OutcomeRecord>, StoreError>;
+
+    /// Removes the records of `contact` in every campaign; returns how many.
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

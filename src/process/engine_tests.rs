@@ -976,6 +976,9 @@ impl ProcessStore for Gated {
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {
         self.inner.due(now, limit).await
     }
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        self.inner.forget_contact(contact).await
+    }
 }
 
 impl World {

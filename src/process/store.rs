@@ -12,6 +12,12 @@
 //!   instance once; the loser gets a conflict and re-reads.
 //! - [`ProcessStore::due`] returns unfinished instances whose `due_at` is at or before `now`,
 //!   earliest first, so a host's periodic `tick` finds waits and timeouts that expired.
+//! - [`ProcessStore::forget_contact`] removes every instance of the contact, finished and
+//!   failed ones included (their history holds the contact's answers), and returns how many:
+//!   afterwards [`get`](ProcessStore::get) of each is `None`, none is
+//!   [`active_for`](ProcessStore::active_for) the contact or [`due`](ProcessStore::due), and
+//!   the contact may start any flow again. Other contacts' instances are untouched; a contact
+//!   with no instances gives 0.
 
 use std::collections::BTreeMap;
 
@@ -160,4 +166,7 @@ pub trait ProcessStore: Send + Sync {
 
     /// Up to `limit` unfinished instances due at or before `now`, earliest first.
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError>;
+
+    /// Removes every instance of `contact`, finished ones included; returns how many.
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError>;
 }

@@ -308,6 +308,8 @@ pub async fn directory(dir: Arc<dyn Directory>) {
         created, 1,
         "create: racing creates with one address create exactly one contact"
     );
+
+    directory_forget(&dir).await;
 }
 
 /// Runs the [`SegmentQuery`] contract; contacts are created through `dir`, which must be the
@@ -566,6 +568,8 @@ pub async fn last_inbound(store: Arc<dyn LastInbound>) {
         None,
         "record: the same PSID on another Page is another address"
     );
+
+    last_inbound_forget(&store).await;
 }
 
 /// Runs the [`Inbox`] contract.
@@ -878,6 +882,8 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
         before + 1,
         "record_incoming: de-duplication is per (channel, message id)"
     );
+
+    inbox_forget(&inbox).await;
 }
 
 /// Runs the [`Outbox`] contract.
@@ -1065,6 +1071,8 @@ pub async fn outbox(outbox: Arc<dyn Outbox>) {
         wins, 1,
         "claim: racing claims for one recipient: exactly one wins"
     );
+
+    outbox_forget(&outbox).await;
 }
 
 /// Runs the [`ProcessStore`] contract.
@@ -1272,6 +1280,8 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
         "insert a finished instance beside a running one",
         store.insert(&archived).await,
     );
+
+    process_store_forget(&store).await;
 }
 
 /// Runs the [`SeenEvents`] contract.
@@ -1393,5 +1403,413 @@ pub async fn seen_events(seen: Arc<dyn SeenEvents>) {
     assert_eq!(
         first, 1,
         "mark_seen: racing marks of one key succeed exactly once"
+    );
+}
+
+/// The [`Directory::forget_contact`] clause: the contact and its addresses go, nobody else's.
+async fn directory_forget(dir: &Arc<dyn Directory>) {
+    let x1 = messenger(&unique("psid-forget"));
+    let x2 = Address::email(format!("{}@example.org", unique("forget")))
+        .unwrap_or_else(|e| panic!("conformance bug: invalid address: {e}"));
+    let k = messenger(&unique("psid-keep"));
+    let gone = ok(
+        "create the contact to forget",
+        dir.create(
+            NewContact::new()
+                .with_email("gone@example.org")
+                .with_name("Gone", "Person")
+                .with_field("plan", "pro")
+                .with_tag(unique("forget-tag"))
+                .with_address(x1.clone())
+                .with_address(x2.clone()),
+        )
+        .await,
+    );
+    let kept = ok(
+        "create the contact to keep",
+        dir.create(
+            NewContact::new()
+                .with_email("kept@example.org")
+                .with_address(k.clone()),
+        )
+        .await,
+    );
+    let stored = ok("get", dir.get(&gone.id).await);
+    assert_eq!(
+        ok("forget_contact", dir.forget_contact(&gone.id).await),
+        stored,
+        "forget_contact: returns the contact as it was, with its addresses"
+    );
+    assert_eq!(
+        ok("get forgotten", dir.get(&gone.id).await),
+        None,
+        "forget_contact: get no longer finds the contact"
+    );
+    for address in [&x1, &x2] {
+        assert!(
+            ok("find forgotten", dir.find_by_address(address).await).is_none(),
+            "forget_contact: no address of the contact finds anyone ({address})"
+        );
+    }
+    assert_eq!(
+        ok("get kept", dir.get(&kept.id).await),
+        Some(kept.clone()),
+        "forget_contact: other contacts are untouched"
+    );
+    assert_eq!(
+        ok("find kept", dir.find_by_address(&k).await).map(|c| c.id),
+        Some(kept.id.clone()),
+        "forget_contact: other contacts keep their addresses"
+    );
+    assert_eq!(
+        ok("forget again", dir.forget_contact(&gone.id).await),
+        None,
+        "forget_contact: forgetting again finds nothing (an erasure can be run again)"
+    );
+    assert_eq!(
+        ok(
+            "forget unknown",
+            dir.forget_contact(&id(&unique("nobody"))).await
+        ),
+        None,
+        "forget_contact: an unknown contact is None, not an error"
+    );
+    // The addresses are free: nothing of the link is left behind.
+    ok(
+        "link a forgotten address to another contact",
+        dir.link(&kept.id, &x1).await,
+    );
+    let newcomer = ok(
+        "create with a forgotten address",
+        dir.create(NewContact::new().with_address(x2.clone())).await,
+    );
+    assert_ne!(
+        newcomer.id, gone.id,
+        "forget_contact: a forgotten contact's id is not assigned again (signed tokens name it)"
+    );
+    assert!(
+        newcomer.email.is_none() && newcomer.tags.is_empty() && newcomer.fields.is_empty(),
+        "forget_contact: a new contact inherits nothing of the forgotten one"
+    );
+}
+
+/// The [`LastInbound::forget`] clause.
+async fn last_inbound_forget(store: &Arc<dyn LastInbound>) {
+    let gone = messenger(&unique("psid-forget"));
+    let kept = messenger(&unique("psid-keep"));
+    let t = |s: i64| Timestamp::from_secs(1_700_000_000 + s);
+    ok(
+        "record_many",
+        store.record_many(&[(&gone, t(100)), (&kept, t(50))]).await,
+    );
+    assert!(
+        ok("forget", store.forget(&gone).await),
+        "forget: reports that there was a record"
+    );
+    assert_eq!(
+        ok("last forgotten", store.last(&gone).await),
+        None,
+        "forget: the address has no time any more"
+    );
+    assert_eq!(
+        ok("last kept", store.last(&kept).await),
+        Some(t(50)),
+        "forget: other addresses are untouched"
+    );
+    assert!(
+        !ok("forget again", store.forget(&gone).await),
+        "forget: forgetting again reports no record"
+    );
+    assert!(
+        !ok(
+            "forget unknown",
+            store.forget(&messenger(&unique("nobody"))).await
+        ),
+        "forget: an address never recorded reports no record"
+    );
+    ok("record after forget", store.record(&gone, t(10)).await);
+    assert_eq!(
+        ok("last", store.last(&gone).await),
+        Some(t(10)),
+        "forget: nothing of the old time is left (an earlier time after forget is kept)"
+    );
+}
+
+/// The [`Inbox::forget_contact`] clause.
+async fn inbox_forget(inbox: &Arc<dyn Inbox>) {
+    let gone = id(&unique("inbox-forget"));
+    let kept = id(&unique("inbox-keep"));
+    let t = |ms: i64| Timestamp::from_millis(1_700_000_000_000 + ms);
+    let mid = |s: &str, c: &ContactId| format!("{s}-{}", c.as_str());
+    let text = |s: &str| Message::text(s).unwrap_or_else(|e| panic!("conformance bug: {e}"));
+    for c in [&gone, &kept] {
+        ok(
+            "record incoming",
+            inbox
+                .record_incoming(
+                    c,
+                    t(1000),
+                    Incoming::new(Channel::Messenger)
+                        .with_message_id(mid("in", c))
+                        .with_text("my phone number is 555"),
+                )
+                .await,
+        );
+        ok(
+            "record incoming without id",
+            inbox
+                .record_incoming(c, t(1500), Incoming::new(Channel::Email).with_text("hi"))
+                .await,
+        );
+        ok(
+            "record outgoing",
+            inbox
+                .record_outgoing(
+                    c,
+                    t(2000),
+                    Outgoing::new(text("reply"))
+                        .with_author("agent-7")
+                        .with_delivery(DeliveryRecord::sent(
+                            Channel::Messenger,
+                            vec![mid("out", c)],
+                        ))
+                        .with_delivery(DeliveryRecord::failed(Channel::Email, "bounced")),
+                )
+                .await,
+        );
+    }
+    let kept_before = ok("conversation", inbox.conversation(&kept, 100).await);
+    assert_eq!(
+        ok("forget_contact", inbox.forget_contact(&gone).await),
+        3,
+        "forget_contact: returns how many entries went"
+    );
+    assert!(
+        ok("conversation", inbox.conversation(&gone, 100).await).is_empty(),
+        "forget_contact: the conversation is empty"
+    );
+    assert_eq!(
+        ok(
+            "status by a forgotten message id",
+            inbox
+                .update_status(&StatusUpdate::Message {
+                    channel: Channel::Messenger,
+                    message_id: mid("out", &gone),
+                    status: DeliveryStatus::Read,
+                })
+                .await
+        ),
+        0,
+        "forget_contact: a status update naming a forgotten message id moves nothing"
+    );
+    assert_eq!(
+        ok(
+            "watermark for the forgotten contact",
+            inbox
+                .update_status(&StatusUpdate::UpTo {
+                    contact: gone.clone(),
+                    channel: Channel::Messenger,
+                    watermark: t(10_000),
+                    status: DeliveryStatus::Read,
+                })
+                .await
+        ),
+        0,
+        "forget_contact: a watermark for the forgotten contact moves nothing"
+    );
+    assert_eq!(
+        ok("conversation", inbox.conversation(&kept, 100).await),
+        kept_before,
+        "forget_contact: other conversations are untouched"
+    );
+    assert_eq!(
+        ok("forget again", inbox.forget_contact(&gone).await),
+        0,
+        "forget_contact: forgetting again removes nothing"
+    );
+    assert_eq!(
+        ok(
+            "forget unknown",
+            inbox.forget_contact(&id(&unique("nobody"))).await
+        ),
+        0,
+        "forget_contact: a contact without entries gives 0"
+    );
+    // The de-duplication record went too: a redelivery is recorded afresh.
+    ok(
+        "record a forgotten message again",
+        inbox
+            .record_incoming(
+                &gone,
+                t(3000),
+                Incoming::new(Channel::Messenger).with_message_id(mid("in", &gone)),
+            )
+            .await,
+    );
+    let again = ok("conversation", inbox.conversation(&gone, 100).await);
+    assert_eq!(
+        again.iter().map(|e| e.at).collect::<Vec<_>>(),
+        vec![t(3000)],
+        "forget_contact: a forgotten incoming message id is recorded as a new entry"
+    );
+    assert_eq!(
+        ok("forget", inbox.forget_contact(&gone).await),
+        1,
+        "forget_contact: removes entries recorded after an earlier forget"
+    );
+}
+
+/// The [`Outbox::forget_contact`] clause.
+async fn outbox_forget(outbox: &Arc<dyn Outbox>) {
+    let first = campaign_id(unique("campaign-forget"));
+    let second = campaign_id(unique("campaign-forget"));
+    let at = Timestamp::from_secs(1_700_000_000);
+    // The contact to forget sorts between two others, so `list` shows a gap if one is left.
+    let base = unique("outbox-forget");
+    let [before, gone, after] = ["a", "b", "c"].map(|s| id(&format!("{base}-{s}")));
+    for c in [&before, &gone, &after] {
+        ok(
+            "record",
+            outbox
+                .record(&OutcomeRecord::new(
+                    first.clone(),
+                    c.clone(),
+                    Outcome::Skipped {
+                        reason: SkipReason::OptedOut,
+                    },
+                    at,
+                ))
+                .await,
+        );
+        ok("claim", outbox.claim(&second, c, at).await);
+    }
+    let kept = ok("list", outbox.list(&first, None, 100).await);
+    assert_eq!(
+        ok("forget_contact", outbox.forget_contact(&gone).await),
+        2,
+        "forget_contact: returns how many records went, pending claims included"
+    );
+    for campaign in [&first, &second] {
+        assert_eq!(
+            ok("get forgotten", outbox.get(campaign, &gone).await),
+            None,
+            "forget_contact: no campaign has a record of the contact"
+        );
+        let listed: Vec<ContactId> = ok("list", outbox.list(campaign, None, 100).await)
+            .into_iter()
+            .map(|r| r.contact)
+            .collect();
+        assert_eq!(
+            listed,
+            vec![before.clone(), after.clone()],
+            "forget_contact: list skips the contact and keeps everyone else"
+        );
+    }
+    assert_eq!(
+        ok("list", outbox.list(&first, None, 100).await),
+        kept.into_iter()
+            .filter(|r| r.contact != gone)
+            .collect::<Vec<_>>(),
+        "forget_contact: other recipients' records are untouched"
+    );
+    assert_eq!(
+        ok("forget again", outbox.forget_contact(&gone).await),
+        0,
+        "forget_contact: forgetting again removes nothing"
+    );
+    assert_eq!(
+        ok(
+            "forget unknown",
+            outbox.forget_contact(&id(&unique("nobody"))).await
+        ),
+        0,
+        "forget_contact: a contact without records gives 0"
+    );
+}
+
+/// The [`ProcessStore::forget_contact`] clause.
+async fn process_store_forget(store: &Arc<dyn ProcessStore>) {
+    let gone = id(&unique("flow-forget"));
+    let kept = id(&unique("flow-keep"));
+    let now = Timestamp::from_secs(1_700_000_000);
+    let flow = flow_id(unique("forget-flow"));
+    let make = |contact: &ContactId, flow: &FlowId, status: InstanceStatus, due: bool| {
+        let mut i = ProcessInstance::new(
+            instance_id(unique("forget-i")),
+            flow.clone(),
+            1,
+            contact.clone(),
+            "ask",
+        );
+        i.status = status;
+        i.due_at = due.then(|| now.saturating_sub(Duration::from_secs(5)));
+        i.history.push(crate::process::StepRecord::new("ask", now));
+        i.vars.insert("answer".to_owned(), json!("private"));
+        i
+    };
+    let gone_instances = [
+        make(&gone, &flow, InstanceStatus::Waiting, true),
+        make(&gone, &flow_id(unique("f")), InstanceStatus::Running, false),
+        make(&gone, &flow, InstanceStatus::Finished, false),
+        make(&gone, &flow, InstanceStatus::Failed, false),
+    ];
+    let kept_instance = make(&kept, &flow, InstanceStatus::Waiting, true);
+    for i in gone_instances.iter().chain([&kept_instance]) {
+        ok("insert", store.insert(i).await);
+    }
+    assert_eq!(
+        ok("forget_contact", store.forget_contact(&gone).await),
+        gone_instances.len(),
+        "forget_contact: returns how many instances went, finished and failed ones included"
+    );
+    for i in &gone_instances {
+        assert_eq!(
+            ok("get forgotten", store.get(&i.id).await),
+            None,
+            "forget_contact: get finds none of the contact's instances ({:?})",
+            i.status
+        );
+    }
+    assert!(
+        ok("active_for", store.active_for(&gone).await).is_empty(),
+        "forget_contact: the contact has no active instance"
+    );
+    let due = ok("due", store.due(now, 10_000).await);
+    assert!(
+        !due.iter().any(|i| i.contact == gone),
+        "forget_contact: none of the contact's instances is due"
+    );
+    assert!(
+        due.iter().any(|i| i.id == kept_instance.id),
+        "forget_contact: other contacts' instances stay due"
+    );
+    assert_eq!(
+        ok("get kept", store.get(&kept_instance.id).await).as_ref(),
+        Some(&kept_instance),
+        "forget_contact: other contacts' instances are untouched"
+    );
+    assert_eq!(
+        ok("forget again", store.forget_contact(&gone).await),
+        0,
+        "forget_contact: forgetting again removes nothing"
+    );
+    assert_eq!(
+        ok(
+            "forget unknown",
+            store.forget_contact(&id(&unique("nobody"))).await
+        ),
+        0,
+        "forget_contact: a contact without instances gives 0"
+    );
+    ok(
+        "start the flow again after forget",
+        store
+            .insert(&make(&gone, &flow, InstanceStatus::Running, false))
+            .await,
+    );
+    assert_eq!(
+        ok("forget", store.forget_contact(&gone).await),
+        1,
+        "forget_contact: removes instances started after an earlier forget"
     );
 }

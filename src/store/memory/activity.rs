@@ -50,6 +50,10 @@ impl LastInbound for MemoryLastInbound {
         Ok(lock(&self.last).get(address).copied())
     }
 
+    async fn forget(&self, address: &Address) -> Result<bool, StoreError> {
+        Ok(lock(&self.last).remove(address).is_some())
+    }
+
     async fn record_many(&self, records: &[(&Address, Timestamp)]) -> Result<(), StoreError> {
         let mut last = lock(&self.last);
         for (address, at) in records {

@@ -213,6 +213,19 @@ impl Directory for MemoryDirectory {
         crate::identity::absorb(target, source);
         Ok(target.clone())
     }
+
+    async fn forget_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        let mut state = lock(&self.state);
+        let Some(contact) = state.contacts.remove(id) else {
+            return Ok(None);
+        };
+        for a in &contact.addresses {
+            if state.by_address.get(a) == Some(id) {
+                state.by_address.remove(a);
+            }
+        }
+        Ok(Some(contact))
+    }
 }
 
 #[async_trait]

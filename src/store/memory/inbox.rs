@@ -12,8 +12,9 @@ use crate::{
 
 #[derive(Debug, Default)]
 struct State {
-    /// Every entry, indexed by recording order.
-    entries: Vec<Entry>,
+    /// Every entry, indexed by recording order (the id is the index plus one). A forgotten
+    /// entry leaves `None`, so later ids keep their index and no id is ever reused.
+    entries: Vec<Option<Entry>>,
     /// Per contact, indexes into `entries` sorted by (time, recording order).
     by_contact: HashMap<ContactId, Vec<usize>>,
     /// Incoming entries by (channel, transport message id), for idempotent recording.
@@ -32,11 +33,11 @@ impl State {
         let index = self.entries.len();
         let id = EntryId::new(format!("e{}", index + 1)).map_err(StoreError::backend)?;
         self.entries
-            .push(Entry::new(id.clone(), contact.clone(), at, content));
+            .push(Some(Entry::new(id.clone(), contact.clone(), at, content)));
         let list = self.by_contact.entry(contact.clone()).or_default();
         let entries = &self.entries;
         // Entries recorded later sort after earlier ones with the same time.
-        let pos = list.partition_point(|&i| entries[i].at <= at);
+        let pos = list.partition_point(|&i| at_of(entries, i) <= Some(at));
         list.insert(pos, index);
         Ok((index, id))
     }
@@ -68,8 +69,12 @@ impl Inbox for MemoryInbox {
             .message_id
             .as_ref()
             .map(|mid| (entry.channel.clone(), mid.clone()));
-        if let Some(&existing) = key.as_ref().and_then(|k| state.incoming.get(k)) {
-            return Ok(state.entries[existing].id.clone());
+        if let Some(existing) = key
+            .as_ref()
+            .and_then(|k| state.incoming.get(k))
+            .and_then(|&i| live(&state.entries, i))
+        {
+            return Ok(existing.id.clone());
         }
         let (index, id) = state.push(contact, at, EntryContent::Incoming(entry))?;
         if let Some(k) = key {
@@ -110,7 +115,11 @@ impl Inbox for MemoryInbox {
                 let Some(&index) = state.outgoing.get(&key) else {
                     return Ok(0);
                 };
-                if let EntryContent::Outgoing(out) = &mut state.entries[index].content {
+                if let Some(Entry {
+                    content: EntryContent::Outgoing(out),
+                    ..
+                }) = state.entries.get_mut(index).and_then(Option::as_mut)
+                {
                     for d in &mut out.deliveries {
                         if &d.channel == channel
                             && d.message_ids.iter().any(|m| m == message_id)
@@ -138,7 +147,9 @@ impl Inbox for MemoryInbox {
                     .map(Vec::as_slice)
                     .unwrap_or_default()
                 {
-                    let entry = &mut entries[index];
+                    let Some(entry) = entries.get_mut(index).and_then(Option::as_mut) else {
+                        continue;
+                    };
                     if entry.at > *watermark {
                         break;
                     }
@@ -170,12 +181,14 @@ impl Inbox for MemoryInbox {
             ..
         } = &mut *state;
         for &i in &moved {
-            entries[i].contact = into.clone();
+            if let Some(entry) = entries.get_mut(i).and_then(Option::as_mut) {
+                entry.contact = into.clone();
+            }
         }
         let target = by_contact.entry(into.clone()).or_default();
         target.extend_from_slice(&moved);
         // Stable by (time, recording order): indexes are in recording order.
-        target.sort_by_key(|&i| (entries[i].at, i));
+        target.sort_by_key(|&i| (at_of(entries, i), i));
         Ok(moved.len())
     }
 
@@ -193,7 +206,61 @@ impl Inbox for MemoryInbox {
         let start = list.len().saturating_sub(limit);
         Ok(list[start..]
             .iter()
-            .map(|&i| state.entries[i].clone())
+            .filter_map(|&i| live(&state.entries, i).cloned())
             .collect())
     }
+
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        let Some(indexes) = state.by_contact.remove(contact) else {
+            return Ok(0);
+        };
+        let State {
+            entries,
+            incoming,
+            outgoing,
+            ..
+        } = &mut *state;
+        let mut removed = 0;
+        for i in indexes {
+            let Some(entry) = entries.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
+            removed += 1;
+            // The lookups of its transport message ids go with it (only where they still
+            // point at this entry: an id sent again later belongs to the later entry).
+            let unindex = |map: &mut HashMap<(Channel, String), usize>, key| {
+                if map.get(&key) == Some(&i) {
+                    map.remove(&key);
+                }
+            };
+            match entry.content {
+                EntryContent::Incoming(Incoming {
+                    channel,
+                    message_id: Some(mid),
+                    ..
+                }) => unindex(incoming, (channel, mid)),
+                EntryContent::Incoming(_) => {}
+                EntryContent::Outgoing(out) => {
+                    for d in out.deliveries {
+                        for mid in d.message_ids {
+                            unindex(outgoing, (d.channel.clone(), mid));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The entry at index `i`, unless it was forgotten.
+fn live(entries: &[Option<Entry>], i: usize) -> Option<&Entry> {
+    entries.get(i).and_then(Option::as_ref)
+}
+
+/// The time of the entry at index `i` (`None`, sorting first, for a forgotten one: indexes
+/// never point at one, as forgetting removes a contact's whole list).
+fn at_of(entries: &[Option<Entry>], i: usize) -> Option<Timestamp> {
+    live(entries, i).map(|e| e.at)
 }

@@ -97,4 +97,14 @@ impl Outbox for MemoryOutbox {
             .map(|(_, r)| r.clone())
             .collect())
     }
+
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        let mut campaigns = lock(&self.campaigns);
+        let mut removed = 0;
+        campaigns.retain(|_, outcomes| {
+            removed += usize::from(outcomes.remove(contact).is_some());
+            !outcomes.is_empty()
+        });
+        Ok(removed)
+    }
 }

@@ -164,6 +164,25 @@ impl ProcessStore for MemoryProcessStore {
             .cloned()
             .collect())
     }
+
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        // Finished instances are in no per-contact index (it would cost every idle instance
+        // memory for a rare call): a scan finds them.
+        let ids: Vec<InstanceId> = state
+            .instances
+            .values()
+            .filter(|i| i.contact == *contact)
+            .map(|i| i.id.clone())
+            .collect();
+        state.by_contact.remove(contact);
+        for id in &ids {
+            if let Some(at) = state.instances.remove(id).and_then(|i| i.due_at) {
+                state.due.remove(&(at, id.clone()));
+            }
+        }
+        Ok(ids.len())
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,19 @@ self.shared
         Ok(at.map(Timestamp::from_millis))
     }
 
+    async fn forget(&self, address: &Address) -> Result<bool, StoreError> {
+        let (channel, scope, id) = address_key(address);
+        let done =
+            sqlx::query("DELETE FROM last_inbound WHERE channel = ? AND scope = ? AND address = ?")
+                .bind(channel)
+                .bind(scope)
+                .bind(id)
+                .execute(&self.shared.pool)
+                .await
+                .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn record_many(&self, records: &[(&Address, Timestamp)]) -> Result<(), StoreError> {
         if let [(address, at)] = records {
             return self.record(address, *at).await;

@@ -312,6 +312,21 @@ impl Directory for SqliteDirectory {
         tx.commit().await.map_err(db)?;
         Ok(merged)
     }
+
+    async fn forget_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        let mut tx = self.shared.begin().await?;
+        let Some(contact) = fetch(&mut *tx, id.as_str()).await? else {
+            return Ok(None);
+        };
+        // Its addresses and tags go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM contacts WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(contact))
+    }
 }
 
 #[async_trait]

@@ -265,4 +265,15 @@ impl Inbox for SqliteInbox {
         entries.reverse();
         Ok(entries)
     }
+
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        // One statement: the entries' delivery rows and message-id rows go with them
+        // (ON DELETE CASCADE), all or nothing.
+        let done = sqlx::query("DELETE FROM inbox_entries WHERE contact_id = ?")
+            .bind(contact.as_str())
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
 }

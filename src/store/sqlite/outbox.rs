@@ -166,4 +166,13 @@ impl Outbox for SqliteOutbox {
         .map_err(db)?;
         rows.into_iter().map(record_from).collect()
     }
+
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        let done = sqlx::query("DELETE FROM campaign_outcomes WHERE contact_id = ?")
+            .bind(contact.as_str())
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
 }

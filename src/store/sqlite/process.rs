@@ -171,4 +171,13 @@ impl ProcessStore for SqliteProcessStore {
         .map_err(db)?;
         rows.iter().map(|(i, r)| decode(i, *r)).collect()
     }
+
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        let done = sqlx::query("DELETE FROM process_instances WHERE contact_id = ?")
+            .bind(contact.as_str())
+            .execute(&self.shared.pool)
+            .await
+            .map_err(db)?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
 }
