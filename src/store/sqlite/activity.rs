@@ -1,8 +1,8 @@
-use std::{fmt, sync::Arc};
+use std::{collections::HashMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
 
-use super::{Shared, batch::Value, codec::address_key, error::db};
+use super::{CHUNK, Shared, batch::Value, codec::address_key, error::db, placeholders};
 use crate::{activity::LastInbound, clock::Timestamp, contact::Address, error::StoreError};
 
 /// When each address last wrote, in SQLite: a [`LastInbound`]. `record` keeps the later time
@@ -33,7 +33,7 @@ impl SqliteLastInbound {
 impl LastInbound for SqliteLastInbound {
     async fn record(&self, address: &Address, at: Timestamp) -> Result<(), StoreError> {
         let (channel, scope, id) = address_key(address);
-self.shared
+        self.shared
             .execute(
                 UPSERT,
                 vec![
@@ -78,17 +78,30 @@ self.shared
         if let [(address, at)] = records {
             return self.record(address, *at).await;
         }
-        let mut tx = self.shared.begin().await?;
+        // The latest time per address, then one multi-row upsert per chunk.
+        let mut latest: HashMap<&Address, Timestamp> = HashMap::with_capacity(records.len());
         for (address, at) in records {
-            let (channel, scope, id) = address_key(address);
-            sqlx::query(UPSERT)
-                .bind(channel)
-                .bind(scope)
-                .bind(id)
-                .bind(at.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            let t = latest.entry(*address).or_insert(*at);
+            *t = (*t).max(*at);
+        }
+        let rows: Vec<_> = latest.into_iter().collect();
+        let mut tx = self.shared.begin().await?;
+        for chunk in rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO last_inbound (channel, scope, address, at) VALUES {} \
+                 ON CONFLICT (channel, scope, address) DO UPDATE SET at = max(at, excluded.at)",
+                placeholders(chunk.len(), "(?, ?, ?, ?)")
+            );
+            let mut query = sqlx::query(&sql);
+            for (address, at) in chunk {
+                let (channel, scope, id) = address_key(address);
+                query = query
+                    .bind(channel)
+                    .bind(scope)
+                    .bind(id)
+                    .bind(at.as_millis());
+            }
+            query.execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }

@@ -180,7 +180,9 @@ fn bind_all<'q>(
 async fn execute(conn: &mut SqliteConnection, write: &Write) -> Result<Done, sqlx::Error> {
     match write {
         Write::Execute { sql, binds } => {
-            let done = bind_all(sqlx::query(sql), binds).execute(&mut *conn).await?;
+            let done = bind_all(sqlx::query(sql), binds)
+                .execute(&mut *conn)
+                .await?;
             Ok(Done::Rows(done.rows_affected()))
         }
         Write::Incoming {

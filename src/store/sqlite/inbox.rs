@@ -63,8 +63,7 @@ fn entry_id(seq: i64) -> Result<EntryId, StoreError> {
 }
 
 /// Records an incoming entry unless one with its (channel, message id) exists.
-pub(super) const INSERT_INCOMING: &str =
-    "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, content) \
+pub(super) const INSERT_INCOMING: &str = "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, content) \
      VALUES (?, ?, 1, ?, ?, ?) \
      ON CONFLICT (channel, message_id) WHERE incoming = 1 AND message_id IS NOT NULL DO NOTHING \
      RETURNING seq";

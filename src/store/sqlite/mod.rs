@@ -52,7 +52,7 @@
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
-    Sqlite, SqlitePool, Transaction,
+    ConnectOptions, Sqlite, SqlitePool, Transaction,
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -83,6 +83,23 @@ pub use outbox::SqliteOutbox;
 pub use pages::SqlitePages;
 pub use process::SqliteProcessStore;
 pub use seen::SqliteSeenEvents;
+
+/// Most rows in one multi-row statement (a few bound values each, far below SQLite's limit of
+/// 32,766 parameters).
+const CHUNK: usize = 256;
+
+/// `n` copies of `group` separated by commas: the placeholders of an `IN (...)` list or of a
+/// multi-row `VALUES`, never values.
+fn placeholders(n: usize, group: &str) -> String {
+    let mut out = String::with_capacity(n * (group.len() + 2));
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(group);
+    }
+    out
+}
 
 /// The embedded migrations, in `src/store/sqlite/migrations/`.
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/sqlite/migrations");
@@ -381,6 +398,9 @@ fn connect_options(options: &SqliteOptions) -> Result<SqliteConnectOptions, sqlx
         None => base,
     };
     Ok(base
+        // Statements are the crate's own and fixed; logging each one at INFO would flood a
+        // host's logs on the webhook path.
+        .disable_statement_logging()
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(options.busy_timeout)

@@ -1,8 +1,13 @@
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet, hash_map::Entry},
+    fmt,
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 
-use super::{Shared, batch::Value, error::db};
+use super::{CHUNK, Shared, batch::Value, error::db, placeholders};
 use crate::{clock::Timestamp, error::StoreError, seen::SeenEvents};
 
 /// Seen keys in SQLite: a [`SeenEvents`]. Marking is one upsert that only overwrites an
@@ -54,7 +59,7 @@ impl SeenEvents for SqliteSeenEvents {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-let done = self
+        let done = self
             .shared
             .execute(
                 MARK,
@@ -87,19 +92,23 @@ let done = self
     }
 
     async fn seen_many(&self, keys: &[&str], now: Timestamp) -> Result<Vec<bool>, StoreError> {
-        let mut conn = self.shared.reader.acquire().await.map_err(db)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let hit: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM seen_events WHERE key = ? AND expires_at > ?")
-                    .bind(*key)
-                    .bind(now.as_millis())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?;
-            out.push(hit.is_some());
+        if let [key] = keys {
+            return Ok(vec![self.is_seen(key, now).await?]);
         }
-        Ok(out)
+        // One `IN` query per chunk of keys: a webhook batch is one round trip.
+        let mut live = HashSet::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT key FROM seen_events WHERE expires_at > ? AND key IN ({})",
+                placeholders(chunk.len(), "?")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(now.as_millis());
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            live.extend(query.fetch_all(&self.shared.reader).await.map_err(db)?);
+        }
+        Ok(keys.iter().map(|k| live.contains(*k)).collect())
     }
 
     async fn mark_many(
@@ -108,19 +117,46 @@ let done = self
         now: Timestamp,
         ttl: Duration,
     ) -> Result<Vec<bool>, StoreError> {
+        if let [key] = keys {
+            return Ok(vec![self.mark_seen(key, now, ttl).await?]);
+        }
+        // Each distinct key once, in one multi-row upsert per chunk that returns the keys it
+        // marked; a key listed twice is new at most at its first place.
+        let mut first = HashMap::with_capacity(keys.len());
+        let mut distinct = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if let Entry::Vacant(v) = first.entry(*key) {
+                v.insert(i);
+                distinct.push(*key);
+            }
+        }
+        let expires = until(now, ttl);
+        let mut marked = HashSet::with_capacity(distinct.len());
         let mut tx = self.shared.begin().await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let done = sqlx::query(MARK)
-                .bind(*key)
-                .bind(until(now, ttl))
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            out.push(done.rows_affected() == 1);
+        for chunk in distinct.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO seen_events (key, expires_at) VALUES {} \
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE seen_events.expires_at <= ? RETURNING key",
+                placeholders(chunk.len(), "(?, ?)")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for key in chunk {
+                query = query.bind(*key).bind(expires);
+            }
+            marked.extend(
+                query
+                    .bind(now.as_millis())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?,
+            );
         }
         tx.commit().await.map_err(db)?;
-        Ok(out)
+        Ok(keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| first.get(k) == Some(&i) && marked.contains(*k))
+            .collect())
     }
 }
