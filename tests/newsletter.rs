@@ -785,6 +785,9 @@ impl Outbox for ClaimLog {
     ) -> Result<Vec<OutcomeRecord>, tidings::StoreError> {
         self.inner.list(campaign, after, limit).await
     }
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, tidings::StoreError> {
+        self.inner.forget_contact(contact).await
+    }
 }
 
 /// A recipient is claimed only when a send follows: skips and render failures are recorded in
@@ -1037,4 +1040,27 @@ async fn a_rate_limit_pauses_every_sender_not_just_the_one_that_hit_it() {
         .filter(|s| s.receipt.at < started.saturating_add(Duration::from_millis(250)))
         .count();
     assert!(early <= 4, "{early} sends went out during the pause");
+}
+
+#[tokio::test]
+async fn a_segment_the_store_cannot_evaluate_is_refused_before_anyone_is_claimed() {
+    // This directory has no last-inbound record, so it cannot tell who is active: the run is
+    // refused up front instead of treating everyone as inactive.
+    let w = world(20).await;
+    let campaign = Campaign::builder(
+        CampaignId::new("active-only").unwrap(),
+        Segment::negate(Segment::active_within(Channel::Messenger, 24).unwrap()).unwrap(),
+        "We miss you!",
+    )
+    .build()
+    .unwrap();
+    let result = w.runner().run(&campaign, &RunControl::new()).await;
+    match result {
+        Err(tidings::newsletter::CampaignError::Store(e)) => {
+            assert!(e.to_string().contains("active_within"), "{e}")
+        }
+        other => panic!("expected the segment to be refused, got {other:?}"),
+    }
+    assert!(w.outcomes(campaign.id()).await.is_empty());
+    assert!(w.fake.sent().is_empty());
 }

@@ -426,6 +426,8 @@ impl CampaignRunner {
         campaign: &'a Campaign,
         control: &'a RunControl,
     ) -> Result<Run<'a>, CampaignError> {
+        // A segment the store cannot evaluate exactly is refused before anyone is claimed.
+        self.segments.check(&campaign.segment)?;
         Ok(Run {
             campaign,
             fallback: self.fallback(campaign)?,
