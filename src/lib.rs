@@ -166,6 +166,9 @@ macro_rules! string_id {
 }
 
 pub mod activity;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod clock;
 pub mod contact;
 pub mod erasure;

@@ -832,6 +832,9 @@ impl Inbox for StallingInbox {
     async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
         self.inner.reassign(from, into).await
     }
+    async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
+        self.inner.forget_contact(contact).await
+    }
 }
 
 /// Child: serves the Hub on the SQLite stores over HTTP; stalls after

@@ -253,6 +253,11 @@ impl Webhook {
         }
     }
 
+    /// The largest body accepted, in bytes ([`WebhookBuilder::max_body`]).
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
     /// Answers the subscription handshake: the challenge to echo, given the request's query
     /// string.
     pub fn verify_subscription(&self, query: &str) -> Result<String, WebhookError> {

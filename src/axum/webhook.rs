@@ -1,0 +1,106 @@
+use std::{fmt, sync::Arc};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::Request,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+
+use crate::{
+    hub::{Hub, HubResponse},
+    messenger::{Webhook, WebhookError},
+};
+
+/// Something that wants to know what each webhook request did (metrics, live updates): it is
+/// called once per POST with the Hub's full account, after the answer is decided.
+pub trait WebhookObserver: Send + Sync + 'static {
+    /// Called with what the Hub did with one request.
+    fn observe(&self, response: &HubResponse);
+}
+
+impl<F: Fn(&HubResponse) + Send + Sync + 'static> WebhookObserver for F {
+    fn observe(&self, response: &HubResponse) {
+        self(response)
+    }
+}
+
+/// The webhook endpoint as an axum router: `GET` answers Meta's subscription handshake,
+/// `POST` verifies, parses, routes and commits the events through
+/// [`Hub::handle_webhook`], with Meta's status contract: 200 once the events are handled,
+/// 400 for a body that is not a webhook body, 403 for a bad signature or verify token, 413
+/// for a body over [`Webhook::max_body`] (refused while it is read, before it is buffered
+/// whole), 500 when a store failed (Meta delivers again).
+#[derive(Clone)]
+pub struct WebhookRouter {
+    hub: Arc<Hub>,
+    webhook: Arc<Webhook>,
+    observer: Option<Arc<dyn WebhookObserver>>,
+}
+
+impl fmt::Debug for WebhookRouter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookRouter")
+            .field("webhook", &self.webhook)
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookRouter {
+    /// A router handing requests to `hub` through `webhook`.
+    pub fn new(hub: Arc<Hub>, webhook: Arc<Webhook>) -> Self {
+        WebhookRouter {
+            hub,
+            webhook,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` with the Hub's account of every POST.
+    pub fn observer(mut self, observer: impl WebhookObserver) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// The router, serving the endpoint at `/` (nest it where the host wants it).
+    pub fn into_router<S>(self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let this = Arc::new(self);
+        let (get_this, post_this) = (this.clone(), this);
+        Router::new().route(
+            "/",
+            get(move |request: Request| async move { get_this.handle(request).await })
+                .post(move |request: Request| async move { post_this.handle(request).await }),
+        )
+    }
+
+    async fn handle(&self, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        // One byte over the limit is enough to know the body is too large.
+        let limit = self.webhook.max_body();
+        let bytes = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let e = WebhookError::BodyTooLarge {
+                    len: limit.saturating_add(1),
+                    limit,
+                };
+                tracing::warn!(error = %e, "webhook request refused");
+                return (e.status(), e.to_string()).into_response();
+            }
+        };
+        let request = http::Request::from_parts(parts, bytes);
+        let handled = self.hub.handle_webhook(&self.webhook, &request).await;
+        if request.method() == http::Method::POST {
+            if let Some(observer) = &self.observer {
+                observer.observe(&handled);
+            }
+        }
+        let (parts, body) = handled.response.into_parts();
+        Response::from_parts(parts, Body::from(body))
+    }
+}
