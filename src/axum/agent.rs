@@ -239,6 +239,7 @@ struct ConnectLinks {
 struct CampaignRun {
     control: RunControl,
     result: Arc<Mutex<Option<Result<Report, String>>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Campaigns the API runs.
@@ -362,6 +363,25 @@ impl AgentApi {
                 live: Live::new(),
                 clock: SystemClock::shared(),
             },
+        }
+    }
+
+    /// Cancels every campaign this API runs and waits until each has recorded its sends in
+    /// flight (for a graceful shutdown: posting the campaign again after a restart resumes it
+    /// from what was recorded).
+    pub async fn stop_campaigns(&self) {
+        let Some(campaigns) = &self.state.campaigns else {
+            return;
+        };
+        let tasks: Vec<_> = lock(&campaigns.runs)
+            .values_mut()
+            .filter_map(|run| {
+                run.control.cancel();
+                run.task.take()
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -739,7 +759,7 @@ async fn start_campaign(
     let runner = campaigns.runner.clone();
     let (task_control, task_result, live) = (control.clone(), result.clone(), api.0.live.clone());
     let campaign_id = id.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut progress = task_control.progress();
         let watch = {
             let (live, campaign_id) = (live.clone(), campaign_id.clone());
@@ -764,7 +784,14 @@ async fn start_campaign(
             &task_control.progress().borrow(),
         ));
     });
-    runs.insert(id.clone(), CampaignRun { control, result });
+    runs.insert(
+        id.clone(),
+        CampaignRun {
+            control,
+            result,
+            task: Some(task),
+        },
+    );
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"id": id, "state": "running"})),
