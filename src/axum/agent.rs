@@ -429,6 +429,12 @@ impl ApiRef {
     pub(super) fn live(&self) -> &Live {
         &self.0.live
     }
+
+    fn campaigns(&self) -> Result<&Campaigns, ApiError> {
+        self.0.campaigns.as_ref().ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_IMPLEMENTED, "campaigns are not configured")
+        })
+    }
 }
 
 async fn guard(State(state): State<Arc<ApiState>>, mut request: Request, next: Next) -> Response {
@@ -712,9 +718,7 @@ async fn start_campaign(
     State(api): State<ApiRef>,
     Body(body): Body<CampaignBody>,
 ) -> Result<Response, ApiError> {
-    let campaigns = api.0.campaigns.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, "campaigns are not configured")
-    })?;
+    let campaigns = api.campaigns()?;
     let id = CampaignId::new(body.id).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut builder = Campaign::builder(id.clone(), body.segment, body.text);
     if !body.channels.is_empty() {
@@ -803,9 +807,7 @@ async fn campaign_status(
     State(api): State<ApiRef>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let campaigns = api.0.campaigns.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, "campaigns are not configured")
-    })?;
+    let campaigns = api.campaigns()?;
     let id = CampaignId::new(id).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let runs = lock(&campaigns.runs);
     let run = runs
