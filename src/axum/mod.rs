@@ -27,8 +27,11 @@
 //! ```
 
 mod agent;
+mod api_error;
 mod auth;
+mod campaigns;
 mod live;
+mod views;
 mod webhook;
 
 pub use agent::{AgentApi, AgentApiBuilder};
