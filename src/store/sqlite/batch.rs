@@ -36,6 +36,23 @@ pub(super) enum Write {
         sql: &'static str,
         binds: Vec<Value>,
     },
+    /// A campaign outcome stored unless the pair has one; replies with rows affected (1 when
+    /// stored). The claims of one batch become one multi-row `INSERT`.
+    Outcome {
+        campaign: String,
+        contact: String,
+        pending: bool,
+        outcome: String,
+        at: i64,
+    },
+    /// A pending outcome replaced by a final one; replies with rows affected (1 when it was
+    /// pending). The finishes of one batch become one `UPDATE ... FROM (VALUES ...)`.
+    Finish {
+        campaign: String,
+        contact: String,
+        outcome: String,
+        at: i64,
+    },
     /// An incoming inbox entry, deduplicated on (channel, message id); replies with its seq.
     Incoming {
         binds: Vec<Value>,
@@ -134,22 +151,17 @@ async fn run(pool: SqlitePool, jobs: Vec<Job>) {
         }
         return;
     }
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        match execute(&mut conn, &job.write).await {
-            Ok(done) => results.push(Ok(done)),
-            // A constraint undoes its own statement only.
-            Err(e) if classify(&e) == DbFailure::Constraint => results.push(Err(db(e))),
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                let (failure, cause) = (classify(&e), e.to_string());
-                for job in jobs {
-                    let _ = job.reply.send(Err(batch_error(failure, &cause)));
-                }
-                return;
+    let results = match execute_all(&mut conn, &jobs).await {
+        Ok(results) => results,
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            let (failure, cause) = (classify(&e), e.to_string());
+            for job in jobs {
+                let _ = job.reply.send(Err(batch_error(failure, &cause)));
             }
+            return;
         }
-    }
+    };
     if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         let (failure, cause) = (classify(&e), e.to_string());
@@ -161,6 +173,172 @@ async fn run(pool: SqlitePool, jobs: Vec<Job>) {
     for (job, result) in jobs.into_iter().zip(results) {
         let _ = job.reply.send(result);
     }
+}
+
+/// Runs every write of a batch: the outcomes in multi-row statements, the rest one by one.
+/// Outcomes touch a table nothing else of a batch touches, and keep their order among
+/// themselves, so running them first changes no result. `Err` aborts the whole batch.
+async fn execute_all(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+) -> Result<Vec<Result<Done, StoreError>>, sqlx::Error> {
+    let mut results: Vec<Option<Result<Done, StoreError>>> =
+        (0..jobs.len()).map(|_| None).collect();
+    let claims: Vec<usize> = (0..jobs.len())
+        .filter(|&i| matches!(jobs[i].write, Write::Outcome { .. }))
+        .collect();
+    let finishes: Vec<usize> = (0..jobs.len())
+        .filter(|&i| matches!(jobs[i].write, Write::Finish { .. }))
+        .collect();
+    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+        for (i, done) in chunk.iter().zip(outcomes(conn, jobs, chunk).await?) {
+            results[*i] = Some(Ok(done));
+        }
+    }
+    for chunk in finishes.chunks(ROWS_PER_STATEMENT) {
+        for (i, done) in chunk.iter().zip(finish(conn, jobs, chunk).await?) {
+            results[*i] = Some(Ok(done));
+        }
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        if results[i].is_some() {
+            continue;
+        }
+        results[i] = Some(match execute(conn, &job.write).await {
+            Ok(done) => Ok(done),
+            // A constraint undoes its own statement only.
+            Err(e) if classify(&e) == DbFailure::Constraint => Err(db(e)),
+            Err(e) => return Err(e),
+        });
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Ok(Done::Rows(0))))
+        .collect())
+}
+
+/// Rows in one multi-row statement (5 values each, far below SQLite's parameter limit).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// The (campaign, contact) key of an outcome or finish write.
+fn pair(write: &Write) -> Option<(&str, &str)> {
+    match write {
+        Write::Outcome {
+            campaign, contact, ..
+        }
+        | Write::Finish {
+            campaign, contact, ..
+        } => Some((campaign, contact)),
+        _ => None,
+    }
+}
+
+/// Which of `chunk` (indexes into `jobs`) come first for their pair: a pair written twice in
+/// one statement counts once, at its first place (as two statements in a row would have it).
+fn firsts<'j>(jobs: &'j [Job], chunk: &[usize]) -> (Vec<bool>, Vec<(&'j str, &'j str)>) {
+    let mut seen = std::collections::HashSet::with_capacity(chunk.len());
+    let mut first = Vec::with_capacity(chunk.len());
+    let mut distinct = Vec::with_capacity(chunk.len());
+    for &i in chunk {
+        let key = pair(&jobs[i].write).unwrap_or(("", ""));
+        let new = seen.insert(key);
+        first.push(new);
+        if new {
+            distinct.push(key);
+        }
+    }
+    (first, distinct)
+}
+
+async fn outcomes(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+    chunk: &[usize],
+) -> Result<Vec<Done>, sqlx::Error> {
+    let (first, _) = firsts(jobs, chunk);
+    let rows: Vec<usize> = chunk
+        .iter()
+        .zip(&first)
+        .filter_map(|(&i, &f)| f.then_some(i))
+        .collect();
+    let sql = format!(
+        "INSERT INTO campaign_outcomes (campaign, contact_id, pending, outcome, at) VALUES {} \
+         ON CONFLICT (campaign, contact_id) DO NOTHING RETURNING campaign, contact_id",
+        super::placeholders(rows.len(), "(?, ?, ?, ?, ?)")
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    for &i in &rows {
+        if let Write::Outcome {
+            campaign,
+            contact,
+            pending,
+            outcome,
+            at,
+        } = &jobs[i].write
+        {
+            query = query
+                .bind(campaign)
+                .bind(contact)
+                .bind(i64::from(*pending))
+                .bind(outcome)
+                .bind(*at);
+        }
+    }
+    let stored: std::collections::HashSet<(String, String)> =
+        query.fetch_all(&mut *conn).await?.into_iter().collect();
+    Ok(chunk
+        .iter()
+        .zip(first)
+        .map(|(&i, first)| {
+            let hit = pair(&jobs[i].write)
+                .is_some_and(|(c, k)| stored.contains(&(c.to_owned(), k.to_owned())));
+            Done::Rows(u64::from(first && hit))
+        })
+        .collect())
+}
+
+async fn finish(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+    chunk: &[usize],
+) -> Result<Vec<Done>, sqlx::Error> {
+    let (first, _) = firsts(jobs, chunk);
+    let rows: Vec<usize> = chunk
+        .iter()
+        .zip(&first)
+        .filter_map(|(&i, &f)| f.then_some(i))
+        .collect();
+    let sql = format!(
+        "UPDATE campaign_outcomes SET pending = 0, outcome = v.column3, at = v.column4 \
+         FROM (VALUES {}) AS v \
+         WHERE campaign_outcomes.campaign = v.column1 AND campaign_outcomes.contact_id = v.column2 \
+           AND campaign_outcomes.pending = 1 \
+         RETURNING campaign_outcomes.campaign, campaign_outcomes.contact_id",
+        super::placeholders(rows.len(), "(?, ?, ?, ?)")
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    for &i in &rows {
+        if let Write::Finish {
+            campaign,
+            contact,
+            outcome,
+            at,
+        } = &jobs[i].write
+        {
+            query = query.bind(campaign).bind(contact).bind(outcome).bind(*at);
+        }
+    }
+    let finished: std::collections::HashSet<(String, String)> =
+        query.fetch_all(&mut *conn).await?.into_iter().collect();
+    Ok(chunk
+        .iter()
+        .zip(first)
+        .map(|(&i, first)| {
+            let hit = pair(&jobs[i].write)
+                .is_some_and(|(c, k)| finished.contains(&(c.to_owned(), k.to_owned())));
+            Done::Rows(u64::from(first && hit))
+        })
+        .collect())
 }
 
 fn bind_all<'q>(
@@ -179,6 +357,8 @@ fn bind_all<'q>(
 
 async fn execute(conn: &mut SqliteConnection, write: &Write) -> Result<Done, sqlx::Error> {
     match write {
+        // Run by `execute_all` in multi-row statements.
+        Write::Outcome { .. } | Write::Finish { .. } => Ok(Done::Rows(0)),
         Write::Execute { sql, binds } => {
             let done = bind_all(sqlx::query(sql), binds)
                 .execute(&mut *conn)

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{
     Shared,
-    batch::Value,
+    batch::{Done, Write},
     codec::{contact_id, from_json, to_json},
     error::db,
 };
@@ -72,19 +72,15 @@ impl Outbox for SqliteOutbox {
         loop {
             let inserted = self
                 .shared
-                .execute(
-                    "INSERT INTO campaign_outcomes (campaign, contact_id, pending, outcome, at) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign, contact_id) DO NOTHING",
-                    vec![
-                        Value::Text(record.campaign.to_string()),
-                        Value::Text(record.contact.to_string()),
-                        Value::Int(i64::from(record.outcome.is_pending())),
-                        Value::Text(outcome.clone()),
-                        Value::Int(record.at.as_millis()),
-                    ],
-                )
+                .write(Write::Outcome {
+                    campaign: record.campaign.to_string(),
+                    contact: record.contact.to_string(),
+                    pending: record.outcome.is_pending(),
+                    outcome: outcome.clone(),
+                    at: record.at.as_millis(),
+                })
                 .await?;
-            if inserted == 1 {
+            if matches!(inserted, Done::Rows(1)) {
                 return Ok(Recorded::New);
             }
             // Erased between the insert and this read: try again.
@@ -102,18 +98,14 @@ impl Outbox for SqliteOutbox {
         }
         let done = self
             .shared
-            .execute(
-                "UPDATE campaign_outcomes SET pending = 0, outcome = ?, at = ? \
-                 WHERE campaign = ? AND contact_id = ? AND pending = 1",
-                vec![
-                    Value::Text(to_json("campaign outcome", &record.outcome)?),
-                    Value::Int(record.at.as_millis()),
-                    Value::Text(record.campaign.to_string()),
-                    Value::Text(record.contact.to_string()),
-                ],
-            )
+            .write(Write::Finish {
+                campaign: record.campaign.to_string(),
+                contact: record.contact.to_string(),
+                outcome: to_json("campaign outcome", &record.outcome)?,
+                at: record.at.as_millis(),
+            })
             .await?;
-        if done == 1 {
+        if matches!(done, Done::Rows(1)) {
             return Ok(());
         }
         match self.get(&record.campaign, &record.contact).await? {
