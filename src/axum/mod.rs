@@ -12,6 +12,8 @@
 //! # }
 //! ```
 
+mod desk;
 mod webhook;
 
+pub use desk::{DEFAULT_API_BASE, DeskPage, desk_router};
 pub use webhook::{WebhookObserver, WebhookRouter};
