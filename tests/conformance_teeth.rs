@@ -139,6 +139,16 @@ impl Inbox for BackwardsInbox {
     async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
         self.0.forget_contact(c).await
     }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, StoreError> {
+        self.0.conversations(after, limit).await
+    }
+    async fn mark_read(&self, c: &ContactId, up_to: Timestamp) -> Result<(), StoreError> {
+        self.0.mark_read(c, up_to).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,6 +224,16 @@ impl Inbox for ExclusiveWatermarkInbox {
     }
     async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
         self.0.forget_contact(c).await
+    }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, StoreError> {
+        self.0.conversations(after, limit).await
+    }
+    async fn mark_read(&self, c: &ContactId, up_to: Timestamp) -> Result<(), StoreError> {
+        self.0.mark_read(c, up_to).await
     }
 }
 
@@ -345,6 +365,20 @@ impl Inbox for LeakyDedupeInbox {
     }
     async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
         self.inner.forget_contact(c).await
+    }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, tidings::StoreError> {
+        self.inner.conversations(after, limit).await
+    }
+    async fn mark_read(
+        &self,
+        contact: &tidings::ContactId,
+        up_to: tidings::Timestamp,
+    ) -> Result<(), tidings::StoreError> {
+        self.inner.mark_read(contact, up_to).await
     }
 }
 

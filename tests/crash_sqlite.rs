@@ -835,6 +835,20 @@ impl Inbox for StallingInbox {
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
         self.inner.forget_contact(contact).await
     }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, tidings::StoreError> {
+        self.inner.conversations(after, limit).await
+    }
+    async fn mark_read(
+        &self,
+        contact: &tidings::ContactId,
+        up_to: tidings::Timestamp,
+    ) -> Result<(), tidings::StoreError> {
+        self.inner.mark_read(contact, up_to).await
+    }
 }
 
 /// Child: serves the Hub on the SQLite stores over HTTP; stalls after

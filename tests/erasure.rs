@@ -374,6 +374,20 @@ impl Inbox for ArrivesDuringErasure {
         }
         Ok(removed)
     }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, tidings::StoreError> {
+        self.inner.conversations(after, limit).await
+    }
+    async fn mark_read(
+        &self,
+        contact: &tidings::ContactId,
+        up_to: tidings::Timestamp,
+    ) -> Result<(), tidings::StoreError> {
+        self.inner.mark_read(contact, up_to).await
+    }
 }
 
 async fn what_arrives_during_the_erasure_goes_too(s: Stores) {

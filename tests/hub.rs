@@ -79,6 +79,20 @@ impl Inbox for FlakyInbox {
     async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
         self.inner.forget_contact(c).await
     }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, tidings::StoreError> {
+        self.inner.conversations(after, limit).await
+    }
+    async fn mark_read(
+        &self,
+        contact: &tidings::ContactId,
+        up_to: tidings::Timestamp,
+    ) -> Result<(), tidings::StoreError> {
+        self.inner.mark_read(contact, up_to).await
+    }
 }
 
 /// Records every event the Hub offers to processes; consumes none.

@@ -28,7 +28,15 @@
 //!   updates and de-duplication look up) and returns how many entries went: afterwards the
 //!   conversation is empty, a status update naming one of its message ids moves nothing, and
 //!   a redelivery of one of its incoming messages is recorded as new. Other conversations are
-//!   untouched; a contact with no entries gives 0.
+//!   untouched; a contact with no entries gives 0 (its read mark goes too).
+//! - [`Inbox::conversations`] lists conversations newest activity first (the time of each
+//!   one's newest entry, then contact id, both descending), page by page with an opaque
+//!   [`ConversationCursor`]: following `next` from the first page lists each conversation
+//!   once, provided none changes meanwhile. Each comes with its newest entry and its unread
+//!   count: the incoming entries later than the agents' read mark.
+//! - [`Inbox::mark_read`] moves a conversation's read mark forward to `up_to` (never back);
+//!   without a mark every incoming entry is unread. [`Inbox::reassign`] keeps the later of the
+//!   two marks.
 
 use async_trait::async_trait;
 
@@ -301,6 +309,86 @@ pub enum StatusUpdate {
     },
 }
 
+/// One conversation as [`Inbox::conversations`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConversationSummary {
+    /// Whose conversation it is.
+    pub contact: ContactId,
+    /// Its newest entry (by transport time, then recording order).
+    pub last: Entry,
+    /// Incoming entries later than the agents' read mark.
+    pub unread: u64,
+}
+
+impl ConversationSummary {
+    /// A summary; stores use this to build what they return.
+    pub fn new(contact: ContactId, last: Entry, unread: u64) -> Self {
+        ConversationSummary {
+            contact,
+            last,
+            unread,
+        }
+    }
+
+    /// The cursor that lists the conversations after this one.
+    pub fn cursor(&self) -> ConversationCursor {
+        ConversationCursor::after(self.last.at, &self.contact)
+    }
+}
+
+/// Where a listing of conversations resumes: after the conversation whose newest entry is at
+/// a time and whose contact is an id (the order of [`Inbox::conversations`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConversationCursor(String);
+
+impl ConversationCursor {
+    /// The cursor after the conversation of `contact` whose newest entry is at `at`.
+    pub fn after(at: Timestamp, contact: &ContactId) -> Self {
+        ConversationCursor(format!("{}:{}", at.as_millis(), contact))
+    }
+
+    /// Reads a cursor from its text (as [`as_str`](Self::as_str) gave it, e.g. in a URL).
+    pub fn parse(text: &str) -> Result<(Timestamp, ContactId), StoreError> {
+        let refuse = || StoreError::invalid(format!("{text:?} is not a conversation cursor"));
+        let (at, contact) = text.split_once(':').ok_or_else(refuse)?;
+        let at: i64 = at.parse().map_err(|_| refuse())?;
+        let contact = ContactId::new(contact).map_err(|_| refuse())?;
+        Ok((Timestamp::from_millis(at), contact))
+    }
+
+    /// Wraps a cursor's text.
+    pub fn new(text: impl Into<String>) -> Self {
+        ConversationCursor(text.into())
+    }
+
+    /// The cursor's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One page of [`Inbox::conversations`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConversationPage {
+    /// The conversations, newest activity first.
+    pub conversations: Vec<ConversationSummary>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ConversationCursor>,
+}
+
+impl ConversationPage {
+    /// A page; stores use this to build what they return.
+    pub fn new(conversations: Vec<ConversationSummary>, next: Option<ConversationCursor>) -> Self {
+        ConversationPage {
+            conversations,
+            next,
+        }
+    }
+}
+
 /// The conversations of contacts. See the [module docs](self) for the contract.
 #[async_trait]
 pub trait Inbox: Send + Sync {
@@ -337,6 +425,18 @@ pub trait Inbox: Send + Sync {
     /// Removes every entry of `contact`'s conversation, with its delivery records; returns how
     /// many entries.
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError>;
+
+    /// Up to `limit` conversations after `after` (from the newest when `None`), newest activity
+    /// first, each with its newest entry and unread count.
+    async fn conversations(
+        &self,
+        after: Option<&ConversationCursor>,
+        limit: usize,
+    ) -> Result<ConversationPage, StoreError>;
+
+    /// Records that agents read `contact`'s conversation up to `up_to` (the mark only moves
+    /// forward).
+    async fn mark_read(&self, contact: &ContactId, up_to: Timestamp) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -115,6 +115,13 @@ fn expect_conflict<T: std::fmt::Debug>(clause: &str, result: Result<T, StoreErro
     }
 }
 
+fn expect_invalid<T: std::fmt::Debug>(clause: &str, result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Invalid { .. }) => {}
+        other => panic!("{clause}: expected StoreError::Invalid, got {other:?}"),
+    }
+}
+
 fn expect_not_found<T: std::fmt::Debug>(clause: &str, result: Result<T, StoreError>) {
     match result {
         Err(e) if e.is_not_found() => {}
@@ -884,6 +891,138 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
     );
 
     inbox_forget(&inbox).await;
+    inbox_listing(&inbox).await;
+}
+
+/// The conversation list: newest activity first, each once across pages, unread counts and
+/// read marks that only move forward, marks following a reassign and going with an erasure.
+async fn inbox_listing(inbox: &Arc<dyn Inbox>) {
+    use crate::inbox::{ConversationCursor, ConversationSummary};
+    // Far in the future and apart from other runs, so these are the newest conversations.
+    let mut salt = [0u8; 4];
+    let _ = getrandom::fill(&mut salt);
+    let base = 4_000_000_000_000 + i64::from(u32::from_le_bytes(salt) % 1_000_000) * 1000;
+    let t = |ms: i64| Timestamp::from_millis(base + ms);
+    let (a, b, c) = (
+        id(&unique("list-a")),
+        id(&unique("list-b")),
+        id(&unique("list-c")),
+    );
+    let write = |contact: &ContactId, at: i64, text: &str| {
+        let inbox = inbox.clone();
+        let contact = contact.clone();
+        let entry = Incoming::new(Channel::Messenger)
+            .with_message_id(unique("list-mid"))
+            .with_text(text);
+        async move {
+            ok(
+                "record",
+                inbox.record_incoming(&contact, t(at), entry).await,
+            )
+        }
+    };
+    write(&a, 10, "a1").await;
+    write(&b, 20, "b1").await;
+    write(&c, 15, "c1").await;
+    write(&a, 30, "a2").await;
+    // Newest activity first: a (30), b (20), c (15), read two per page.
+    let mut seen: Vec<ConversationSummary> = Vec::new();
+    let mut after: Option<ConversationCursor> = None;
+    loop {
+        let page = ok(
+            "conversations",
+            inbox.conversations(after.as_ref(), 2).await,
+        );
+        assert!(
+            page.conversations.len() <= 2,
+            "conversations: a page holds at most `limit`"
+        );
+        seen.extend(page.conversations);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        if seen
+            .iter()
+            .filter(|s| [&a, &b, &c].contains(&&s.contact))
+            .count()
+            == 3
+        {
+            break;
+        }
+    }
+    let ours: Vec<&ConversationSummary> = seen
+        .iter()
+        .filter(|s| [&a, &b, &c].contains(&&s.contact))
+        .collect();
+    let order: Vec<&ContactId> = ours.iter().map(|s| &s.contact).collect();
+    assert_eq!(
+        order,
+        vec![&a, &b, &c],
+        "conversations: newest activity first, each conversation once"
+    );
+    assert_eq!(
+        ours[0].last.at,
+        t(30),
+        "conversations: each comes with its newest entry"
+    );
+    assert_eq!(
+        ours[0].unread, 2,
+        "conversations: without a mark, every incoming entry is unread"
+    );
+    // A mark moves forward only.
+    ok("mark_read", inbox.mark_read(&a, t(10)).await);
+    ok("mark_read", inbox.mark_read(&a, t(5)).await);
+    let unread = |contact: ContactId| {
+        let inbox = inbox.clone();
+        async move {
+            let mut after: Option<ConversationCursor> = None;
+            loop {
+                let page = ok(
+                    "conversations",
+                    inbox.conversations(after.as_ref(), 50).await,
+                );
+                if let Some(s) = page.conversations.iter().find(|s| s.contact == contact) {
+                    return s.unread;
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => panic!("conversations: {contact} is not listed"),
+                }
+            }
+        }
+    };
+    assert_eq!(
+        unread(a.clone()).await,
+        1,
+        "mark_read: only entries later than the mark are unread, and marks never move back"
+    );
+    // Reassigning keeps the later mark.
+    ok("mark_read", inbox.mark_read(&b, t(20)).await);
+    ok("reassign", inbox.reassign(&b, &a).await);
+    assert_eq!(
+        unread(a.clone()).await,
+        1,
+        "reassign: the merged conversation keeps the later read mark"
+    );
+    // Erasure takes the mark: a new conversation of the same id starts all unread.
+    ok("forget_contact", inbox.forget_contact(&a).await);
+    write(&a, 40, "a3").await;
+    assert_eq!(
+        unread(a.clone()).await,
+        1,
+        "forget_contact: the read mark goes with the conversation"
+    );
+    expect_invalid(
+        "conversations: a limit of 0",
+        inbox.conversations(None, 0).await,
+    );
+    expect_invalid(
+        "conversations: a foreign cursor",
+        inbox
+            .conversations(Some(&ConversationCursor::new("page=2")), 5)
+            .await,
+    );
 }
 
 /// Runs the [`Outbox`] contract.

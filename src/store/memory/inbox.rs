@@ -6,7 +6,10 @@ use crate::{
     clock::Timestamp,
     contact::{Channel, ContactId},
     error::StoreError,
-    inbox::{Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
+    inbox::{
+        ConversationCursor, ConversationPage, ConversationSummary, Entry, EntryContent, EntryId,
+        Inbox, Incoming, Outgoing, StatusUpdate,
+    },
     sync::lock,
 };
 
@@ -21,6 +24,8 @@ struct State {
     incoming: HashMap<(Channel, String), usize>,
     /// Outgoing entries by (channel, transport message id), for receipts.
     outgoing: HashMap<(Channel, String), usize>,
+    /// The agents' read mark per conversation.
+    read: HashMap<ContactId, Timestamp>,
 }
 
 impl State {
@@ -189,6 +194,10 @@ impl Inbox for MemoryInbox {
         target.extend_from_slice(&moved);
         // Stable by (time, recording order): indexes are in recording order.
         target.sort_by_key(|&i| (at_of(entries, i), i));
+        if let Some(mark) = state.read.remove(from) {
+            let kept = state.read.entry(into.clone()).or_insert(mark);
+            *kept = (*kept).max(mark);
+        }
         Ok(moved.len())
     }
 
@@ -210,8 +219,70 @@ impl Inbox for MemoryInbox {
             .collect())
     }
 
+    async fn conversations(
+        &self,
+        after: Option<&ConversationCursor>,
+        limit: usize,
+    ) -> Result<ConversationPage, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::invalid("page limit must be at least 1"));
+        }
+        let after = after
+            .map(|c| ConversationCursor::parse(c.as_str()))
+            .transpose()?;
+        let state = lock(&self.state);
+        // (newest time, contact) of every conversation, newest first.
+        let mut keys: Vec<(Timestamp, &ContactId, usize)> = state
+            .by_contact
+            .iter()
+            .filter_map(|(contact, list)| {
+                let &newest = list.last()?;
+                Some((at_of(&state.entries, newest)?, contact, newest))
+            })
+            .filter(|(at, contact, _)| match &after {
+                None => true,
+                Some((a, c)) => (*at, *contact) < (*a, c),
+            })
+            .collect();
+        keys.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+        let more = keys.len() > limit;
+        let conversations: Vec<ConversationSummary> = keys
+            .into_iter()
+            .take(limit)
+            .filter_map(|(_, contact, newest)| {
+                let last = live(&state.entries, newest)?.clone();
+                let mark = state.read.get(contact).copied();
+                let unread = state.by_contact.get(contact).map_or(0, |list| {
+                    list.iter()
+                        .filter_map(|&i| live(&state.entries, i))
+                        .filter(|e| matches!(e.content, EntryContent::Incoming(_)))
+                        .filter(|e| mark.is_none_or(|m| e.at > m))
+                        .count()
+                });
+                Some(ConversationSummary::new(
+                    contact.clone(),
+                    last,
+                    u64::try_from(unread).unwrap_or(u64::MAX),
+                ))
+            })
+            .collect();
+        let next = match conversations.last() {
+            Some(last) if more => Some(last.cursor()),
+            _ => None,
+        };
+        Ok(ConversationPage::new(conversations, next))
+    }
+
+    async fn mark_read(&self, contact: &ContactId, up_to: Timestamp) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let mark = state.read.entry(contact.clone()).or_insert(up_to);
+        *mark = (*mark).max(up_to);
+        Ok(())
+    }
+
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
         let mut state = lock(&self.state);
+        state.read.remove(contact);
         let Some(indexes) = state.by_contact.remove(contact) else {
             return Ok(0);
         };

@@ -13,7 +13,8 @@ use crate::{
     contact::ContactId,
     error::StoreError,
     inbox::{
-        DeliveryStatus, Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
+        ConversationCursor, ConversationPage, ConversationSummary, DeliveryStatus, Entry,
+        EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
     },
 };
 
@@ -67,6 +68,32 @@ pub(super) const INSERT_INCOMING: &str = "INSERT INTO inbox_entries (contact_id,
      VALUES (?, ?, 1, ?, ?, ?) \
      ON CONFLICT (channel, message_id) WHERE incoming = 1 AND message_id IS NOT NULL DO NOTHING \
      RETURNING seq";
+
+/// The columns an entry is read from, for `FROM inbox_entries e`: seq, contact, time, content,
+/// delivery statuses.
+const ENTRY_COLUMNS: &str = "e.seq, e.contact_id, e.at, e.content, \
+     (SELECT json_group_array(d.status ORDER BY d.position) \
+        FROM inbox_deliveries d WHERE d.entry_seq = e.seq)";
+
+/// A row of [`ENTRY_COLUMNS`] and one count.
+type EntryRow = (i64, String, i64, String, String, i64);
+
+fn entry_from(row: EntryRow) -> Result<Entry, StoreError> {
+    let (seq, contact, at, content, statuses, _) = row;
+    let mut content: EntryContent = from_json("inbox entry", &content)?;
+    if let EntryContent::Outgoing(out) = &mut content {
+        let statuses: Vec<i64> = from_json("delivery statuses", &statuses)?;
+        for (delivery, rank) in out.deliveries.iter_mut().zip(statuses) {
+            delivery.status = status_of(rank)?;
+        }
+    }
+    Ok(Entry::new(
+        entry_id(seq)?,
+        contact_id(contact)?,
+        Timestamp::from_millis(at),
+        content,
+    ))
+}
 
 impl SqliteInbox {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
@@ -223,6 +250,22 @@ impl Inbox for SqliteInbox {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        // The merged conversation keeps the later read mark.
+        sqlx::query(
+            "INSERT INTO inbox_read_marks (contact_id, up_to) \
+             SELECT ?, up_to FROM inbox_read_marks WHERE contact_id = ? \
+             ON CONFLICT (contact_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)",
+        )
+        .bind(into.as_str())
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM inbox_read_marks WHERE contact_id = ?")
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(usize::try_from(moved.rows_affected()).unwrap_or(usize::MAX))
     }
@@ -232,12 +275,10 @@ impl Inbox for SqliteInbox {
         contact: &ContactId,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let rows: Vec<(i64, String, i64, String, String)> = sqlx::query_as(
-            "SELECT e.seq, e.contact_id, e.at, e.content, \
-               (SELECT json_group_array(d.status ORDER BY d.position) \
-                  FROM inbox_deliveries d WHERE d.entry_seq = e.seq) \
-             FROM inbox_entries e WHERE e.contact_id = ? ORDER BY e.at DESC, e.seq DESC LIMIT ?",
-        )
+        let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+            "SELECT {ENTRY_COLUMNS}, 0 FROM inbox_entries e WHERE e.contact_id = ? \
+             ORDER BY e.at DESC, e.seq DESC LIMIT ?"
+        ))
         .bind(contact.as_str())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.shared.reader)
@@ -245,34 +286,94 @@ impl Inbox for SqliteInbox {
         .map_err(db)?;
         let mut entries = rows
             .into_iter()
-            .map(|(seq, contact, at, content, statuses)| {
-                let mut content: EntryContent = from_json("inbox entry", &content)?;
-                if let EntryContent::Outgoing(out) = &mut content {
-                    let statuses: Vec<i64> = from_json("delivery statuses", &statuses)?;
-                    for (delivery, rank) in out.deliveries.iter_mut().zip(statuses) {
-                        delivery.status = status_of(rank)?;
-                    }
-                }
-                Ok(Entry::new(
-                    entry_id(seq)?,
-                    contact_id(contact)?,
-                    Timestamp::from_millis(at),
-                    content,
-                ))
-            })
+            .map(entry_from)
             .collect::<Result<Vec<_>, StoreError>>()?;
         entries.reverse();
         Ok(entries)
     }
 
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
-        // One statement: the entries' delivery rows and message-id rows go with them
-        // (ON DELETE CASCADE), all or nothing.
+        // The entries' delivery rows and message-id rows go with them (ON DELETE CASCADE).
+        let mut tx = self.shared.begin().await?;
         let done = sqlx::query("DELETE FROM inbox_entries WHERE contact_id = ?")
             .bind(contact.as_str())
-            .execute(&self.shared.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+        sqlx::query("DELETE FROM inbox_read_marks WHERE contact_id = ?")
+            .bind(contact.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn conversations(
+        &self,
+        after: Option<&ConversationCursor>,
+        limit: usize,
+    ) -> Result<ConversationPage, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::invalid("page limit must be at least 1"));
+        }
+        let after = after
+            .map(|c| ConversationCursor::parse(c.as_str()))
+            .transpose()?;
+        let (at, contact) = match &after {
+            Some((at, contact)) => (at.as_millis(), contact.as_str()),
+            None => (i64::MAX, ""),
+        };
+        // The newest entry of each conversation, by keyset on (its time, contact) descending.
+        let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+            "SELECT {ENTRY_COLUMNS}, \
+               (SELECT COUNT(*) FROM inbox_entries u WHERE u.contact_id = e.contact_id \
+                  AND u.incoming = 1 AND u.at > coalesce( \
+                    (SELECT m.up_to FROM inbox_read_marks m WHERE m.contact_id = e.contact_id), \
+                    -9223372036854775808)) \
+             FROM inbox_entries e \
+             WHERE e.seq = (SELECT x.seq FROM inbox_entries x WHERE x.contact_id = e.contact_id \
+                            ORDER BY x.at DESC, x.seq DESC LIMIT 1) \
+               AND (e.at, e.contact_id) < (?1, ?2) \
+             ORDER BY e.at DESC, e.contact_id DESC LIMIT ?3"
+        ))
+        .bind(at)
+        .bind(contact)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1))
+        .fetch_all(&self.shared.reader)
+        .await
+        .map_err(db)?;
+        let more = rows.len() > limit;
+        let conversations = rows
+            .into_iter()
+            .take(limit)
+            .map(|row| {
+                let unread = u64::try_from(row.5).unwrap_or(0);
+                let entry = entry_from(row)?;
+                Ok(ConversationSummary::new(
+                    entry.contact.clone(),
+                    entry,
+                    unread,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = match conversations.last() {
+            Some(last) if more => Some(last.cursor()),
+            _ => None,
+        };
+        Ok(ConversationPage::new(conversations, next))
+    }
+
+    async fn mark_read(&self, contact: &ContactId, up_to: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO inbox_read_marks (contact_id, up_to) VALUES (?, ?) \
+             ON CONFLICT (contact_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)",
+        )
+        .bind(contact.as_str())
+        .bind(up_to.as_millis())
+        .execute(&self.shared.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 }
