@@ -652,7 +652,8 @@
       const keys = Object.keys(value);
       // A serialized Duration.
       if (keys.length === 2 && typeof value.secs === "number" && typeof value.nanos === "number") {
-        return el("span", null, (value.secs + value.nanos / 1e9).toFixed(1) + " s");
+        const secs = value.secs + value.nanos / 1e9;
+        return el("span", null, secs < 1 ? Math.round(secs * 1000) + " ms" : secs.toFixed(1) + " s");
       }
       if (!keys.length) return el("span", "muted", "none");
       const list = el("dl");
