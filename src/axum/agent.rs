@@ -15,237 +15,34 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
+    api_error::{ApiError, Body, contact_id, limit},
     auth::{AgentAuth, AgentIdentity},
+    campaigns::{Campaigns, campaign_status, start_campaign},
     live::{Live, LiveEvent},
+    views::{ContactView, EntryView},
 };
 use crate::{
     activity::LastInbound,
     clock::{SharedClock, SystemClock, Timestamp},
-    contact::{Channel, Contact, ContactId},
-    error::StoreError,
-    identity::{Connector, Directory, connect::is_technical},
-    inbox::{
-        ConversationCursor, DeliveryRecord, Entry, EntryContent, Inbox, Reply, Support,
-        SupportError,
-    },
-    message::{Attachment, Message},
+    contact::Channel,
+    identity::{Connector, Directory},
+    inbox::{ConversationCursor, Inbox, Reply, Support},
+    message::Message,
     messenger::{PageConfig, link::connect_link},
-    newsletter::{
-        Campaign, CampaignId, CampaignRunner, Progress, Report, RunControl, RunState,
-        login::LoginLinks,
-    },
+    newsletter::{CampaignRunner, login::LoginLinks},
     process::{FlowId, ProcessEngine, ProcessError},
-    segment::Segment,
     sync::lock,
-    template::CampaignVars,
 };
-
-/// Most entries or conversations one request reads.
-const MAX_LIMIT: usize = 500;
-
-/// What an API error says, as JSON: `{"error": "...", "code": "..."}`.
-#[derive(Debug)]
-pub(super) struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn not_found(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, message)
-    }
-
-    pub(super) fn unauthorized() -> Self {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong credentials (Authorization: Bearer <token>)",
-        )
-    }
-
-    fn code(&self) -> &'static str {
-        match self.status {
-            StatusCode::BAD_REQUEST => "bad_request",
-            StatusCode::UNAUTHORIZED => "unauthorized",
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::CONFLICT => "conflict",
-            StatusCode::NOT_IMPLEMENTED => "not_configured",
-            _ => "internal",
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.message, "code": self.code()});
-        (self.status, Json(body)).into_response()
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match &e {
-            StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
-            StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            StoreError::Invalid { .. } => ApiError::bad_request(e.to_string()),
-            _ => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "agent API: store failed");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "a store failed")
-            }
-        }
-    }
-}
-
-impl From<SupportError> for ApiError {
-    fn from(e: SupportError) -> Self {
-        match e {
-            SupportError::UnknownContact(id) => {
-                ApiError::not_found(format!("unknown contact {id}"))
-            }
-            SupportError::TooManyChoices(_) => ApiError::bad_request(e.to_string()),
-            SupportError::Store(s) => s.into(),
-        }
-    }
-}
-
-/// The JSON body of a request, with a clear 400 for anything that is not it.
-pub(super) struct Body<T>(T);
-
-impl<S, T> axum::extract::FromRequest<S> for Body<T>
-where
-    S: Send + Sync,
-    T: serde::de::DeserializeOwned,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
-        serde_json::from_slice(&bytes)
-            .map(Body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-    }
-}
-
-fn contact_id(text: &str) -> Result<ContactId, ApiError> {
-    ContactId::new(text).map_err(|e| ApiError::bad_request(format!("contact id: {e}")))
-}
-
-fn limit(requested: Option<usize>, default: usize) -> usize {
-    requested.unwrap_or(default).clamp(1, MAX_LIMIT)
-}
-
-/// A contact as the desk shows it.
-#[derive(Debug, Serialize)]
-struct ContactView {
-    id: ContactId,
-    email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    technical: bool,
-}
-
-impl ContactView {
-    fn of(contact: &Contact) -> Self {
-        ContactView {
-            id: contact.id.clone(),
-            email: contact.email.clone(),
-            first_name: contact.first_name.clone(),
-            last_name: contact.last_name.clone(),
-            technical: is_technical(contact),
-        }
-    }
-
-    fn unknown(id: ContactId) -> Self {
-        ContactView {
-            id,
-            email: None,
-            first_name: None,
-            last_name: None,
-            technical: false,
-        }
-    }
-}
-
-/// An inbox entry as the desk shows it.
-#[derive(Debug, Serialize)]
-pub(super) struct EntryView {
-    id: String,
-    at: i64,
-    direction: &'static str,
-    text: Option<String>,
-    choice: Option<String>,
-    attachments: Vec<Attachment>,
-    author: Option<String>,
-    deliveries: Vec<DeliveryRecord>,
-}
-
-impl EntryView {
-    pub(super) fn of(entry: &Entry) -> Self {
-        let (direction, text, choice, attachments, author, deliveries) = match &entry.content {
-            EntryContent::Incoming(i) => (
-                "incoming",
-                i.text.clone(),
-                i.choice.clone(),
-                i.attachments.clone(),
-                None,
-                Vec::new(),
-            ),
-            EntryContent::Outgoing(o) => (
-                "outgoing",
-                Some(o.message.text_body().to_owned()),
-                None,
-                Vec::new(),
-                o.author.clone(),
-                o.deliveries.clone(),
-            ),
-        };
-        EntryView {
-            id: entry.id.to_string(),
-            at: entry.at.as_millis(),
-            direction,
-            text,
-            choice,
-            attachments,
-            author,
-            deliveries,
-        }
-    }
-}
 
 /// What makes m.me connect links.
 #[derive(Clone)]
 struct ConnectLinks {
     connector: Connector,
     page: PageConfig,
-}
-
-/// A campaign started through the API, and what became of it.
-struct CampaignRun {
-    control: RunControl,
-    result: Arc<Mutex<Option<Result<Report, String>>>>,
-}
-
-/// Campaigns the API runs.
-struct Campaigns {
-    runner: CampaignRunner,
-    login: Option<LoginLinks>,
-    runs: Mutex<HashMap<CampaignId, CampaignRun>>,
 }
 
 struct ApiState {
@@ -365,6 +162,25 @@ impl AgentApi {
         }
     }
 
+    /// Cancels every campaign this API runs and waits until each has recorded its sends in
+    /// flight (for a graceful shutdown: posting the campaign again after a restart resumes it
+    /// from what was recorded).
+    pub async fn stop_campaigns(&self) {
+        let Some(campaigns) = &self.state.campaigns else {
+            return;
+        };
+        let tasks: Vec<_> = lock(&campaigns.runs)
+            .values_mut()
+            .filter_map(|run| {
+                run.control.cancel();
+                run.task.take()
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
     /// Publishes `event` to every open `GET /events` stream.
     pub fn publish(&self, event: LiveEvent) {
         self.state.live.publish(event);
@@ -408,6 +224,12 @@ pub(super) struct ApiRef(Arc<ApiState>);
 impl ApiRef {
     pub(super) fn live(&self) -> &Live {
         &self.0.live
+    }
+
+    pub(super) fn campaigns(&self) -> Result<&Campaigns, ApiError> {
+        self.0.campaigns.as_ref().ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_IMPLEMENTED, "campaigns are not configured")
+        })
     }
 }
 
@@ -662,138 +484,4 @@ async fn start_flow(
             Err(ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CampaignBody {
-    id: String,
-    segment: Segment,
-    text: String,
-    #[serde(default)]
-    channels: Vec<String>,
-    #[serde(default)]
-    login_links: bool,
-    #[serde(default)]
-    vars: Option<Value>,
-}
-
-fn run_state(run: &CampaignRun) -> &'static str {
-    if lock(&run.result).is_some() {
-        return "finished";
-    }
-    match run.control.state() {
-        RunState::Running => "running",
-        RunState::Paused => "paused",
-        RunState::Cancelled => "cancelled",
-    }
-}
-
-async fn start_campaign(
-    State(api): State<ApiRef>,
-    Body(body): Body<CampaignBody>,
-) -> Result<Response, ApiError> {
-    let campaigns = api.0.campaigns.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, "campaigns are not configured")
-    })?;
-    let id = CampaignId::new(body.id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut builder = Campaign::builder(id.clone(), body.segment, body.text);
-    if !body.channels.is_empty() {
-        let channels = body
-            .channels
-            .iter()
-            .map(|c| c.parse::<Channel>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::bad_request(format!("channels: {e}")))?;
-        builder = builder.channels(channels);
-    }
-    if let Some(vars) = body.vars {
-        builder = builder.vars(
-            CampaignVars::from_json(vars)
-                .map_err(|e| ApiError::bad_request(format!("vars: {e}")))?,
-        );
-    }
-    if body.login_links {
-        let login = campaigns.login.clone().ok_or_else(|| {
-            ApiError::bad_request("login links are not configured on this server")
-        })?;
-        builder = builder.login_links(login);
-    }
-    let campaign = builder
-        .build()
-        .map_err(|e| ApiError::bad_request(format!("campaign: {e}")))?;
-    let mut runs = lock(&campaigns.runs);
-    if let Some(run) = runs.get(&id) {
-        if lock(&run.result).is_none() {
-            // Running: say so; posting again while it runs changes nothing.
-            let state = run_state(run);
-            return Ok((
-                StatusCode::OK,
-                Json(serde_json::json!({"id": id, "state": state})),
-            )
-                .into_response());
-        }
-    }
-    // New, or finished before: run it (again). The outbox makes a second run a resume.
-    let control = RunControl::new();
-    let result = Arc::new(Mutex::new(None));
-    let runner = campaigns.runner.clone();
-    let (task_control, task_result, live) = (control.clone(), result.clone(), api.0.live.clone());
-    let campaign_id = id.clone();
-    tokio::spawn(async move {
-        let mut progress = task_control.progress();
-        let watch = {
-            let (live, campaign_id) = (live.clone(), campaign_id.clone());
-            tokio::spawn(async move {
-                while progress.changed().await.is_ok() {
-                    let snapshot = progress.borrow_and_update().clone();
-                    live.publish(LiveEvent::campaign(&campaign_id, &snapshot));
-                }
-            })
-        };
-        let outcome = runner
-            .run(&campaign, &task_control)
-            .await
-            .map_err(|e| e.to_string());
-        if let Err(e) = &outcome {
-            tracing::warn!(campaign = %campaign_id, error = %e, "campaign run stopped");
-        }
-        *lock(&task_result) = Some(outcome);
-        watch.abort();
-        live.publish(LiveEvent::campaign(
-            &campaign_id,
-            &task_control.progress().borrow(),
-        ));
-    });
-    runs.insert(id.clone(), CampaignRun { control, result });
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({"id": id, "state": "running"})),
-    )
-        .into_response())
-}
-
-async fn campaign_status(
-    State(api): State<ApiRef>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let campaigns = api.0.campaigns.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, "campaigns are not configured")
-    })?;
-    let id = CampaignId::new(id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let runs = lock(&campaigns.runs);
-    let run = runs
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("no campaign {id} was started here")))?;
-    let progress: Progress = run.control.progress().borrow().clone();
-    let report = match &*lock(&run.result) {
-        Some(Ok(report)) => serde_json::to_value(report).unwrap_or(Value::Null),
-        Some(Err(e)) => serde_json::json!({"error": e}),
-        None => Value::Null,
-    };
-    Ok(Json(serde_json::json!({
-        "id": id,
-        "state": run_state(run),
-        "progress": progress,
-        "report": report,
-    })))
 }

@@ -10,10 +10,7 @@ use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{
-    WebhookObserver,
-    agent::{ApiRef, EntryView},
-};
+use super::{WebhookObserver, agent::ApiRef, views::EntryView};
 use crate::{
     contact::ContactId,
     hub::{HubResponse, Routed},

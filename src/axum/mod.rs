@@ -27,9 +27,12 @@
 //! ```
 
 mod agent;
+mod api_error;
 mod auth;
+mod campaigns;
 mod desk;
 mod live;
+mod views;
 mod webhook;
 
 pub use agent::{AgentApi, AgentApiBuilder};

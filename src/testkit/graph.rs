@@ -140,6 +140,7 @@ pub struct FakeGraphBuilder {
     enforce_window: bool,
     known_users_only: bool,
     keep_sent: bool,
+    listen: Option<SocketAddr>,
 }
 
 impl FakeGraphBuilder {
@@ -185,15 +186,30 @@ impl FakeGraphBuilder {
         self
     }
 
-    /// Binds a free port on 127.0.0.1 and starts serving on a Tokio task.
+    /// Serves on `addr` instead of a free port of 127.0.0.1 (for the fake as a process of
+    /// its own that a bot is pointed at across restarts).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Binds a free port on 127.0.0.1 (or the [`listen`](Self::listen) address) and starts
+    /// serving on a Tokio task. Besides the Graph API paths it answers
+    /// `GET /_testkit/requests`: every send it accepted, as JSON, for black-box tests.
     ///
     /// Must be called within a Tokio runtime; the server lives until the returned
     /// [`FakeGraph`] is dropped.
     pub async fn start(self) -> Result<FakeGraph, std::io::Error> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let bind = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self));
-        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let app = Router::new()
+            .route("/_testkit/requests", axum::routing::get(list_sent))
+            .fallback(handle)
+            .with_state(shared.clone());
         let listener = listener.tap_io(|tcp| {
             // Small answers go out at once; a refusal only costs latency, never correctness.
             let _ = tcp.set_nodelay(true);
@@ -232,6 +248,17 @@ impl fmt::Debug for FakeGraphBuilder {
     }
 }
 
+/// `GET /_testkit/requests`: every accepted send, oldest first.
+async fn list_sent(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let sent: Vec<Value> = shared
+        .lock()
+        .sent
+        .iter()
+        .map(SentRequest::to_json)
+        .collect();
+    Json(json!({ "requests": sent }))
+}
+
 /// One successful message send or sender action, as the fake recorded it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -253,6 +280,20 @@ pub struct SentRequest {
 }
 
 impl SentRequest {
+    /// The record as `GET /_testkit/requests` lists it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "page_id": self.page_id,
+            "recipient": self.recipient,
+            "messaging_type": self.messaging_type,
+            "tag": self.tag,
+            "message": self.body.get("message"),
+            "sender_action": self.body.get("sender_action"),
+            "message_id": self.message_id,
+            "at": self.at.as_millis(),
+        })
+    }
+
     /// The `message.text`, when the send was a text message.
     pub fn text(&self) -> Option<&str> {
         self.body.get("message")?.get("text")?.as_str()
@@ -284,6 +325,7 @@ impl FakeGraph {
             enforce_window: true,
             known_users_only: false,
             keep_sent: true,
+            listen: None,
         }
     }
 

@@ -7,6 +7,7 @@ use super::{
     batch::{Done, Value, Write},
     codec::{contact_id, from_json, to_json},
     error::db,
+    run,
 };
 use crate::{
     clock::Timestamp,
@@ -237,37 +238,37 @@ impl Inbox for SqliteInbox {
         if from == into {
             return Ok(0);
         }
+        let (into, from) = (into.as_str(), from.as_str());
         let mut tx = self.shared.begin().await?;
-        let moved = sqlx::query("UPDATE inbox_entries SET contact_id = ? WHERE contact_id = ?")
-            .bind(into.as_str())
-            .bind(from.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("UPDATE inbox_deliveries SET contact_id = ? WHERE contact_id = ?")
-            .bind(into.as_str())
-            .bind(from.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let moved = run(
+            &mut tx,
+            "UPDATE inbox_entries SET contact_id = ? WHERE contact_id = ?",
+            &[into, from],
+        )
+        .await?;
+        run(
+            &mut tx,
+            "UPDATE inbox_deliveries SET contact_id = ? WHERE contact_id = ?",
+            &[into, from],
+        )
+        .await?;
         // The merged conversation keeps the later read mark.
-        sqlx::query(
+        run(
+            &mut tx,
             "INSERT INTO inbox_read_marks (contact_id, up_to) \
              SELECT ?, up_to FROM inbox_read_marks WHERE contact_id = ? \
              ON CONFLICT (contact_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)",
+            &[into, from],
         )
-        .bind(into.as_str())
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("DELETE FROM inbox_read_marks WHERE contact_id = ?")
-            .bind(from.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        .await?;
+        run(
+            &mut tx,
+            "DELETE FROM inbox_read_marks WHERE contact_id = ?",
+            &[from],
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
-        Ok(usize::try_from(moved.rows_affected()).unwrap_or(usize::MAX))
+        Ok(usize::try_from(moved).unwrap_or(usize::MAX))
     }
 
     async fn conversation(
@@ -295,18 +296,20 @@ impl Inbox for SqliteInbox {
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
         // The entries' delivery rows and message-id rows go with them (ON DELETE CASCADE).
         let mut tx = self.shared.begin().await?;
-        let done = sqlx::query("DELETE FROM inbox_entries WHERE contact_id = ?")
-            .bind(contact.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("DELETE FROM inbox_read_marks WHERE contact_id = ?")
-            .bind(contact.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let done = run(
+            &mut tx,
+            "DELETE FROM inbox_entries WHERE contact_id = ?",
+            &[contact.as_str()],
+        )
+        .await?;
+        run(
+            &mut tx,
+            "DELETE FROM inbox_read_marks WHERE contact_id = ?",
+            &[contact.as_str()],
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        Ok(usize::try_from(done).unwrap_or(usize::MAX))
     }
 
     async fn conversations(

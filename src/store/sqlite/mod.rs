@@ -466,6 +466,23 @@ async fn applied_version(pool: &SqlitePool) -> Result<i64, StoreError> {
     Ok(version.unwrap_or(0))
 }
 
+/// Runs `sql` with text parameters on `conn` (inside a transaction); the rows it changed.
+async fn run(
+    conn: &mut sqlx::SqliteConnection,
+    sql: &str,
+    binds: &[&str],
+) -> Result<u64, StoreError> {
+    let mut query = sqlx::query(sql);
+    for value in binds {
+        query = query.bind(*value);
+    }
+    Ok(query
+        .execute(conn)
+        .await
+        .map_err(error::db)?
+        .rows_affected())
+}
+
 impl Shared {
     /// Writes one statement in the next group commit ([`batch`]); returns once committed.
     async fn write(&self, write: batch::Write) -> Result<batch::Done, StoreError> {

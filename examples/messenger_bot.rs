@@ -1,0 +1,416 @@
+//! A complete bot for a real Facebook Page: the webhook, the agent API and the support desk,
+//! on SQLite, with graceful shutdown and Prometheus metrics.
+//!
+//! ```sh
+//! # No Facebook account: the fake Graph API runs inside the process, demo values are printed.
+//! cargo run --example messenger_bot --features axum,sqlite,testkit -- --fake-graph
+//!
+//! # A real Page (see examples/README.md for every variable):
+//! PAGE_ACCESS_TOKEN=... APP_SECRET=... VERIFY_TOKEN=... PAGE_ID=... PAGE_USERNAME=... \
+//! AGENT_TOKEN=... cargo run --example messenger_bot --features axum,sqlite,testkit
+//! ```
+//!
+//! Routes: `GET`/`POST /webhook`, `GET /healthz`, `GET /metrics`, `GET /` (the desk) and the
+//! agent API under `/api/` (bearer `AGENT_TOKEN`).
+
+use std::{env, error::Error, fmt, net::SocketAddr, sync::Arc};
+
+use axum::{Router, http::header::CONTENT_TYPE, response::IntoResponse, routing::get};
+use hmac::{Hmac, Mac};
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+use sha2::Sha256;
+use tidings::{
+    axum::{AgentApi, BearerToken, WebhookRouter},
+    clock::SystemClock,
+    hub::{Hub, HubResponse, Routed},
+    identity::{ConnectPolicy, Connector},
+    inbox::Support,
+    message::Message,
+    messenger::{
+        AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
+        Webhook,
+    },
+    newsletter::CampaignRunner,
+    secrecy::SecretSlice,
+    store::sqlite::SqliteStores,
+    testkit::graph::FakeGraph,
+    token::{TokenKey, Tokens},
+    transport::{SharedTransport, TransportSet},
+};
+
+/// A configuration problem, naming the variable.
+#[derive(Debug)]
+struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for ConfigError {}
+
+/// Everything the bot reads from the environment.
+struct Config {
+    page_access_token: String,
+    app_secret: String,
+    verify_token: String,
+    page_id: String,
+    page_username: Option<String>,
+    listen: SocketAddr,
+    database_url: String,
+    agent_token: String,
+    graph_api_url: Option<String>,
+    auto_register: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("page_id", &self.page_id)
+            .field("page_username", &self.page_username)
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_url)
+            .field("graph_api_url", &self.graph_api_url)
+            .field("auto_register", &self.auto_register)
+            .finish_non_exhaustive()
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A random value for demo secrets, printed at start.
+fn demo_secret() -> String {
+    let mut bytes = [0u8; 18];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Config {
+    /// Reads the environment; every missing or malformed variable is named, all at once.
+    fn from_env(fake_graph: bool) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str, demo: &dyn Fn() -> String| match var(name) {
+            Some(v) => v,
+            None if fake_graph => demo(),
+            None => {
+                problems.push(format!("{name} is not set"));
+                String::new()
+            }
+        };
+        let page_access_token = required("PAGE_ACCESS_TOKEN", &|| "demo-page-token".into());
+        let app_secret = required("APP_SECRET", &demo_secret);
+        let verify_token = required("VERIFY_TOKEN", &demo_secret);
+        let page_id = required("PAGE_ID", &|| "104812345678901".into());
+        let agent_token = required("AGENT_TOKEN", &demo_secret);
+        if !page_id.is_empty() && !page_id.bytes().all(|b| b.is_ascii_digit()) {
+            problems.push(format!(
+                "PAGE_ID must be the Page's numeric id, got {page_id:?}"
+            ));
+        }
+        if !agent_token.is_empty() && agent_token.len() < 16 {
+            problems.push("AGENT_TOKEN must be at least 16 characters".into());
+        }
+        let listen = var("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+        let listen = match listen.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                problems.push(format!("LISTEN_ADDR must be host:port, got {listen:?}"));
+                SocketAddr::from(([127, 0, 0, 1], 3000))
+            }
+        };
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| "tidings.db".into());
+        if database_url.starts_with("postgres") {
+            problems.push(
+                "DATABASE_URL: PostgreSQL stores are not in this version yet; use a SQLite path"
+                    .into(),
+            );
+        }
+        let graph_api_url = var("GRAPH_API_URL");
+        if let Some(url) = &graph_api_url {
+            if url::Url::parse(url).is_err() {
+                problems.push(format!("GRAPH_API_URL is not a URL: {url:?}"));
+            }
+        }
+        let auto_register = match var("AUTO_REGISTER").as_deref() {
+            None => true,
+            Some("1" | "on" | "true" | "yes") => true,
+            Some("0" | "off" | "false" | "no") => false,
+            Some(other) => {
+                problems.push(format!("AUTO_REGISTER must be on or off, got {other:?}"));
+                true
+            }
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError(format!(
+                "cannot start: {}\n(see examples/README.md; --fake-graph runs with demo values)",
+                problems.join("; ")
+            )));
+        }
+        Ok(Config {
+            page_access_token,
+            app_secret,
+            verify_token,
+            page_id,
+            page_username: var("PAGE_USERNAME"),
+            listen,
+            database_url,
+            agent_token,
+            graph_api_url,
+            auto_register,
+        })
+    }
+
+    /// The key of connect tokens: derived from the app secret, so that links survive a
+    /// restart without one more secret to keep.
+    fn token_key(&self) -> Result<TokenKey, Box<dyn Error>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.app_secret.as_bytes())?;
+        mac.update(b"tidings connect tokens v1");
+        let key = mac.finalize().into_bytes().to_vec();
+        Ok(TokenKey::new(1, SecretSlice::from(key))?)
+    }
+}
+
+/// What `/metrics` shows, in Prometheus' text format.
+struct Metrics {
+    registry: Registry,
+    requests: Counter,
+    events: Family<Vec<(&'static str, &'static str)>, Counter>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("tidings");
+        let requests = Counter::default();
+        registry.register(
+            "webhook_requests",
+            "Webhook POSTs handled",
+            requests.clone(),
+        );
+        let events = Family::default();
+        registry.register(
+            "events",
+            "Webhook events by outcome (routed to inbox, receipt, ...; dropped; duplicate)",
+            events.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            events,
+        }
+    }
+
+    fn observe(&self, response: &HubResponse) {
+        self.requests.inc();
+        let count = |outcome: &'static str, n: usize| {
+            self.events
+                .get_or_create(&vec![("outcome", outcome)])
+                .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        };
+        count("dropped", response.dropped.len());
+        count("duplicate", response.duplicates);
+        for (_, routed) in &response.routed {
+            count(
+                match routed {
+                    Routed::Inbox { .. } => "inbox",
+                    Routed::Receipt { .. } => "receipt",
+                    Routed::Connected(_) => "connected",
+                    Routed::Process { .. } => "process",
+                    _ => "other",
+                },
+                1,
+            );
+        }
+        if response.error.is_some() {
+            count("failed", 1);
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tidings=info".into()),
+        )
+        .init();
+    let fake_graph = env::args().any(|a| a == "--fake-graph");
+    let config = match Config::from_env(fake_graph) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+
+    // The Graph API: Meta's, the one in GRAPH_API_URL, or the fake inside this process.
+    let fake = if fake_graph && config.graph_api_url.is_none() {
+        Some(
+            FakeGraph::builder()
+                .page(&config.page_id, &config.page_access_token)
+                .enforce_window(false)
+                .start()
+                .await?,
+        )
+    } else {
+        None
+    };
+    let graph_url = fake
+        .as_ref()
+        .map(FakeGraph::base_url)
+        .or_else(|| config.graph_api_url.clone());
+
+    let stores = SqliteStores::open(&config.database_url).await?;
+    let mut page = PageConfig::new(
+        &config.page_id,
+        PageAccessToken::new(&config.page_access_token),
+    );
+    if let Some(username) = &config.page_username {
+        page = page.with_username(username);
+    }
+    let pages = Arc::new(StaticPages::new([page.clone()]));
+    let mut messenger = MessengerTransport::builder(pages.clone(), stores.last_inbound());
+    if let Some(url) = &graph_url {
+        messenger = messenger.base_url(url);
+    }
+    let messenger: SharedTransport = Arc::new(messenger.build()?);
+    let connector = Connector::new(
+        stores.directory(),
+        stores.seen(),
+        Tokens::new(config.token_key()?),
+        SystemClock::shared(),
+        ConnectPolicy::new().with_auto_register(config.auto_register),
+    );
+    let hub = Arc::new(
+        Hub::builder(connector.clone(), stores.directory(), stores.inbox())
+            .reply_transport(messenger.clone())
+            .confirmation(Message::text(
+                "Your Messenger is now connected to your account.",
+            )?)
+            .please_authorize(Message::text(
+                "Please connect your account first: use the link in your profile.",
+            )?)
+            .build(),
+    );
+    let webhook = Arc::new(
+        Webhook::builder(
+            AppSecret::new(&config.app_secret),
+            VerifyToken::new(&config.verify_token),
+            pages,
+            stores.seen(),
+            stores.last_inbound(),
+        )
+        .build(),
+    );
+    let support = Support::new(stores.directory(), stores.inbox(), SystemClock::shared())
+        .with_transport(messenger.clone());
+    let mut transports = TransportSet::new();
+    transports.insert(messenger);
+    let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports);
+    let agents = AgentApi::builder(
+        BearerToken::new(&config.agent_token, "agent"),
+        support,
+        stores.inbox(),
+        stores.directory(),
+    )
+    .last_inbound(stores.last_inbound())
+    .connect_links(connector, page)
+    .campaigns(runner, None)
+    .build();
+
+    let metrics = Arc::new(Metrics::new());
+    let observer = {
+        let (metrics, live) = (metrics.clone(), agents.webhook_observer());
+        move |response: &HubResponse| {
+            metrics.observe(response);
+            tidings::axum::WebhookObserver::observe(&live, response);
+        }
+    };
+    let app = Router::new()
+        .nest(
+            "/webhook",
+            WebhookRouter::new(hub, webhook)
+                .observer(observer)
+                .into_router(),
+        )
+        .nest("/api", agents.router())
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get({
+                let metrics = metrics.clone();
+                move || async move {
+                    (
+                        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                        .into_response()
+                }
+            }),
+        );
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    println!(
+        "tidings bot listening on http://{address}  (database {})",
+        config.database_url
+    );
+    if fake_graph {
+        println!("  fake Graph API:  {}", graph_url.as_deref().unwrap_or("-"));
+        println!("  PAGE_ID:         {}", config.page_id);
+        println!("  APP_SECRET:      {}", config.app_secret);
+        println!("  VERIFY_TOKEN:    {}", config.verify_token);
+        println!("  AGENT_TOKEN:     {}", config.agent_token);
+    }
+    tracing::info!(?config, %address, "started");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    // In-flight requests have finished; campaigns stop at a recorded point.
+    agents.stop_campaigns().await;
+    stores.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
