@@ -30,11 +30,13 @@ mod agent;
 mod api_error;
 mod auth;
 mod campaigns;
+mod desk;
 mod live;
 mod views;
 mod webhook;
 
 pub use agent::{AgentApi, AgentApiBuilder};
 pub use auth::{AgentAuth, AgentIdentity, BearerToken};
+pub use desk::{DEFAULT_API_BASE, DeskPage, desk_router};
 pub use live::LiveEvent;
 pub use webhook::{WebhookObserver, WebhookRouter};
