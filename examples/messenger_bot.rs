@@ -351,6 +351,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .into_router(),
         )
         .nest("/api", agents.router())
+        .merge(tidings::axum::desk_router())
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

@@ -146,6 +146,10 @@ async fn the_bot_keeps_conversations_links_and_outcomes_across_a_sigkill() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    // The support desk page is served at the root.
+    let page = reqwest::get(format!("{}/", bot.base)).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("<html"));
     // Three people write; each is auto-registered and lands in the inbox.
     for i in 0..3 {
         bot.webhook(&FakeUser::new(PAGE, format!("90{i}")).text(
