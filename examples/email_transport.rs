@@ -1,13 +1,27 @@
-//! How a host plugs its mailer in as a transport, and lets agents reply by e-mail.
+//! E-mail as a transport, and agents replying by e-mail through `Support`.
 //!
-//! The host already sends mail (SMTP through lettre, an API like Postmark or SES). The adapter
-//! implements `Transport` for it: it renders the message (choices become a list, links stay
-//! links) and maps the mailer's failures onto the crate's `DeliveryError` kinds, so that the
-//! support inbox shows why a reply did not go and campaigns know what to retry.
+//! With SMTP settings in the environment the example sends through the crate's SMTP transport,
+//! `tidings::email::EmailTransport` (feature `email`):
 //!
 //! ```sh
-//! cargo run --example email_transport
+//! SMTP_HOST=smtp.school.example SMTP_USER=courses@school.example SMTP_PASSWORD=... \
+//! SMTP_FROM=courses@school.example EMAIL_TO=you@example.org \
+//!     cargo run --example email_transport --features email
 //! ```
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `SMTP_HOST` | the relay; without it the stand-in below is used | |
+//! | `SMTP_PORT` | its port | by `SMTP_TLS`: 25, 587, 465 |
+//! | `SMTP_TLS` | `none`, `starttls` or `implicit` | `starttls` |
+//! | `SMTP_USER`, `SMTP_PASSWORD` | credentials, if the relay wants them | none |
+//! | `SMTP_FROM`, `SMTP_FROM_NAME` | the sender | `courses@school.example` |
+//! | `EMAIL_TO` | Ann's address, where step 2 sends | `ann@example.org` |
+//!
+//! Without `SMTP_HOST` it says so and uses a stand-in: how a host plugs in a mailer of its own
+//! (an HTTP API like Postmark or SES) by implementing `Transport`, rendering the message and
+//! mapping the mailer's failures onto the crate's `DeliveryError` kinds, so that the support
+//! inbox shows why a reply did not go and campaigns know what to retry.
 
 use std::{error::Error, fmt, sync::Arc};
 
@@ -15,14 +29,60 @@ use async_trait::async_trait;
 use tidings::{
     clock::{Clock, SystemClock},
     contact::{Address, Channel, NewContact},
+    email::{EmailTransport, SmtpCredentials, TlsMode},
     identity::Directory,
     inbox::{Inbox, Reply, Support},
     message::{Message, Receipt},
     store::memory::{MemoryDirectory, MemoryInbox},
-    transport::{Capabilities, DeliveryError, SendContext, Transport, ensure_channel},
+    transport::{
+        Capabilities, DeliveryError, Intent, SendContext, SharedTransport, Transport,
+        ensure_channel,
+    },
 };
 
-/// Stand-in for the host's mailer. A real one would talk SMTP or an HTTP API.
+/// The SMTP transport when `SMTP_HOST` is set, else the stand-in.
+fn email_transport() -> Result<SharedTransport, Box<dyn Error>> {
+    let Ok(host) = std::env::var("SMTP_HOST") else {
+        println!(
+            "No SMTP_HOST set: using a stand-in mailer that prints what it would send.\n\
+             Set SMTP_HOST (and SMTP_PORT, SMTP_TLS, SMTP_USER, SMTP_PASSWORD, SMTP_FROM, \
+             EMAIL_TO) to send through SMTP.\n"
+        );
+        return Ok(Arc::new(StandInTransport {
+            mailer: HostMailer,
+            channel: Channel::Email,
+        }));
+    };
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let tls = match var("SMTP_TLS").as_deref() {
+        None | Some("starttls") => TlsMode::StartTls,
+        Some("implicit") => TlsMode::Implicit,
+        Some("none") => TlsMode::None,
+        Some(other) => {
+            return Err(format!("SMTP_TLS={other:?}: use none, starttls or implicit").into());
+        }
+    };
+    let from = var("SMTP_FROM").unwrap_or_else(|| "courses@school.example".into());
+    let mut builder = EmailTransport::builder(host, from)
+        .tls(tls)
+        .from_name(var("SMTP_FROM_NAME").unwrap_or_else(|| "School of Rust".into()))
+        .subject_for(Intent::AgentReply, "Your question to the School of Rust")
+        .html(true);
+    if let Some(port) = var("SMTP_PORT") {
+        builder = builder.port(port.parse()?);
+    }
+    if let (Some(user), Some(password)) = (var("SMTP_USER"), var("SMTP_PASSWORD")) {
+        builder = builder.credentials(SmtpCredentials::new(user, password));
+    }
+    let email = builder.build()?;
+    println!(
+        "Sending through the SMTP relay at {} ({tls:?}).\n",
+        email.server()
+    );
+    Ok(Arc::new(email))
+}
+
+/// Stand-in for a host's own mailer (an HTTP API, say).
 struct HostMailer;
 
 /// What the host's mailer reports when it cannot send.
@@ -54,7 +114,7 @@ impl HostMailer {
             return Err(MailError::Temporary("421 too many connections".into()));
         }
         println!(
-            "   [smtp] to {to}: {subject}\n{}",
+            "   [mailer] to {to}: {subject}\n{}",
             body.lines()
                 .map(|l| format!("          {l}"))
                 .collect::<Vec<_>>()
@@ -65,13 +125,13 @@ impl HostMailer {
 }
 
 /// The adapter: the host's mailer as a `Transport`.
-struct EmailTransport {
+struct StandInTransport {
     mailer: HostMailer,
     channel: Channel,
 }
 
 #[async_trait]
-impl Transport for EmailTransport {
+impl Transport for StandInTransport {
     fn channel(&self) -> &Channel {
         &self.channel
     }
@@ -116,13 +176,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let directory = Arc::new(MemoryDirectory::new());
     let inbox = Arc::new(MemoryInbox::new());
     let support = Support::new(directory.clone(), inbox.clone(), SystemClock::shared())
-        .with_transport(Arc::new(EmailTransport {
-            mailer: HostMailer,
-            channel: Channel::Email,
-        }));
+        .with_transport(email_transport()?);
 
+    let ann_email = std::env::var("EMAIL_TO").unwrap_or_else(|_| "ann@example.org".into());
     let ann = directory
-        .create(NewContact::new().with_email("ann@example.org"))
+        .create(NewContact::new().with_email(ann_email))
         .await?;
     let bob = directory
         .create(NewContact::new().with_email("bob@bounce.example"))
@@ -145,8 +203,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .await?;
     println!("   delivered: {}", report.delivered());
+    for d in &report.deliveries {
+        println!(
+            "   {} {:?} {:?} {}",
+            d.channel,
+            d.status,
+            d.message_ids,
+            d.reason.as_deref().unwrap_or("")
+        );
+    }
 
     println!("3. A reply to a bouncing address is recorded as failed, with the reason.");
+    println!("   (A real relay may accept it and bounce it later, by mail.)");
     let report = support
         .reply(
             &bob.id,

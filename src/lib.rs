@@ -88,6 +88,7 @@
 //! | `messenger` | yes | the Facebook Messenger transport |
 //! | `memory` | yes | in-memory stores ([`store::memory`]) |
 //! | `sqlite` | no | SQLite stores ([`store::sqlite`]) |
+//! | `email` | no | an SMTP e-mail transport through lettre and rustls ([`email`]) |
 //! | `axum` | no | a ready-made axum router for the webhook |
 //! | `testkit` | no | the store conformance suite (and a fake Graph API) for host tests |
 //!
@@ -171,6 +172,9 @@ pub mod activity;
 pub mod axum;
 pub mod clock;
 pub mod contact;
+#[cfg(feature = "email")]
+#[cfg_attr(docsrs, doc(cfg(feature = "email")))]
+pub mod email;
 pub mod erasure;
 pub mod error;
 pub mod hub;
