@@ -21,8 +21,11 @@ pub(crate) fn message_id(ctx: &SendContext, domain: &str) -> Result<String, Deli
                 .finalize();
             bytes.copy_from_slice(&digest[..16]);
         }
-        None => getrandom::fill(&mut bytes)
-            .map_err(|e| DeliveryError::other("no randomness for a Message-ID").with_source(e))?,
+        // getrandom's Error is a std error only with its `std` feature: carry its text.
+        None => getrandom::fill(&mut bytes).map_err(|e| {
+            DeliveryError::other("no randomness for a Message-ID")
+                .with_source(std::io::Error::other(e.to_string()))
+        })?,
     }
     let mut id = String::with_capacity(36 + domain.len());
     id.push('<');
