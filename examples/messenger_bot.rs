@@ -3,11 +3,11 @@
 //!
 //! ```sh
 //! # No Facebook account: the fake Graph API runs inside the process, demo values are printed.
-//! cargo run --example messenger_bot --features axum,sqlite,testkit -- --fake-graph
+//! cargo run --example messenger_bot --features axum,sqlite,testkit,email -- --fake-graph
 //!
 //! # A real Page (see examples/README.md for every variable):
 //! PAGE_ACCESS_TOKEN=... APP_SECRET=... VERIFY_TOKEN=... PAGE_ID=... PAGE_USERNAME=... \
-//! AGENT_TOKEN=... cargo run --example messenger_bot --features axum,sqlite,testkit
+//! AGENT_TOKEN=... cargo run --example messenger_bot --features axum,sqlite,testkit,email
 //! ```
 //!
 //! Routes: `GET`/`POST /webhook`, `GET /healthz`, `GET /metrics`, `GET /` (the desk) and the
@@ -26,6 +26,7 @@ use sha2::Sha256;
 use tidings::{
     axum::{AgentApi, BearerToken, WebhookRouter},
     clock::SystemClock,
+    email::{EmailTransport, SmtpCredentials, TlsMode},
     hub::{Hub, HubResponse, Routed},
     identity::{ConnectPolicy, Connector},
     inbox::Support,
@@ -66,6 +67,7 @@ struct Config {
     agent_token: String,
     graph_api_url: Option<String>,
     auto_register: bool,
+    smtp: Option<EmailTransport>,
 }
 
 impl fmt::Debug for Config {
@@ -77,6 +79,7 @@ impl fmt::Debug for Config {
             .field("database_url", &self.database_url)
             .field("graph_api_url", &self.graph_api_url)
             .field("auto_register", &self.auto_register)
+            .field("smtp", &self.smtp)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +150,13 @@ impl Config {
                 true
             }
         };
+        let smtp = match smtp_from_env() {
+            Ok(smtp) => smtp,
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
         if !problems.is_empty() {
             return Err(ConfigError(format!(
                 "cannot start: {}\n(see examples/README.md; --fake-graph runs with demo values)",
@@ -164,6 +174,7 @@ impl Config {
             agent_token,
             graph_api_url,
             auto_register,
+            smtp,
         })
     }
 
@@ -175,6 +186,43 @@ impl Config {
         let key = mac.finalize().into_bytes().to_vec();
         Ok(TokenKey::new(1, SecretSlice::from(key))?)
     }
+}
+
+/// The e-mail fallback, when `SMTP_HOST` is set: `SMTP_PORT`, `SMTP_TLS` (`starttls`, the
+/// default, `implicit` or `none`), `SMTP_USER` and `SMTP_PASSWORD`, `SMTP_FROM`.
+fn smtp_from_env() -> Result<Option<EmailTransport>, String> {
+    let Some(host) = var("SMTP_HOST") else {
+        return Ok(None);
+    };
+    let tls = match var("SMTP_TLS").as_deref() {
+        None | Some("starttls") => TlsMode::StartTls,
+        Some("implicit") => TlsMode::Implicit,
+        Some("none") => TlsMode::None,
+        Some(other) => {
+            return Err(format!(
+                "SMTP_TLS must be starttls, implicit or none, got {other:?}"
+            ));
+        }
+    };
+    let from = var("SMTP_FROM").ok_or("SMTP_FROM is not set (needed with SMTP_HOST)")?;
+    let mut builder = EmailTransport::builder(host, from).tls(tls);
+    if let Some(port) = var("SMTP_PORT") {
+        let port = port
+            .parse()
+            .map_err(|_| format!("SMTP_PORT must be a port number, got {port:?}"))?;
+        builder = builder.port(port);
+    }
+    match (var("SMTP_USER"), var("SMTP_PASSWORD")) {
+        (Some(user), Some(password)) => {
+            builder = builder.credentials(SmtpCredentials::new(user, password));
+        }
+        (None, None) => {}
+        _ => return Err("SMTP_USER and SMTP_PASSWORD go together".into()),
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| format!("SMTP settings: {e}"))
 }
 
 /// What `/metrics` shows, in Prometheus' text format.
@@ -319,10 +367,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .build(),
     );
-    let support = Support::new(stores.directory(), stores.inbox(), SystemClock::shared())
+    let mut support = Support::new(stores.directory(), stores.inbox(), SystemClock::shared())
         .with_transport(messenger.clone());
     let mut transports = TransportSet::new();
     transports.insert(messenger);
+    if let Some(email) = config.smtp.clone() {
+        let email: SharedTransport = Arc::new(email);
+        support = support.with_transport(email.clone());
+        transports.insert(email);
+    }
     let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports);
     let agents = AgentApi::builder(
         BearerToken::new(&config.agent_token, "agent"),

@@ -33,7 +33,7 @@ fn bot_binary() -> PathBuf {
                 "--example",
                 "messenger_bot",
                 "--features",
-                "axum,sqlite,testkit",
+                "axum,sqlite,testkit,email",
             ])
             .status()
             .unwrap();
