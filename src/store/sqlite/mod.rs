@@ -301,6 +301,9 @@ impl SqliteStores {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(acquire)
+            // A local file does not drop connections the way a network does: the ping sqlx
+            // sends before handing a connection out would cost a round trip per statement.
+            .test_before_acquire(false)
             .connect_with(connect.clone())
             .await
             .map_err(open_error)?;
@@ -310,6 +313,7 @@ impl SqliteStores {
             SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(acquire)
+                .test_before_acquire(false)
                 .connect_lazy_with(connect)
         };
         migrate(&pool, &location).await?;
