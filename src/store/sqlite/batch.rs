@@ -184,20 +184,27 @@ async fn execute_all(
 ) -> Result<Vec<Result<Done, StoreError>>, sqlx::Error> {
     let mut results: Vec<Option<Result<Done, StoreError>>> =
         (0..jobs.len()).map(|_| None).collect();
-    let claims: Vec<usize> = (0..jobs.len())
-        .filter(|&i| matches!(jobs[i].write, Write::Outcome { .. }))
-        .collect();
-    let finishes: Vec<usize> = (0..jobs.len())
-        .filter(|&i| matches!(jobs[i].write, Write::Finish { .. }))
-        .collect();
-    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-        for (i, done) in chunk.iter().zip(outcomes(conn, jobs, chunk).await?) {
-            results[*i] = Some(Ok(done));
-        }
-    }
-    for chunk in finishes.chunks(ROWS_PER_STATEMENT) {
-        for (i, done) in chunk.iter().zip(finish(conn, jobs, chunk).await?) {
-            results[*i] = Some(Ok(done));
+    let groups: [(fn(&Write) -> bool, fn(usize) -> String, _); 2] = [
+        (
+            |w| matches!(w, Write::Outcome { .. }),
+            outcome_statement,
+            bind_outcome as for<'q> fn(PairQuery<'q>, &'q Write) -> PairQuery<'q>,
+        ),
+        (
+            |w| matches!(w, Write::Finish { .. }),
+            finish_statement,
+            bind_finish,
+        ),
+    ];
+    for (member, statement, bind) in groups {
+        let indexes: Vec<usize> = (0..jobs.len())
+            .filter(|&i| member(&jobs[i].write))
+            .collect();
+        for chunk in indexes.chunks(ROWS_PER_STATEMENT) {
+            let done = multi_row(conn, jobs, chunk, statement, bind).await?;
+            for (i, done) in chunk.iter().zip(done) {
+                results[*i] = Some(Ok(done));
+            }
         }
     }
     for (i, job) in jobs.iter().enumerate() {
@@ -233,112 +240,96 @@ fn pair(write: &Write) -> Option<(&str, &str)> {
     }
 }
 
-/// Which of `chunk` (indexes into `jobs`) come first for their pair: a pair written twice in
-/// one statement counts once, at its first place (as two statements in a row would have it).
-fn firsts<'j>(jobs: &'j [Job], chunk: &[usize]) -> (Vec<bool>, Vec<(&'j str, &'j str)>) {
-    let mut seen = std::collections::HashSet::with_capacity(chunk.len());
-    let mut first = Vec::with_capacity(chunk.len());
-    let mut distinct = Vec::with_capacity(chunk.len());
-    for &i in chunk {
-        let key = pair(&jobs[i].write).unwrap_or(("", ""));
-        let new = seen.insert(key);
-        first.push(new);
-        if new {
-            distinct.push(key);
-        }
-    }
-    (first, distinct)
-}
+/// The query a multi-row outcome statement is built as.
+type PairQuery<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Sqlite, (String, String), sqlx::sqlite::SqliteArguments<'q>>;
 
-async fn outcomes(
+/// The writes `chunk` (indexes into `jobs`) in one statement: `statement(n)` is its SQL for `n`
+/// rows, returning the (campaign, contact) of each row it wrote; `bind` binds one write. A pair
+/// written twice in one statement counts once, at its first place, as two statements in a row
+/// would have it.
+async fn multi_row(
     conn: &mut SqliteConnection,
     jobs: &[Job],
     chunk: &[usize],
+    statement: fn(usize) -> String,
+    bind: for<'q> fn(PairQuery<'q>, &'q Write) -> PairQuery<'q>,
 ) -> Result<Vec<Done>, sqlx::Error> {
-    let (first, _) = firsts(jobs, chunk);
+    let mut seen = std::collections::HashSet::with_capacity(chunk.len());
+    let first: Vec<bool> = chunk
+        .iter()
+        .map(|&i| seen.insert(pair(&jobs[i].write)))
+        .collect();
     let rows: Vec<usize> = chunk
         .iter()
         .zip(&first)
         .filter_map(|(&i, &f)| f.then_some(i))
         .collect();
-    let sql = format!(
-        "INSERT INTO campaign_outcomes (campaign, contact_id, pending, outcome, at) VALUES {} \
-         ON CONFLICT (campaign, contact_id) DO NOTHING RETURNING campaign, contact_id",
-        super::placeholders(rows.len(), "(?, ?, ?, ?, ?)")
-    );
+    let sql = statement(rows.len());
     let mut query = sqlx::query_as::<_, (String, String)>(&sql);
     for &i in &rows {
-        if let Write::Outcome {
+        query = bind(query, &jobs[i].write);
+    }
+    let written: std::collections::HashSet<(String, String)> =
+        query.fetch_all(&mut *conn).await?.into_iter().collect();
+    Ok(chunk
+        .iter()
+        .zip(first)
+        .map(|(&i, first)| {
+            let hit = pair(&jobs[i].write)
+                .is_some_and(|(c, k)| written.contains(&(c.to_owned(), k.to_owned())));
+            Done::Rows(u64::from(first && hit))
+        })
+        .collect())
+}
+
+fn outcome_statement(rows: usize) -> String {
+    format!(
+        "INSERT INTO campaign_outcomes (campaign, contact_id, pending, outcome, at) VALUES {} \
+         ON CONFLICT (campaign, contact_id) DO NOTHING RETURNING campaign, contact_id",
+        super::placeholders(rows, "(?, ?, ?, ?, ?)")
+    )
+}
+
+fn bind_outcome<'q>(query: PairQuery<'q>, write: &'q Write) -> PairQuery<'q> {
+    match write {
+        Write::Outcome {
             campaign,
             contact,
             pending,
             outcome,
             at,
-        } = &jobs[i].write
-        {
-            query = query
-                .bind(campaign)
-                .bind(contact)
-                .bind(i64::from(*pending))
-                .bind(outcome)
-                .bind(*at);
-        }
+        } => query
+            .bind(campaign)
+            .bind(contact)
+            .bind(i64::from(*pending))
+            .bind(outcome)
+            .bind(*at),
+        _ => query,
     }
-    let stored: std::collections::HashSet<(String, String)> =
-        query.fetch_all(&mut *conn).await?.into_iter().collect();
-    Ok(chunk
-        .iter()
-        .zip(first)
-        .map(|(&i, first)| {
-            let hit = pair(&jobs[i].write)
-                .is_some_and(|(c, k)| stored.contains(&(c.to_owned(), k.to_owned())));
-            Done::Rows(u64::from(first && hit))
-        })
-        .collect())
 }
 
-async fn finish(
-    conn: &mut SqliteConnection,
-    jobs: &[Job],
-    chunk: &[usize],
-) -> Result<Vec<Done>, sqlx::Error> {
-    let (first, _) = firsts(jobs, chunk);
-    let rows: Vec<usize> = chunk
-        .iter()
-        .zip(&first)
-        .filter_map(|(&i, &f)| f.then_some(i))
-        .collect();
-    let sql = format!(
+fn finish_statement(rows: usize) -> String {
+    format!(
         "UPDATE campaign_outcomes SET pending = 0, outcome = v.column3, at = v.column4 \
          FROM (VALUES {}) AS v \
          WHERE campaign_outcomes.campaign = v.column1 AND campaign_outcomes.contact_id = v.column2 \
            AND campaign_outcomes.pending = 1 \
          RETURNING campaign_outcomes.campaign, campaign_outcomes.contact_id",
-        super::placeholders(rows.len(), "(?, ?, ?, ?)")
-    );
-    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-    for &i in &rows {
-        if let Write::Finish {
+        super::placeholders(rows, "(?, ?, ?, ?)")
+    )
+}
+
+fn bind_finish<'q>(query: PairQuery<'q>, write: &'q Write) -> PairQuery<'q> {
+    match write {
+        Write::Finish {
             campaign,
             contact,
             outcome,
             at,
-        } = &jobs[i].write
-        {
-            query = query.bind(campaign).bind(contact).bind(outcome).bind(*at);
-        }
+        } => query.bind(campaign).bind(contact).bind(outcome).bind(*at),
+        _ => query,
     }
-    let finished: std::collections::HashSet<(String, String)> =
-        query.fetch_all(&mut *conn).await?.into_iter().collect();
-    Ok(chunk
-        .iter()
-        .zip(first)
-        .map(|(&i, first)| {
-            let hit = pair(&jobs[i].write)
-                .is_some_and(|(c, k)| finished.contains(&(c.to_owned(), k.to_owned())));
-            Done::Rows(u64::from(first && hit))
-        })
-        .collect())
 }
 
 fn bind_all<'q>(
