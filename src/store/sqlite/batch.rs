@@ -184,11 +184,11 @@ async fn execute_all(
 ) -> Result<Vec<Result<Done, StoreError>>, sqlx::Error> {
     let mut results: Vec<Option<Result<Done, StoreError>>> =
         (0..jobs.len()).map(|_| None).collect();
-    let groups: [(fn(&Write) -> bool, fn(usize) -> String, _); 2] = [
+    let groups: [Group; 2] = [
         (
             |w| matches!(w, Write::Outcome { .. }),
             outcome_statement,
-            bind_outcome as for<'q> fn(PairQuery<'q>, &'q Write) -> PairQuery<'q>,
+            bind_outcome,
         ),
         (
             |w| matches!(w, Write::Finish { .. }),
@@ -224,6 +224,12 @@ async fn execute_all(
         .collect())
 }
 
+/// Binds one write's values to a multi-row statement.
+type BindPair = for<'q> fn(PairQuery<'q>, &'q Write) -> PairQuery<'q>;
+
+/// Writes run as multi-row statements: which writes, the SQL for `n` rows, how to bind one.
+type Group = (fn(&Write) -> bool, fn(usize) -> String, BindPair);
+
 /// Rows in one multi-row statement (5 values each, far below SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 200;
 
@@ -253,7 +259,7 @@ async fn multi_row(
     jobs: &[Job],
     chunk: &[usize],
     statement: fn(usize) -> String,
-    bind: for<'q> fn(PairQuery<'q>, &'q Write) -> PairQuery<'q>,
+    bind: BindPair,
 ) -> Result<Vec<Done>, sqlx::Error> {
     let mut seen = std::collections::HashSet::with_capacity(chunk.len());
     let first: Vec<bool> = chunk
