@@ -255,8 +255,22 @@ impl Hub {
                 }
                 Ok(Routed::Receipt { updated })
             }
-            InboundKind::Read { watermark } => {
-                let updated = self.up_to(event, *watermark, DeliveryStatus::Read).await?;
+            InboundKind::Read {
+                watermark,
+                message_id,
+            } => {
+                let mut updated = 0;
+                if let Some(id) = message_id {
+                    let update = StatusUpdate::Message {
+                        channel: event.channel().clone(),
+                        message_id: id.clone(),
+                        status: DeliveryStatus::Read,
+                    };
+                    updated += self.inbox.update_status(&update).await?;
+                }
+                if let Some(watermark) = watermark {
+                    updated += self.up_to(event, *watermark, DeliveryStatus::Read).await?;
+                }
                 Ok(Routed::Receipt { updated })
             }
             _ if event.standby => {
@@ -274,7 +288,7 @@ impl Hub {
                 Ok(Routed::Standby { entry })
             }
             _ if event.is_user_message() => self.route_message(event).await,
-            InboundKind::Unknown { kind } => Ok(Routed::Ignored {
+            InboundKind::Unknown { kind, .. } => Ok(Routed::Ignored {
                 reason: format!("event kind {kind:?} is not interpreted"),
             }),
             _ => Ok(Routed::Ignored {

@@ -179,6 +179,7 @@ pub mod erasure;
 pub mod error;
 pub mod hub;
 pub mod identity;
+pub mod inbound;
 pub mod inbox;
 pub mod message;
 #[cfg(feature = "messenger")]

@@ -330,8 +330,11 @@ impl MessageBuilder {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AttachmentKind {
-    /// A picture (Messenger stickers arrive as images).
+    /// A picture.
     Image,
+    /// A sticker (Messenger: the `sticker` type, or an image that carries a `sticker_id`,
+    /// such as the thumbs-up).
+    Sticker,
     /// A sound recording.
     Audio,
     /// A video.
@@ -441,10 +444,65 @@ pub enum InboundKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         watermark: Option<Timestamp>,
     },
-    /// The user read everything sent before `watermark`.
+    /// The user read messages: everything sent before `watermark`, or the one message
+    /// `message_id` (the shape some transports use instead), or both.
     Read {
-        /// Everything sent before this time was read.
-        watermark: Timestamp,
+        /// Everything sent before this time was read, where the transport says so.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watermark: Option<Timestamp>,
+        /// The message read, where the transport names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+    },
+    /// The user reacted to a message (theirs or one sent to them), or took a reaction back.
+    Reaction {
+        /// The transport's id of the message reacted to.
+        message_id: String,
+        /// Added or taken back.
+        action: ReactionAction,
+        /// The emoji, where the transport reports it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        emoji: Option<String>,
+        /// The transport's name of the reaction (Messenger: `love`, `like`, ...), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// The user edited a message they sent.
+    Edit {
+        /// The transport's id of the edited message.
+        message_id: String,
+        /// The text as it reads now.
+        text: String,
+        /// Which edit this is (1 for the first), as the transport counts them.
+        edit_count: u32,
+    },
+    /// The user opted in: through a plugin (a reference, a plugin user ref) or to a stream of
+    /// notifications the business may send later (Messenger's Marketing Messages).
+    OptIn {
+        /// The plugin's reference (`data-ref`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The plugin's user reference, when the person is known only through it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_ref: Option<String>,
+        /// The notification subscription, for an opt-in to notifications.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notifications: Option<Box<NotificationOptIn>>,
+    },
+    /// Who may answer the conversation changed (Messenger's thread control): the Hub never
+    /// answers a conversation another app owns.
+    ThreadControl {
+        /// What happened.
+        change: ThreadChange,
+        /// The app that owns the conversation now (or asks for it), where given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_owner: Option<String>,
+        /// The app that owned it before, where given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_owner: Option<String>,
+        /// Metadata passed with the change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<String>,
     },
     /// A message the business side sent, seen through the transport (Messenger "echoes"):
     /// our own sends, or a human replying from another tool such as the Page Inbox.
@@ -462,7 +520,117 @@ pub enum InboundKind {
     Unknown {
         /// The transport's name for the event kind.
         kind: String,
+        /// The event's content as the transport sent it (Messenger: the JSON value of the
+        /// event's kind field), for the host to store or interpret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        raw: Option<String>,
     },
+}
+
+impl InboundKind {
+    /// An [`InboundKind::Unknown`] of `kind` without content.
+    pub fn unknown(kind: impl Into<String>) -> Self {
+        InboundKind::Unknown {
+            kind: kind.into(),
+            raw: None,
+        }
+    }
+}
+
+/// Whether a reaction was added or taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReactionAction {
+    /// Added (or changed).
+    React,
+    /// Taken back.
+    Unreact,
+}
+
+/// A change of who owns a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ThreadChange {
+    /// Control was passed from one app to another.
+    Passed,
+    /// An app took control.
+    Taken,
+    /// An app asked for control.
+    Requested,
+}
+
+/// An opt-in to notifications the business may send later, outside the messaging window
+/// (Messenger's Marketing Messages). The token addresses the person for those sends.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NotificationOptIn {
+    /// The token that addresses the person for these notifications. It lets anyone holding
+    /// it message the person: never logged, redacted in `Debug`.
+    pub token: String,
+    /// How often the person agreed to hear (Messenger: `DAILY`, `WEEKLY`, `MONTHLY`), if
+    /// given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<String>,
+    /// The person's time zone, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// When the token expires, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The subscription's status as the transport says it (Messenger:
+    /// `STOP_NOTIFICATIONS`, `RESUME_NOTIFICATIONS`), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The token's status as the transport says it, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_status: Option<String>,
+    /// The topic the person opted in to (the request's title), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The payload of the request message, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+}
+
+impl NotificationOptIn {
+    /// An opt-in with `token` and nothing else known.
+    pub fn new(token: impl Into<String>) -> Self {
+        NotificationOptIn {
+            token: token.into(),
+            frequency: None,
+            timezone: None,
+            expires_at: None,
+            status: None,
+            token_status: None,
+            topic: None,
+            payload: None,
+        }
+    }
+
+    /// Whether the person stopped these notifications.
+    pub fn is_stopped(&self) -> bool {
+        self.status.as_deref().is_some_and(|s| {
+            s.replace(' ', "_")
+                .eq_ignore_ascii_case("STOP_NOTIFICATIONS")
+        })
+    }
+}
+
+impl std::fmt::Debug for NotificationOptIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationOptIn")
+            .field("token", &"[redacted]")
+            .field("frequency", &self.frequency)
+            .field("timezone", &self.timezone)
+            .field("expires_at", &self.expires_at)
+            .field("status", &self.status)
+            .field("token_status", &self.token_status)
+            .field("topic", &self.topic)
+            .field("payload", &self.payload)
+            .finish()
+    }
 }
 
 /// An event from a transport: who, when, and what.

@@ -1,7 +1,7 @@
 //! The typed model of Messenger webhook bodies.
 //!
 //! Forward compatible by construction: unknown fields are ignored, an unknown event kind
-//! becomes [`EventKind::Unknown`] with its field name (never an error for the whole batch),
+//! becomes [`EventKind::Unknown`] with its field name and raw JSON (never an error),
 //! ids stay strings (an `app_id` sent as a number is read as its digits), and timestamps
 //! accept numbers or strings.
 //!
@@ -16,7 +16,8 @@
 //! let parsed: WebhookBody = serde_json::from_slice(body)?;
 //! let events = &parsed.entry[0].messaging;
 //! assert!(matches!(&events[0].kind, EventKind::Message(m) if m.text.as_deref() == Some("hi")));
-//! assert!(matches!(&events[1].kind, EventKind::Unknown(name) if name == "brand_new_event"));
+//! assert!(matches!(&events[1].kind, EventKind::Unknown { name, raw: Some(raw) }
+//!     if name == "brand_new_event" && *raw == r#"{"x":1}"#));
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
@@ -26,6 +27,7 @@ use serde::{
     Deserialize, Deserializer,
     de::{self, IgnoredAny, MapAccess, Visitor},
 };
+use serde_json::value::RawValue;
 
 use crate::clock::Timestamp;
 
@@ -105,15 +107,25 @@ pub enum EventKind<'a> {
     /// Messages delivered.
     Delivery(Delivery<'a>),
     /// Messages read.
-    Read(Read),
+    Read(Read<'a>),
     /// A reaction added or removed.
     Reaction(Reaction<'a>),
+    /// A message edited by its sender.
+    MessageEdit(MessageEdit<'a>),
     /// A thread-control change (handover protocol).
     Handover(Handover<'a>),
-    /// Account linking or unlinking.
-    AccountLinking(AccountLinking<'a>),
-    /// An event kind this crate does not know, by its field name.
-    Unknown(Cow<'a, str>),
+    /// The roles of apps on the Page changed (no person: a Page notice).
+    AppRoles(Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)>),
+    /// Meta's policy enforcement blocked or unblocked the Page (no person: a Page notice).
+    PolicyEnforcement(PolicyEnforcement<'a>),
+    /// An event kind this crate does not interpret (account linking, game plays, payments,
+    /// and kinds Meta adds later), by its field name, with the JSON value of that field.
+    Unknown {
+        /// The field name (`empty` for an event with no kind field at all).
+        name: Cow<'a, str>,
+        /// The JSON value of the field, as sent.
+        raw: Option<&'a str>,
+    },
 }
 
 impl EventKind<'_> {
@@ -128,9 +140,11 @@ impl EventKind<'_> {
             EventKind::Delivery(_) => "delivery",
             EventKind::Read(_) => "read",
             EventKind::Reaction(_) => "reaction",
+            EventKind::MessageEdit(_) => "message_edit",
             EventKind::Handover(h) => h.kind.as_str(),
-            EventKind::AccountLinking(_) => "account_linking",
-            EventKind::Unknown(name) => name,
+            EventKind::AppRoles(_) => "app_roles",
+            EventKind::PolicyEnforcement(_) => "policy_enforcement",
+            EventKind::Unknown { name, .. } => name,
         }
     }
 }
@@ -178,13 +192,28 @@ pub struct QuickReplyPayload<'a> {
     pub payload: Cow<'a, str>,
 }
 
-/// The message a message replies to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// What a message replies to: another message, or a story (Instagram-style).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
 pub struct ReplyTo<'a> {
-    /// Its id.
-    #[serde(borrow)]
-    pub mid: Cow<'a, str>,
+    /// The id of the message replied to, if it is one.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub mid: Option<Cow<'a, str>>,
+    /// The story replied to, if it is one.
+    #[serde(default, borrow)]
+    pub story: Option<Story<'a>>,
+}
+
+/// A story a message replies to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Story<'a> {
+    /// The story's id.
+    #[serde(default, borrow, deserialize_with = "opt_id")]
+    pub id: Option<Cow<'a, str>>,
+    /// Where it is served (these URLs expire).
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub url: Option<Cow<'a, str>>,
 }
 
 /// An attachment of a message.
@@ -272,6 +301,24 @@ pub struct OptIn<'a> {
     /// A token to message the person later (marketing messages).
     #[serde(default, borrow, deserialize_with = "opt_str")]
     pub notification_messages_token: Option<Cow<'a, str>>,
+    /// How often the person agreed to hear (`DAILY`, `WEEKLY`, `MONTHLY`).
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub notification_messages_frequency: Option<Cow<'a, str>>,
+    /// The person's time zone.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub notification_messages_timezone: Option<Cow<'a, str>>,
+    /// `STOP_NOTIFICATIONS` or `RESUME_NOTIFICATIONS` (Meta has written both with a space).
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub notification_messages_status: Option<Cow<'a, str>>,
+    /// When the token expires.
+    #[serde(default, deserialize_with = "opt_timestamp")]
+    pub token_expiry_timestamp: Option<Timestamp>,
+    /// The token's status.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub user_token_status: Option<Cow<'a, str>>,
+    /// The topic of the opt-in request.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub title: Option<Cow<'a, str>>,
 }
 
 /// Delivered messages.
@@ -286,13 +333,44 @@ pub struct Delivery<'a> {
     pub watermark: Option<Timestamp>,
 }
 
-/// Read messages.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Read messages: a watermark (Messenger), or the one message read (the Instagram-style
+/// shape, also seen on Messenger).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
-pub struct Read {
+pub struct Read<'a> {
     /// Everything sent before this time was read.
-    #[serde(deserialize_with = "timestamp")]
-    pub watermark: Timestamp,
+    #[serde(default, deserialize_with = "opt_timestamp")]
+    pub watermark: Option<Timestamp>,
+    /// The message read.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub mid: Option<Cow<'a, str>>,
+}
+
+/// An edit of a message by its sender.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct MessageEdit<'a> {
+    /// The edited message.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub mid: Option<Cow<'a, str>>,
+    /// Its text now.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub text: Option<Cow<'a, str>>,
+    /// Which edit this is (Meta allows 5).
+    #[serde(default)]
+    pub num_edit: Option<u32>,
+}
+
+/// A policy-enforcement notice about the Page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct PolicyEnforcement<'a> {
+    /// `block` or `unblock`.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub action: Option<Cow<'a, str>>,
+    /// Meta's reason.
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub reason: Option<Cow<'a, str>>,
 }
 
 /// A reaction.
@@ -323,8 +401,6 @@ pub enum HandoverKind {
     TakeThreadControl,
     /// A secondary receiver asked for the thread.
     RequestThreadControl,
-    /// The app's roles changed.
-    AppRoles,
 }
 
 impl HandoverKind {
@@ -334,7 +410,6 @@ impl HandoverKind {
             HandoverKind::PassThreadControl => "pass_thread_control",
             HandoverKind::TakeThreadControl => "take_thread_control",
             HandoverKind::RequestThreadControl => "request_thread_control",
-            HandoverKind::AppRoles => "app_roles",
         }
     }
 }
@@ -365,18 +440,6 @@ struct HandoverRepr<'a> {
     metadata: Option<Cow<'a, str>>,
 }
 
-/// Account linking.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct AccountLinking<'a> {
-    /// `linked` or `unlinked`.
-    #[serde(default, borrow, deserialize_with = "opt_str")]
-    pub status: Option<Cow<'a, str>>,
-    /// The host's authorization code, when linked.
-    #[serde(default, borrow, deserialize_with = "opt_str")]
-    pub authorization_code: Option<Cow<'a, str>>,
-}
-
 enum Field<'a> {
     Sender,
     Recipient,
@@ -388,8 +451,10 @@ enum Field<'a> {
     Delivery,
     Read,
     Reaction,
+    MessageEdit,
     Handover(HandoverKind),
-    AccountLinking,
+    AppRoles,
+    PolicyEnforcement,
     Other(Cow<'a, str>),
 }
 
@@ -429,8 +494,9 @@ impl Field<'_> {
             "pass_thread_control" => Field::Handover(HandoverKind::PassThreadControl),
             "take_thread_control" => Field::Handover(HandoverKind::TakeThreadControl),
             "request_thread_control" => Field::Handover(HandoverKind::RequestThreadControl),
-            "app_roles" => Field::Handover(HandoverKind::AppRoles),
-            "account_linking" => Field::AccountLinking,
+            "message_edit" => Field::MessageEdit,
+            "app_roles" => Field::AppRoles,
+            "policy_enforcement" => Field::PolicyEnforcement,
             _ => return None,
         })
     }
@@ -471,7 +537,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
                         Field::Delivery => EventKind::Delivery(map.next_value()?),
                         Field::Read => EventKind::Read(map.next_value()?),
                         Field::Reaction => EventKind::Reaction(map.next_value()?),
-                        Field::AccountLinking => EventKind::AccountLinking(map.next_value()?),
+                        Field::MessageEdit => EventKind::MessageEdit(map.next_value()?),
+                        Field::PolicyEnforcement => EventKind::PolicyEnforcement(map.next_value()?),
+                        Field::AppRoles => {
+                            EventKind::AppRoles(map.next_value::<AppRolesRepr<'a>>()?.0)
+                        }
                         Field::Handover(kind) => {
                             let r: HandoverRepr<'a> = map.next_value()?;
                             EventKind::Handover(Handover {
@@ -482,8 +552,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
                             })
                         }
                         Field::Other(name) => {
-                            map.next_value::<IgnoredAny>()?;
-                            unknown.get_or_insert(name);
+                            if unknown.is_some() || kind.is_some() {
+                                map.next_value::<IgnoredAny>()?;
+                            } else {
+                                let raw = map.next_value::<&'a RawValue>()?;
+                                unknown = Some((name, raw.get()));
+                            }
                             continue;
                         }
                     };
@@ -494,13 +568,44 @@ impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
                     sender: sender.unwrap_or_default(),
                     recipient: recipient.unwrap_or_default(),
                     timestamp,
-                    kind: kind.unwrap_or_else(|| {
-                        EventKind::Unknown(unknown.unwrap_or(Cow::Borrowed("empty")))
+                    kind: kind.unwrap_or(match unknown {
+                        Some((name, raw)) => EventKind::Unknown {
+                            name,
+                            raw: Some(raw),
+                        },
+                        None => EventKind::Unknown {
+                            name: Cow::Borrowed("empty"),
+                            raw: None,
+                        },
                     }),
                 })
             }
         }
         d.deserialize_map(EventVisitor(std::marker::PhantomData))
+    }
+}
+
+/// `{"<app id>": ["primary_receiver", ...], ...}`.
+struct AppRolesRepr<'a>(Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AppRolesRepr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RolesVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for RolesVisitor<'a> {
+            type Value = AppRolesRepr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("app ids with their roles")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut roles = Vec::new();
+                while let Some(app) = map.next_key::<Str<'a>>()? {
+                    let list = map.next_value::<Vec<Str<'a>>>()?;
+                    roles.push((app.0, list.into_iter().map(|s| s.0).collect()));
+                }
+                Ok(AppRolesRepr(roles))
+            }
+        }
+        d.deserialize_map(RolesVisitor(std::marker::PhantomData))
     }
 }
 
@@ -548,12 +653,6 @@ impl<'de> Deserialize<'de> for TimestampValue {
 
 fn opt_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
     Ok(TimestampValue::deserialize(d)?.0)
-}
-
-fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-    TimestampValue::deserialize(d)?
-        .0
-        .ok_or_else(|| de::Error::custom("timestamp is null"))
 }
 
 /// A required id, as a string or a number (see [`id`]).
@@ -757,7 +856,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let empty = one(r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":5}"#);
-        assert_eq!(empty.kind, EventKind::Unknown("empty".into()));
+        assert_eq!(
+            empty.kind,
+            EventKind::Unknown {
+                name: "empty".into(),
+                raw: None
+            }
+        );
     }
 
     #[test]

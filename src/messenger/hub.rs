@@ -8,8 +8,9 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::hub::{Hub, HubError, Routed};
 use crate::{
+    inbound::{Dropped, Notice},
     message::Inbound,
-    messenger::{Webhook, WebhookError, inbound::Dropped},
+    messenger::{Webhook, WebhookError},
 };
 
 /// The outcome of [`Hub::handle_webhook`].
@@ -24,8 +25,10 @@ pub struct HubResponse {
     pub error: Option<HubError>,
     /// Pages of the batch that are not configured (their events were not processed).
     pub unknown_pages: Vec<String>,
-    /// Events that could not be read as events.
+    /// What could not be read as events, each with its reason and raw JSON.
     pub dropped: Vec<Dropped>,
+    /// Notices about the batch's Pages (policy enforcement, app roles).
+    pub notices: Vec<Notice>,
     /// Events dropped as already handled.
     pub duplicates: usize,
 }
@@ -38,6 +41,7 @@ impl HubResponse {
             error,
             unknown_pages: Vec::new(),
             dropped: Vec::new(),
+            notices: Vec::new(),
             duplicates: 0,
         }
     }
@@ -67,6 +71,7 @@ impl Hub {
         let mut out = HubResponse::bare(plain(StatusCode::OK, "EVENT_RECEIVED"), None);
         out.unknown_pages = batch.unknown_pages;
         out.dropped = batch.dropped;
+        out.notices = batch.notices;
         out.duplicates = batch.duplicates;
         out.routed.reserve(batch.events.len());
         for event in batch.events {

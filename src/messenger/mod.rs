@@ -25,6 +25,7 @@ pub mod policy;
 pub mod render;
 pub mod secret;
 mod stream;
+mod tolerant;
 pub mod webhook;
 
 pub use client::{MessengerTransport, MessengerTransportBuilder, RetryPolicy, SenderAction};

@@ -9,8 +9,8 @@
 //! | `GET` with a wrong token or mode | 403 |
 //! | `POST` over the body size limit (default 1 MiB) | 413, before anything else |
 //! | `POST` without `X-Hub-Signature-256`, or with a wrong one | 403, nothing parsed |
-//! | `POST` that is not a webhook body | 400 |
-//! | `POST` that is | 200 `EVENT_RECEIVED`, with the events |
+//! | `POST` that is not JSON, or not an envelope (`object` and an `entry` list) | 400 |
+//! | `POST` that is | 200 `EVENT_RECEIVED`, with the events, the Page notices and the dropped events |
 //! | a store failure while de-duplicating | 500, so Meta delivers the batch again |
 //!
 //! # Security
@@ -31,6 +31,16 @@
 //!
 //! Events of a Page the [`PageResolver`] does not know are acknowledged and reported in
 //! [`Batch::unknown_pages`], never processed with another Page's settings.
+//!
+//! # One odd event never costs the batch
+//!
+//! An event or entry that cannot be read (a field of the wrong type, no person, an entry of
+//! Page feed `changes`, the entries of another `object` such as `instagram`) becomes a
+//! [`Dropped`] in [`Batch::dropped`], with its reason and its raw JSON, logged as a warning;
+//! every other event of the body goes on, exactly as it would without it, and the body is
+//! answered 200 (a 400 would make Meta redeliver the good events for 36 hours and then drop
+//! them). Only a body that is not JSON, or not an envelope at all, is a 400. See the tolerant
+//! reader's table in the `tolerant` module's docs for what becomes what.
 
 use std::{fmt, hash::BuildHasher, sync::Arc, time::Duration};
 
@@ -44,7 +54,6 @@ use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
 use super::{
-    inbound::Dropped,
     pages::PageResolver,
     secret::{AppSecret, VerifyToken},
     stream::{self, Parsed, Span},
@@ -53,6 +62,7 @@ use crate::{
     activity::LastInbound,
     clock::{SharedClock, SystemClock},
     error::StoreError,
+    inbound::{Dropped, Notice},
     message::{Inbound, InboundKind},
     seen::SeenEvents,
 };
@@ -132,8 +142,12 @@ pub struct Batch {
     pub duplicates: usize,
     /// Pages of the batch that the resolver does not know; their events were not processed.
     pub unknown_pages: Vec<String>,
-    /// Events that could not be read as events (no person, invalid ids).
+    /// What could not be read as an event (each with its reason and raw JSON): events that do
+    /// not fit, name no person or carry invalid ids; unreadable entries; feed changes; the
+    /// entries of another product's object.
     pub dropped: Vec<Dropped>,
+    /// Notices about served Pages (policy enforcement, app roles), in body order.
+    pub notices: Vec<Notice>,
 }
 
 /// The outcome of [`Webhook::handle`].
@@ -319,53 +333,55 @@ impl Webhook {
         self.verify_signature(headers.get(&SIGNATURE_NAME).map(|v| v.as_bytes()), body)?;
         let now = self.clock.now();
         let Parsed {
-            object,
             mut events,
             mut dropped,
+            mut notices,
+            orphans,
             spans,
+            ..
         } = stream::parse(body, now).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let mut batch = Batch::default();
-        if object != "page" {
-            batch.dropped.push(Dropped {
-                page_id: String::new(),
-                kind: object.clone().into_owned(),
-                reason: format!("object {object:?} is not a Messenger Page object"),
-            });
-            return Ok(batch);
-        }
 
         // Resolve each Page once, without copying ids: spans join consecutive entries of a
-        // Page, and a batch names few Pages (the last one answered is checked first).
+        // Page, and a batch names few Pages (looked up in a table once there are many, so a
+        // body of thousands of distinct Pages costs the same per entry).
         let mut served: SmallVec<[bool; 4]> = SmallVec::with_capacity(spans.len());
-        let mut pages: SmallVec<[(&str, bool); 4]> = SmallVec::new();
+        let mut pages = PageTable::default();
         for span in &spans {
-            let known = pages.iter().rev().find(|(id, _)| *id == span.page_id);
-            let serves = match known {
-                Some(&(_, serves)) => serves,
+            let serves = match pages.get(&span.page_id, &self.batch_hasher) {
+                Some(serves) => serves,
                 None => {
                     let serves = self.pages.contains(&span.page_id).await?;
-                    pages.push((&span.page_id, serves));
+                    pages.insert(&span.page_id, serves, &self.batch_hasher);
                     serves
                 }
             };
             served.push(serves);
         }
-        drop(pages);
         if served.iter().any(|serves| !serves) {
             // Events of Pages not served were converted while parsing; nothing else sees them.
+            let mut reported = PageTable::default();
             for (span, _) in spans.iter().zip(&served).filter(|(_, serves)| !**serves) {
-                if !batch.unknown_pages.iter().any(|p| *p == span.page_id) {
+                if reported.get(&span.page_id, &self.batch_hasher).is_none() {
+                    reported.insert(&span.page_id, true, &self.batch_hasher);
                     tracing::warn!(page_id = %span.page_id, "webhook event for a Page that is not configured");
                     batch.unknown_pages.push(span.page_id.clone().into_owned());
                 }
             }
             retain_served(&mut events, &spans, &served, |s| s.events_end);
             retain_served(&mut dropped, &spans, &served, |s| s.dropped_end);
+            retain_served(&mut notices, &spans, &served, |s| s.notices_end);
         }
+        drop(pages);
+        dropped.extend(orphans);
         for d in &dropped {
             tracing::warn!(page_id = %d.page_id, kind = %d.kind, reason = %d.reason, "webhook event dropped");
         }
+        for n in &notices {
+            tracing::warn!(page_id = %n.page_id, notice = ?n.kind, "notice about a Page");
+        }
         batch.dropped = dropped;
+        batch.notices = notices;
 
         // One store round trip for the whole batch (none for a batch without events); a
         // single event, the common case, asks without building lists.
@@ -505,6 +521,47 @@ impl Webhook {
     }
 }
 
+/// Page ids of a batch and whether each is served: a list while there are few, a table once
+/// there are many.
+#[derive(Default)]
+struct PageTable<'a> {
+    few: SmallVec<[(&'a str, bool); 4]>,
+    many: HashTable<(u64, &'a str, bool)>,
+}
+
+impl<'a> PageTable<'a> {
+    const FEW: usize = 8;
+
+    fn get(&self, id: &str, hasher: &RandomState) -> Option<bool> {
+        if self.many.is_empty() {
+            // The last one answered is checked first: entries of one Page come together.
+            return self
+                .few
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == id)
+                .map(|&(_, s)| s);
+        }
+        self.many
+            .find(hasher.hash_one(id), |&(_, p, _)| p == id)
+            .map(|&(_, _, s)| s)
+    }
+
+    fn insert(&mut self, id: &'a str, serves: bool, hasher: &RandomState) {
+        if self.many.is_empty() && self.few.len() < Self::FEW {
+            self.few.push((id, serves));
+            return;
+        }
+        for (p, s) in self.few.drain(..) {
+            let hash = hasher.hash_one(p);
+            self.many.insert_unique(hash, (hash, p, s), |&(h, _, _)| h);
+        }
+        let hash = hasher.hash_one(id);
+        self.many
+            .insert_unique(hash, (hash, id, serves), |&(h, _, _)| h);
+    }
+}
+
 /// Keeps the items of `items` whose span is served; `end` gives where a span's items end.
 fn retain_served<T>(
     items: &mut Vec<T>,
@@ -532,4 +589,28 @@ fn opens_window(kind: &InboundKind) -> bool {
             | InboundKind::Attachments { .. }
             | InboundKind::Referral { .. }
     )
+}
+
+#[cfg(test)]
+mod page_table_tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_page_whether_few_or_many() {
+        let hasher = RandomState::default();
+        let ids: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+        let mut table = PageTable::default();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(table.get(id, &hasher), None);
+            table.insert(id, i % 3 == 0, &hasher);
+            for (j, seen) in ids[..=i].iter().enumerate() {
+                assert_eq!(
+                    table.get(seen, &hasher),
+                    Some(j % 3 == 0),
+                    "{seen} after {i}"
+                );
+            }
+        }
+        assert_eq!(table.get("other", &hasher), None);
+    }
 }
