@@ -14,14 +14,28 @@
 //!
 //! # Nothing lost, nothing done twice
 //!
-//! [`Hub::handle_webhook`] verifies, parses and drops already-handled events
-//! ([`Webhook::receive`]), then routes each event and marks it handled ([`Webhook::commit`])
-//! only once it was routed. If routing fails (a store error), it answers 500 so that Meta
-//! delivers the batch again; the events routed before the failure were committed and are
-//! dropped on redelivery, the rest are routed then. Routing is idempotent where a redelivery
-//! could still reach it (a crash between routing and committing): incoming messages are keyed by
-//! their transport id, a used connect token is recognised as "already linked", receipts only move
-//! statuses forward.
+//! The Hub's rule is *claim, route, commit*. [`Hub::handle_webhook`] verifies, parses and
+//! drops already-handled events, then claims each new one for a lease ([`Webhook::receive`],
+//! see [claims](crate::seen#claims-handled-once-even-by-handlers-racing-each-other)), routes
+//! it, and marks it handled ([`Webhook::commit`]) only once it was routed:
+//!
+//! - **The same event delivered twice at once** (Meta redelivers while the first delivery is
+//!   still being handled) is routed by whichever delivery claimed it; the other leaves it out,
+//!   counts it in [`HubResponse::in_flight`] and answers 503, so that Meta delivers again
+//!   later and finds it handled. Nothing is routed twice, and no delivery is acknowledged for
+//!   an event that might still be lost.
+//! - **Routing fails** (a store error): the answer is 500 so that Meta delivers the batch
+//!   again; the events routed before the failure were committed and are dropped on
+//!   redelivery, the claims of the rest are released ([`Webhook::release`]) and they are
+//!   routed then.
+//! - **The process crashes** between claiming and committing: the claims expire with the lease
+//!   ([`WebhookBuilder::claim_lease`], 60 seconds by default), and Meta's redelivery routes
+//!   the events. Routing is idempotent where such a redelivery could repeat work that was
+//!   done before the crash: incoming messages are keyed by their transport id, a used connect
+//!   token is recognised as "already linked", receipts only move statuses forward.
+//!
+//! The lease must outlast the routing of one batch: a claim that expires while its batch is
+//! still routing lets an overlapping delivery route the same events.
 //!
 //! # Acknowledging first, routing in the background
 //!
@@ -29,17 +43,22 @@
 //! event with in-memory stores; a host whose stores are slow can acknowledge first without
 //! losing events:
 //!
-//! 1. call [`Webhook::receive`]: it verifies, parses and drops what was handled, and marks
-//!    nothing;
+//! 1. call [`Webhook::receive`]: it verifies, parses, drops what was handled and claims the
+//!    new events; if [`Batch::in_flight`] is not zero, the answer in step 2 is 503 instead
+//!    of 200;
 //! 2. write `batch.events` (they are `Serialize`) to a durable queue, then answer 200 (if the
-//!    write fails, answer 500: nothing was acknowledged, Meta delivers again);
+//!    write fails, [`Webhook::release`] them and answer 500: nothing was acknowledged, Meta
+//!    delivers again);
 //! 3. a worker takes each event, calls [`Hub::route`], then [`Webhook::commit`], then removes it
 //!    from the queue. A crash in between routes the event again, which routing tolerates as
-//!    above.
+//!    above. Set the claim lease to cover the queue's delay, or rely on that tolerance.
 //!
 //! [`Connector::on_referral`]: crate::identity::Connector::on_referral
 //! [`Webhook::receive`]: crate::messenger::Webhook::receive
 //! [`Webhook::commit`]: crate::messenger::Webhook::commit
+//! [`Webhook::release`]: crate::messenger::Webhook::release
+//! [`WebhookBuilder::claim_lease`]: crate::messenger::webhook::WebhookBuilder::claim_lease
+//! [`Batch::in_flight`]: crate::messenger::Batch::in_flight
 
 use std::{fmt, sync::Arc};
 

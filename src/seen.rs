@@ -13,12 +13,59 @@
 //! - [`SeenEvents::is_seen`] does not mark; [`SeenEvents::forget`] removes a mark.
 //! - Expired marks count as absent and are removed by [`SeenEvents::purge_expired`] (stores
 //!   may also drop them on their own).
+//!
+//! # Claims: handled once, even by handlers racing each other
+//!
+//! A webhook event must be routed once although Meta may deliver it again while the first
+//! delivery is still being handled, and must not be lost if that first handler crashes. Marking
+//! it "seen" before routing would lose it on a crash; marking it after would let two handlers
+//! route it. A *claim* sits in between:
+//!
+//! - [`SeenEvents::claim`] places an unsettled mark that lasts `lease` and answers
+//!   [`Claim::Acquired`] to exactly one of any number of concurrent callers; the others learn
+//!   that the key is [`Claim::Held`] (someone is handling it: try again later) or
+//!   [`Claim::Done`] (it was handled).
+//! - [`SeenEvents::settle`] turns the mark into a settled one that lasts `ttl`: the key is
+//!   done. [`SeenEvents::forget`] releases a claim whose work failed, so a redelivery can claim
+//!   it at once.
+//! - A handler that crashes does neither: its claim expires with the lease, and the next
+//!   delivery acquires the key.
+//!
+//! [`mark_seen`](SeenEvents::mark_seen) is a claim settled at once; [`is_seen`](SeenEvents::is_seen)
+//! is `true` for held and settled keys alike.
+//!
+//! The lease must outlast the work it covers: a claim that expires while its holder still
+//! works lets a redelivery start the same work.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::{clock::Timestamp, error::StoreError};
+
+/// What [`SeenEvents::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// The key was free (never marked, expired or forgotten): the caller holds it now and must
+    /// [`settle`](SeenEvents::settle) it when done, or [`forget`](SeenEvents::forget) it on
+    /// failure.
+    Acquired,
+    /// Another caller holds the key and has not settled it.
+    Held {
+        /// When that claim's lease ends, if it is not settled first.
+        until: Timestamp,
+    },
+    /// The key was handled: settled, or marked with [`mark_seen`](SeenEvents::mark_seen).
+    Done,
+}
+
+impl Claim {
+    /// Whether the caller acquired the key.
+    pub fn is_acquired(self) -> bool {
+        matches!(self, Claim::Acquired)
+    }
+}
 
 /// A set of keys with expiry. See the [module docs](self) for the contract.
 #[async_trait]
@@ -29,6 +76,15 @@ pub trait SeenEvents: Send + Sync {
     /// Marks `key` until `now + ttl`; `true` if it was not marked.
     async fn mark_seen(&self, key: &str, now: Timestamp, ttl: Duration)
     -> Result<bool, StoreError>;
+
+    /// Claims `key` for `lease` unless it is marked (held or settled); see
+    /// [Claims](self#claims-handled-once-even-by-handlers-racing-each-other). Concurrent
+    /// claims of one key acquire it exactly once.
+    async fn claim(&self, key: &str, now: Timestamp, lease: Duration) -> Result<Claim, StoreError>;
+
+    /// Marks `key` settled until `now + ttl`, whatever its mark was (held by the caller,
+    /// expired, or none).
+    async fn settle(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<(), StoreError>;
 
     /// Removes the mark of `key`, if any (a claim that must be released after a failure).
     async fn forget(&self, key: &str) -> Result<(), StoreError>;
@@ -60,6 +116,35 @@ pub trait SeenEvents: Send + Sync {
             out.push(self.mark_seen(key, now, ttl).await?);
         }
         Ok(out)
+    }
+
+    /// [`claim`](SeenEvents::claim) for each of `keys`, in order. Override it when one round
+    /// trip can claim a whole webhook batch; the webhook claims a batch of one event with
+    /// `claim`, and never lists a key twice.
+    async fn claim_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.claim(key, now, lease).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`settle`](SeenEvents::settle) for each of `keys`.
+    async fn settle_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        for key in keys {
+            self.settle(key, now, ttl).await?;
+        }
+        Ok(())
     }
 }
 

@@ -11,8 +11,8 @@ use tidings::{
     inbox::{Entry, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
     newsletter::{CampaignId, Outbox, OutcomeRecord, Recorded},
     process::{InstanceId, ProcessInstance, ProcessStore},
-    seen::SeenEvents,
-    store::memory::{MemoryInbox, MemoryOutbox},
+    seen::{Claim, SeenEvents},
+    store::memory::{MemoryInbox, MemoryOutbox, MemorySeenEvents},
     testkit::conformance,
 };
 
@@ -31,6 +31,44 @@ impl SeenEvents for AmnesiacSeen {
         Ok(0)
     }
     async fn forget(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn claim(&self, _: &str, _: Timestamp, _: Duration) -> Result<Claim, StoreError> {
+        Ok(Claim::Acquired)
+    }
+    async fn settle(&self, _: &str, _: Timestamp, _: Duration) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Claims correctly but never settles: a handled event is claimable again once its lease
+/// ends, so a late redelivery would be routed twice.
+#[derive(Default)]
+struct UnsettledSeen(MemorySeenEvents);
+
+#[async_trait]
+impl SeenEvents for UnsettledSeen {
+    async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
+        self.0.is_seen(key, now).await
+    }
+    async fn mark_seen(
+        &self,
+        key: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.0.mark_seen(key, now, ttl).await
+    }
+    async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError> {
+        self.0.purge_expired(now).await
+    }
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        self.0.forget(key).await
+    }
+    async fn claim(&self, key: &str, now: Timestamp, lease: Duration) -> Result<Claim, StoreError> {
+        self.0.claim(key, now, lease).await
+    }
+    async fn settle(&self, _: &str, _: Timestamp, _: Duration) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -155,6 +193,12 @@ impl Inbox for BackwardsInbox {
 #[should_panic(expected = "mark_seen: a marked key is refused")]
 async fn a_seen_store_that_never_remembers_fails() {
     conformance::seen_events(Arc::new(AmnesiacSeen)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "settle: a settled key is done, past the lease")]
+async fn a_seen_store_whose_claims_never_settle_fails() {
+    conformance::seen_events(Arc::new(UnsettledSeen::default())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

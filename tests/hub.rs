@@ -29,6 +29,7 @@ use tidings::{
         Webhook,
     },
     secrecy::SecretSlice,
+    seen::{Claim, SeenEvents},
     store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
     testkit::{graph::FakeGraph, user::FakeUser},
     token::{Purpose, TokenKey, Tokens},
@@ -37,11 +38,13 @@ use tidings::{
 const PAGE: &str = "104812345678901";
 const SECRET: &str = "hub-test-app-secret";
 
-/// An inbox that fails the `fail_at`-th incoming record (1-based), once.
+/// An inbox that fails the `fail_at`-th incoming record (1-based), once, and takes `delay`
+/// for each incoming record.
 struct FlakyInbox {
     inner: MemoryInbox,
     calls: AtomicUsize,
     fail_at: usize,
+    delay: Duration,
 }
 
 #[async_trait]
@@ -52,6 +55,7 @@ impl Inbox for FlakyInbox {
         at: Timestamp,
         e: Incoming,
     ) -> Result<EntryId, StoreError> {
+        tokio::time::sleep(self.delay).await;
         if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
             return Err(StoreError::backend(std::io::Error::other(
                 "database unavailable",
@@ -92,6 +96,61 @@ impl Inbox for FlakyInbox {
         up_to: tidings::Timestamp,
     ) -> Result<(), tidings::StoreError> {
         self.inner.mark_read(contact, up_to).await
+    }
+}
+
+/// A seen store whose every write takes 30 ms, as a real database's can under load.
+#[derive(Default)]
+struct SlowSeen(MemorySeenEvents);
+
+const SLOW_WRITE: Duration = Duration::from_millis(30);
+
+#[async_trait]
+impl SeenEvents for SlowSeen {
+    async fn is_seen(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
+        self.0.is_seen(key, now).await
+    }
+    async fn mark_seen(
+        &self,
+        key: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        tokio::time::sleep(SLOW_WRITE).await;
+        self.0.mark_seen(key, now, ttl).await
+    }
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        tokio::time::sleep(SLOW_WRITE).await;
+        self.0.forget(key).await
+    }
+    async fn purge_expired(&self, now: Timestamp) -> Result<usize, StoreError> {
+        self.0.purge_expired(now).await
+    }
+    async fn claim(&self, key: &str, now: Timestamp, lease: Duration) -> Result<Claim, StoreError> {
+        tokio::time::sleep(SLOW_WRITE).await;
+        self.0.claim(key, now, lease).await
+    }
+    async fn settle(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<(), StoreError> {
+        tokio::time::sleep(SLOW_WRITE).await;
+        self.0.settle(key, now, ttl).await
+    }
+    async fn claim_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        tokio::time::sleep(SLOW_WRITE).await;
+        self.0.claim_many(keys, now, lease).await
+    }
+    async fn settle_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        tokio::time::sleep(SLOW_WRITE).await;
+        self.0.settle_many(keys, now, ttl).await
     }
 }
 
@@ -152,6 +211,14 @@ impl World {
     }
 
     async fn with_inbox(policy: ConnectPolicy, inbox: Arc<dyn Inbox>) -> World {
+        World::with_stores(policy, inbox, Arc::new(MemorySeenEvents::new())).await
+    }
+
+    async fn with_stores(
+        policy: ConnectPolicy,
+        inbox: Arc<dyn Inbox>,
+        seen: Arc<dyn SeenEvents>,
+    ) -> World {
         let clock = ManualClock::new(Timestamp::from_secs(1_764_000_000));
         let secret = AppSecret::new(SECRET);
         let graph = FakeGraph::builder()
@@ -162,7 +229,6 @@ impl World {
             .await
             .unwrap();
         let directory = Arc::new(MemoryDirectory::new());
-        let seen = Arc::new(MemorySeenEvents::new());
         let last = Arc::new(MemoryLastInbound::new());
         let pages = Arc::new(StaticPages::new([PageConfig::new(
             PAGE,
@@ -720,12 +786,93 @@ async fn duplicated_deliveries_are_handled_once() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_overlapping_deliveries_of_one_batch_route_each_event_once() {
+    let inbox = Arc::new(FlakyInbox {
+        inner: MemoryInbox::new(),
+        calls: AtomicUsize::new(0),
+        fail_at: 0,
+        delay: SLOW_WRITE,
+    });
+    let w = World::with_stores(
+        ConnectPolicy::new(),
+        inbox.clone(),
+        Arc::new(SlowSeen::default()),
+    )
+    .await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let user = w.user("777");
+    let now = w.clock.now();
+    // A postback without `mid`, as Meta sends most of them: keyed by its content.
+    let mut postback = user.postback("unused", "Start", "START", now);
+    postback["entry"][0]["messaging"][0]["postback"]
+        .as_object_mut()
+        .unwrap()
+        .remove("mid");
+    let body = FakeUser::batch([
+        user.get_started_with_ref("m_gs", token.expose_secret(), now),
+        user.text("m_once", "hello", now),
+        postback,
+    ]);
+
+    // Meta delivers the batch again while the first delivery is still being handled, 16
+    // times at once.
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let deliveries: Vec<_> = (0..16)
+        .map(|_| {
+            let (barrier, url, body, secret) = (
+                barrier.clone(),
+                w.url.clone(),
+                body.clone(),
+                w.secret.clone(),
+            );
+            tokio::spawn(async move {
+                barrier.wait().await;
+                FakeUser::post(&url, &body, &secret).await.unwrap().0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for delivery in deliveries {
+        statuses.push(delivery.await.unwrap());
+    }
+    let handled = statuses.iter().filter(|s| **s == 200).count();
+    assert!(handled >= 1, "one delivery handled the batch: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "the overlapping deliveries are asked to come again: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&503),
+        "the deliveries overlapped: {statuses:?}"
+    );
+
+    // Each event was routed exactly once: linked once, one reply, one inbox entry each.
+    assert_eq!(w.owner("777").await, Some(ann.clone()));
+    assert_eq!(
+        w.texts_sent(),
+        ["Your Messenger is connected to your school account."],
+        "one confirmation"
+    );
+    let entries = inbox.inner.conversation(&ann, 10).await.unwrap();
+    assert_eq!(entries.len(), 2, "the message and the postback, once each");
+    assert_eq!(w.engine.times_offered("m_once"), 1);
+    assert_eq!(w.engine.offered.lock().unwrap().len(), 2);
+
+    // Meta delivers the 503s again: the events are handled, the answer is 200.
+    assert_eq!(w.post(&body).await, 200);
+    assert_eq!(inbox.inner.conversation(&ann, 10).await.unwrap().len(), 2);
+    assert_eq!(w.texts_sent().len(), 1);
+}
+
 #[tokio::test]
 async fn a_routing_failure_answers_500_and_the_redelivery_routes_the_rest_once() {
     let flaky = Arc::new(FlakyInbox {
         inner: MemoryInbox::new(),
         calls: AtomicUsize::new(0),
         fail_at: 2,
+        delay: Duration::ZERO,
     });
     let w = World::with_inbox(ConnectPolicy::new().with_auto_register(true), flaky.clone()).await;
     let user = w.user("654");

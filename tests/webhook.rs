@@ -1,6 +1,6 @@
 //! The Messenger webhook against the digest's known-answer vectors and bad input.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -12,6 +12,7 @@ use tidings::{
     message::InboundKind,
     messenger::{
         AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook, WebhookError,
+        webhook::DEFAULT_CLAIM_LEASE,
     },
     store::memory::{MemoryLastInbound, MemorySeenEvents},
 };
@@ -24,6 +25,7 @@ struct Setup {
     webhook: Webhook,
     last: Arc<MemoryLastInbound>,
     seen: Arc<MemorySeenEvents>,
+    clock: ManualClock,
 }
 
 fn setup_with(max_body: usize) -> Setup {
@@ -45,6 +47,7 @@ fn setup_with(max_body: usize) -> Setup {
         webhook,
         last,
         seen,
+        clock,
     }
 }
 
@@ -313,20 +316,54 @@ async fn redelivered_events_are_dropped_once_committed() {
 }
 
 #[tokio::test]
-async fn receive_without_commit_leaves_events_for_redelivery() {
+async fn a_received_event_is_claimed_until_committed_released_or_its_lease_ends() {
     let s = setup();
     let (body, sig) = vector(1);
     let mut headers = http::HeaderMap::new();
     headers.insert("x-hub-signature-256", sig.parse().unwrap());
     let batch = s.webhook.receive(&headers, &body).await.unwrap();
-    assert_eq!(batch.events.len(), 1);
-    // Routing failed: nothing committed, so the redelivery brings the event back.
-    let again = s.webhook.receive(&headers, &body).await.unwrap();
-    assert_eq!(again.events.len(), 1);
-    s.webhook.commit(&again.events[0]).await.unwrap();
+    assert_eq!((batch.events.len(), batch.in_flight), (1, 0));
+
+    // An overlapping delivery leaves the claimed event to its holder, and is answered 503.
+    let overlapping = s.webhook.receive(&headers, &body).await.unwrap();
     assert_eq!(
-        s.webhook.receive(&headers, &body).await.unwrap().duplicates,
+        (
+            overlapping.events.len(),
+            overlapping.in_flight,
+            overlapping.duplicates
+        ),
+        (0, 1, 0)
+    );
+    let answered = s.webhook.handle(&post(&body, Some(&sig))).await;
+    assert_eq!(answered.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Routing failed: released, the redelivery brings the event back at once.
+    s.webhook.release(&batch.events).await.unwrap();
+    let again = s.webhook.receive(&headers, &body).await.unwrap();
+    assert_eq!(again.events, batch.events);
+
+    // Its holder crashed: once the lease ends, a delivery claims it again.
+    s.clock
+        .advance(DEFAULT_CLAIM_LEASE - Duration::from_millis(1));
+    assert_eq!(
+        s.webhook.receive(&headers, &body).await.unwrap().in_flight,
         1
+    );
+    s.clock.advance(Duration::from_millis(1));
+    let after_crash = s.webhook.receive(&headers, &body).await.unwrap();
+    assert_eq!(after_crash.events, batch.events);
+
+    // Committed: every later delivery drops it, long after the lease.
+    s.webhook.commit(&after_crash.events[0]).await.unwrap();
+    s.clock.advance(Duration::from_secs(3600));
+    let redelivered = s.webhook.receive(&headers, &body).await.unwrap();
+    assert_eq!(
+        (
+            redelivered.events.len(),
+            redelivered.in_flight,
+            redelivered.duplicates
+        ),
+        (0, 0, 1)
     );
     assert_eq!(s.seen.len(), 1);
 }
@@ -544,6 +581,42 @@ impl tidings::seen::SeenEvents for CountingSeen {
         self.call("mark_many");
         self.inner.mark_many(keys, now, ttl).await
     }
+    async fn claim(
+        &self,
+        key: &str,
+        now: Timestamp,
+        lease: std::time::Duration,
+    ) -> Result<tidings::seen::Claim, tidings::StoreError> {
+        self.call("claim");
+        self.inner.claim(key, now, lease).await
+    }
+    async fn settle(
+        &self,
+        key: &str,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<(), tidings::StoreError> {
+        self.call("settle");
+        self.inner.settle(key, now, ttl).await
+    }
+    async fn claim_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        lease: std::time::Duration,
+    ) -> Result<Vec<tidings::seen::Claim>, tidings::StoreError> {
+        self.call("claim_many");
+        self.inner.claim_many(keys, now, lease).await
+    }
+    async fn settle_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<(), tidings::StoreError> {
+        self.call("settle_many");
+        self.inner.settle_many(keys, now, ttl).await
+    }
 }
 
 #[tokio::test]
@@ -565,8 +638,8 @@ async fn a_batch_costs_one_seen_store_round_trip_to_receive_and_one_to_commit() 
     .build();
     // One event: the single-key calls; three: the batch calls. Either way one call each.
     for (vector_no, events, receive_call, commit_call) in [
-        (1, 1, "is_seen", "mark_seen"),
-        (4, 3, "seen_many", "mark_many"),
+        (1, 1, "claim", "settle"),
+        (4, 3, "claim_many", "settle_many"),
     ] {
         let (body, sig) = vector(vector_no);
         let mut headers = http::HeaderMap::new();

@@ -31,7 +31,8 @@ impl<F: Fn(&HubResponse) + Send + Sync + 'static> WebhookObserver for F {
 /// [`Hub::handle_webhook`], with Meta's status contract: 200 once the events are handled,
 /// 400 for a body that is not a webhook body, 403 for a bad signature or verify token, 413
 /// for a body over [`Webhook::max_body`] (refused while it is read, before it is buffered
-/// whole), 500 when a store failed (Meta delivers again).
+/// whole), 500 when a store failed and 503 when an overlapping delivery is handling some of
+/// the events (Meta delivers again either way).
 #[derive(Clone)]
 pub struct WebhookRouter {
     hub: Arc<Hub>,

@@ -31,6 +31,9 @@ pub struct HubResponse {
     pub notices: Vec<Notice>,
     /// Events dropped as already handled.
     pub duplicates: usize,
+    /// Events left to the overlapping delivery that is handling them; when there are any, the
+    /// response is 503 so that Meta delivers again.
+    pub in_flight: usize,
 }
 
 impl HubResponse {
@@ -43,14 +46,16 @@ impl HubResponse {
             dropped: Vec::new(),
             notices: Vec::new(),
             duplicates: 0,
+            in_flight: 0,
         }
     }
 }
 
 impl Hub {
     /// Handles a webhook request end to end: the handshake for GET; for POST, verify,
-    /// parse, drop what was handled, route each event and commit it once routed. A routing
-    /// or store failure answers 500 so that Meta delivers again; see the
+    /// parse, drop what was handled, claim each new event, route it and commit it once routed.
+    /// A routing or store failure answers 500 (the claims not committed are released) and
+    /// events another delivery holds answer 503, so that Meta delivers again; see the
     /// [module docs](crate::hub) for why nothing is lost or done twice.
     pub async fn handle_webhook(&self, webhook: &Webhook, request: &Request<Bytes>) -> HubResponse {
         if request.method() != Method::POST {
@@ -73,30 +78,36 @@ impl Hub {
         out.dropped = batch.dropped;
         out.notices = batch.notices;
         out.duplicates = batch.duplicates;
+        out.in_flight = batch.in_flight;
         out.routed.reserve(batch.events.len());
-        for event in batch.events {
+        let mut events = batch.events.into_iter();
+        while let Some(event) = events.next() {
             let result = match self.route(&event).await {
                 Ok(r) => webhook
                     .commit(&event)
                     .await
-                    .map(|first| (r, first))
+                    .map(|()| r)
                     .map_err(HubError::from),
                 Err(e) => Err(e),
             };
             match result {
-                Ok((r, first)) => {
-                    if !first {
-                        tracing::warn!(key = %event.key, "event was committed meanwhile by another handler (a redelivery overlapped)");
-                    }
-                    out.routed.push((event, r));
-                }
+                Ok(r) => out.routed.push((event, r)),
                 Err(e) => {
                     tracing::error!(error = %e, key = %event.key, "routing failed; Meta will deliver the batch again");
+                    // This event and the ones after it were claimed and not committed: give
+                    // them back, so the redelivery routes them at once.
+                    let unrouted: Vec<Inbound> = std::iter::once(event).chain(events).collect();
+                    if let Err(release) = webhook.release(&unrouted).await {
+                        tracing::warn!(error = %release, "releasing the claims failed; the redelivery routes them once the lease ends");
+                    }
                     out.response = plain(StatusCode::INTERNAL_SERVER_ERROR, "routing failed");
                     out.error = Some(e);
                     return out;
                 }
             }
+        }
+        if out.in_flight > 0 {
+            out.response = crate::messenger::webhook::in_flight_response();
         }
         out
     }

@@ -11,6 +11,7 @@
 //! | `POST` without `X-Hub-Signature-256`, or with a wrong one | 403, nothing parsed |
 //! | `POST` that is not JSON, or not an envelope (`object` and an `entry` list) | 400 |
 //! | `POST` that is | 200 `EVENT_RECEIVED`, with the events, the Page notices and the dropped events |
+//! | `POST` holding an event that another request is handling right now | 503 once the others are handled, so Meta delivers again later |
 //! | a store failure while de-duplicating | 500, so Meta delivers the batch again |
 //!
 //! # Security
@@ -25,9 +26,20 @@
 //!
 //! - [`Webhook::handle`] does everything and marks events seen at once: simple, but an event
 //!   whose routing then fails is not redelivered.
-//! - [`Webhook::receive`] verifies, parses, drops what was already handled and records when
-//!   each person last wrote, and [`Webhook::commit`] marks one event handled after it was
-//!   routed: nothing lost, nothing done twice. The Hub works this way.
+//! - [`Webhook::receive`] verifies, parses, drops what was already handled, *claims* each
+//!   new event for a lease ([`WebhookBuilder::claim_lease`], 60 seconds by default) and records
+//!   when each person last wrote; [`Webhook::commit`] marks one event handled after it was
+//!   routed, [`Webhook::release`] gives it back after routing failed: nothing lost, nothing
+//!   done twice. The Hub works this way.
+//!
+//! # Deliveries that overlap
+//!
+//! Meta delivers a batch again when the first delivery was not answered in time, even while
+//! it is still being handled. The claim makes every event go to exactly one request: an event
+//! another request holds is left out of the batch and counted in [`Batch::in_flight`], and the
+//! request is answered 503 so that Meta delivers it again later, when it is either handled
+//! (and dropped as a duplicate) or, if its holder crashed, free again once the lease ended.
+//! The lease must outlast the handling of a batch; see [`SeenEvents`]' claims.
 //!
 //! Events of a Page the [`PageResolver`] does not know are acknowledged and reported in
 //! [`Batch::unknown_pages`], never processed with another Page's settings.
@@ -64,7 +76,7 @@ use crate::{
     error::StoreError,
     inbound::{Dropped, Notice},
     message::{Inbound, InboundKind},
-    seen::SeenEvents,
+    seen::{Claim, SeenEvents},
 };
 
 /// The signature header.
@@ -75,6 +87,9 @@ static SIGNATURE_NAME: http::HeaderName = http::HeaderName::from_static(SIGNATUR
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// How long handled events are remembered: Meta retries for up to 36 hours.
 pub const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(48 * 3600);
+/// How long a received event stays claimed before it is committed or released: three times
+/// the 20 seconds Meta waits for an answer.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(60);
 
 /// Why a webhook request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +155,10 @@ pub struct Batch {
     pub events: Vec<Inbound>,
     /// How many events were dropped as already handled (redeliveries, repeats in the batch).
     pub duplicates: usize,
+    /// How many events were left out because another request holds them (an overlapping
+    /// delivery still handling them): answer so that Meta delivers again (the Hub answers
+    /// 503).
+    pub in_flight: usize,
     /// Pages of the batch that the resolver does not know; their events were not processed.
     pub unknown_pages: Vec<String>,
     /// What could not be read as an event (each with its reason and raw JSON): events that do
@@ -193,6 +212,15 @@ impl WebhookBuilder {
         self
     }
 
+    /// Sets how long [`Webhook::receive`] claims each new event before it must be committed
+    /// or released (default [`DEFAULT_CLAIM_LEASE`]). Longer than the handling of a batch
+    /// takes, so that an overlapping delivery never routes an event twice; short enough that
+    /// an event whose handler crashed is routed by a delivery soon after.
+    pub fn claim_lease(mut self, lease: Duration) -> Self {
+        self.webhook.claim_lease = lease;
+        self
+    }
+
     /// Builds the webhook.
     pub fn build(self) -> Webhook {
         self.webhook
@@ -209,6 +237,7 @@ pub struct Webhook {
     max_body: usize,
     clock: SharedClock,
     dedupe_ttl: Duration,
+    claim_lease: Duration,
     /// Hashes keys to find repeats inside one batch (seeded per webhook).
     batch_hasher: RandomState,
 }
@@ -220,6 +249,7 @@ impl fmt::Debug for Webhook {
             .field("verify_token", &self.verify_token)
             .field("max_body", &self.max_body)
             .field("dedupe_ttl", &self.dedupe_ttl)
+            .field("claim_lease", &self.claim_lease)
             .finish_non_exhaustive()
     }
 }
@@ -262,6 +292,7 @@ impl Webhook {
                 max_body: DEFAULT_MAX_BODY,
                 clock: SystemClock::shared(),
                 dedupe_ttl: DEFAULT_DEDUPE_TTL,
+                claim_lease: DEFAULT_CLAIM_LEASE,
                 batch_hasher: RandomState::default(),
             },
         }
@@ -316,9 +347,14 @@ impl Webhook {
             .map_err(|_| WebhookError::BadSignature)
     }
 
-    /// Verifies and parses a POST, drops what was already handled, and records when each
-    /// person last wrote (the messaging window; a fact, safe to record again). Nothing is marked
-    /// handled: call [`commit`](Webhook::commit) for each event once it is routed.
+    /// Verifies and parses a POST, drops what was already handled, claims each new event, and
+    /// records when each person last wrote (the messaging window; a fact, safe to record
+    /// again).
+    ///
+    /// The events returned are the caller's until the claim lease ends: call
+    /// [`commit`](Webhook::commit) for each once it is routed, or [`release`](Webhook::release)
+    /// if routing failed. Events another request holds are only counted, in
+    /// [`Batch::in_flight`].
     pub async fn receive(
         &self,
         headers: &http::HeaderMap,
@@ -383,41 +419,29 @@ impl Webhook {
         batch.dropped = dropped;
         batch.notices = notices;
 
-        // One store round trip for the whole batch (none for a batch without events); a
-        // single event, the common case, asks without building lists.
-        let seen: SmallVec<[bool; 8]> = match events.as_slice() {
-            [] => SmallVec::new(),
-            [event] => smallvec::smallvec![self.seen.is_seen(&event.key, now).await?],
-            events => {
-                let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
-                SmallVec::from_vec(self.seen.seen_many(&keys, now).await?)
-            }
-        };
-        // Drop what was handled before, and repeats inside the batch: small batches compare
-        // keys; larger ones look each key up among the kept ones in a table (hashed once,
-        // compared exactly, the kept event's index stored). In place.
+        // Drop repeats inside the batch first: small batches compare keys; larger ones look
+        // each key up among the kept ones in a table (hashed once, compared exactly, the kept
+        // event's index stored). In place.
         let small = events.len() <= 8;
         let mut firsts: HashTable<(u64, usize)> =
             HashTable::with_capacity(if small { 0 } else { events.len() });
         let mut kept = 0;
         for i in 0..events.len() {
-            let handled = seen.get(i).copied().unwrap_or(false);
             let key = events[i].key.as_str();
-            let repeated = !handled
-                && if small {
-                    events[..kept].iter().any(|e| e.key == key)
-                } else {
-                    let hash = self.batch_hasher.hash_one(key);
-                    match firsts.entry(hash, |&(_, j)| events[j].key == key, |&(h, _)| h) {
-                        Entry::Occupied(_) => true,
-                        Entry::Vacant(slot) => {
-                            // Kept: it moves to index `kept` below.
-                            slot.insert((hash, kept));
-                            false
-                        }
+            let repeated = if small {
+                events[..kept].iter().any(|e| e.key == key)
+            } else {
+                let hash = self.batch_hasher.hash_one(key);
+                match firsts.entry(hash, |&(_, j)| events[j].key == key, |&(h, _)| h) {
+                    Entry::Occupied(_) => true,
+                    Entry::Vacant(slot) => {
+                        // Kept: it moves to index `kept` below.
+                        slot.insert((hash, kept));
+                        false
                     }
-                };
-            if handled || repeated {
+                }
+            };
+            if repeated {
                 batch.duplicates += 1;
             } else {
                 if kept != i {
@@ -427,6 +451,34 @@ impl Webhook {
             }
         }
         events.truncate(kept);
+        drop(firsts);
+        // Then claim the distinct keys: one store round trip for the whole batch (none for a
+        // batch without events); a single event, the common case, claims without building
+        // lists.
+        let claims: SmallVec<[Claim; 8]> = match events.as_slice() {
+            [] => SmallVec::new(),
+            [event] => {
+                smallvec::smallvec![self.seen.claim(&event.key, now, self.claim_lease).await?]
+            }
+            events => {
+                let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
+                SmallVec::from_vec(self.seen.claim_many(&keys, now, self.claim_lease).await?)
+            }
+        };
+        let mut claims = claims.into_iter();
+        events.retain(|event| match claims.next() {
+            Some(Claim::Acquired) => true,
+            Some(Claim::Held { until }) => {
+                tracing::info!(key = %event.key, held_until = %until, "event is being handled by another request; Meta will deliver it again");
+                batch.in_flight += 1;
+                false
+            }
+            // Handled before (or a store that answered for fewer keys than asked).
+            _ => {
+                batch.duplicates += 1;
+                false
+            }
+        });
         // When each person last wrote is a fact, safe to record again on a redelivery; recording
         // it now lets the router answer inside the window it opened.
         let mut windows: SmallVec<[(&crate::contact::Address, crate::clock::Timestamp); 8]> =
@@ -445,31 +497,35 @@ impl Webhook {
         Ok(batch)
     }
 
-    /// Marks every event of `events` handled, with one round trip to each store; see
+    /// Marks every event of `events` handled, with one store round trip; see
     /// [`commit`](Webhook::commit).
     pub async fn commit_all(&self, events: &[Inbound]) -> Result<(), StoreError> {
         let now = self.clock.now();
         match events {
-            [] => {}
-            [event] => {
-                self.seen
-                    .mark_seen(&event.key, now, self.dedupe_ttl)
-                    .await?;
-            }
+            [] => Ok(()),
+            [event] => self.seen.settle(&event.key, now, self.dedupe_ttl).await,
             events => {
                 let keys: SmallVec<[&str; 8]> = events.iter().map(|e| e.key.as_str()).collect();
-                self.seen.mark_many(&keys, now, self.dedupe_ttl).await?;
+                self.seen.settle_many(&keys, now, self.dedupe_ttl).await
             }
         }
-        Ok(())
     }
 
-    /// Marks `event` handled: a redelivery will be dropped. Returns `false` when it was already
-    /// marked (another handler of an overlapping redelivery got there first).
-    pub async fn commit(&self, event: &Inbound) -> Result<bool, StoreError> {
+    /// Marks `event` handled: its claim becomes a mark that drops every redelivery for the
+    /// dedupe ttl ([`WebhookBuilder::dedupe_ttl`]).
+    pub async fn commit(&self, event: &Inbound) -> Result<(), StoreError> {
         self.seen
-            .mark_seen(&event.key, self.clock.now(), self.dedupe_ttl)
+            .settle(&event.key, self.clock.now(), self.dedupe_ttl)
             .await
+    }
+
+    /// Gives back the claims of `events`, whose routing failed or never happened: a
+    /// redelivery routes them at once instead of waiting for the lease to end.
+    pub async fn release(&self, events: &[Inbound]) -> Result<(), StoreError> {
+        for event in events {
+            self.seen.forget(&event.key).await?;
+        }
+        Ok(())
     }
 
     /// Handles a whole request: the handshake for GET; for POST, [`receive`](Webhook::receive)
@@ -492,6 +548,10 @@ impl Webhook {
             _ => Err(WebhookError::MethodNotAllowed),
         };
         match result {
+            Ok(batch) if batch.in_flight > 0 => Handled {
+                response: in_flight_response(),
+                batch: Some(batch),
+            },
             Ok(batch) => Handled {
                 response: text_response(StatusCode::OK, Bytes::from_static(b"EVENT_RECEIVED")),
                 batch: Some(batch),
@@ -519,6 +579,15 @@ impl Webhook {
         self.commit_all(&batch.events).await?;
         Ok(batch)
     }
+}
+
+/// The answer to a delivery holding events that another request is handling: 503, so that
+/// Meta delivers it again (by then they are handled, or free again).
+pub(crate) fn in_flight_response() -> Response<Bytes> {
+    text_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Bytes::from_static(b"events are being handled by another request; deliver again later"),
+    )
 }
 
 /// Page ids of a batch and whether each is served: a list while there are few, a table once

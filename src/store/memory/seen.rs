@@ -4,21 +4,68 @@ use async_trait::async_trait;
 use hashbrown::{HashTable, hash_table::Entry};
 use xxhash_rust::xxh3::xxh3_128_with_secret;
 
-use crate::{clock::Timestamp, error::StoreError, seen::SeenEvents, sync::lock};
+use crate::{
+    clock::Timestamp,
+    error::StoreError,
+    seen::{Claim, SeenEvents},
+    sync::lock,
+};
 
 /// The fewest marks added between two sweeps of expired marks. A sweep also waits until as
 /// many marks were added as the previous sweep left, so its cost (the whole set) is spread over
 /// at least as many inserts: amortized O(1) per mark whatever the size.
 const SWEEP_AT_LEAST_EVERY: usize = 4096;
 
-/// A key's 128-bit keyed fingerprint. The first half places it in the table.
+/// A key's keyed fingerprint: 127 bits of a 128-bit hash (the lowest bit of the second half
+/// is always clear). The first half places it in the table.
 type Fingerprint = [u64; 2];
 
-/// One mark: the fingerprint of the key and when the mark expires (24 bytes, no allocation).
+/// The bit of a [`Mark`]'s second half that says it is settled (clear in every fingerprint).
+const SETTLED: u64 = 1;
+
+/// One mark: the fingerprint of the key, whether it is settled or only claimed, and when it
+/// expires (24 bytes, no allocation).
 #[derive(Debug)]
 struct Mark {
-    fingerprint: Fingerprint,
+    /// The fingerprint's first half.
+    slot: u64,
+    /// The fingerprint's second half, with [`SETTLED`] set once the mark is settled.
+    rest: u64,
     until: Timestamp,
+}
+
+impl Mark {
+    fn new(fingerprint: Fingerprint, until: Timestamp, settled: bool) -> Mark {
+        Mark {
+            slot: fingerprint[0],
+            rest: fingerprint[1] | if settled { SETTLED } else { 0 },
+            until,
+        }
+    }
+
+    fn is(&self, fingerprint: Fingerprint) -> bool {
+        self.slot == fingerprint[0] && self.rest & !SETTLED == fingerprint[1]
+    }
+
+    fn settled(&self) -> bool {
+        self.rest & SETTLED != 0
+    }
+
+    fn set(&mut self, until: Timestamp, settled: bool) {
+        self.until = until;
+        self.rest = self.rest & !SETTLED | if settled { SETTLED } else { 0 };
+    }
+
+    /// What a claim of this mark finds at `now`, if the mark is live.
+    fn live(&self, now: Timestamp) -> Option<Claim> {
+        (self.until > now).then(|| {
+            if self.settled() {
+                Claim::Done
+            } else {
+                Claim::Held { until: self.until }
+            }
+        })
+    }
 }
 
 /// The size of a [`Keyer`]'s secret: XXH3's default secret size.
@@ -58,9 +105,10 @@ impl fmt::Debug for Keyer {
 impl Keyer {
     fn fingerprint(&self, key: &str) -> Fingerprint {
         let hash = xxh3_128_with_secret(key.as_bytes(), &self.secret);
-        // Both halves of the 128-bit hash: truncation is the point.
+        // Both halves of the 128-bit hash (truncation is the point), less the bit a mark
+        // uses for its state.
         #[allow(clippy::cast_possible_truncation)]
-        [hash as u64, (hash >> 64) as u64]
+        [hash as u64, (hash >> 64) as u64 & !SETTLED]
     }
 }
 
@@ -90,32 +138,37 @@ fn random_secret() -> [u8; SECRET_LEN] {
 impl State {
     fn is_seen(&self, fingerprint: Fingerprint, now: Timestamp) -> bool {
         self.marks
-            .find(fingerprint[0], |m| m.fingerprint == fingerprint)
+            .find(fingerprint[0], |m| m.is(fingerprint))
             .is_some_and(|m| m.until > now)
     }
 
-    /// Marks the key of `fingerprint` until `now + ttl` with a single lookup; `false` if it is
-    /// marked.
-    fn mark(&mut self, fingerprint: Fingerprint, now: Timestamp, ttl: Duration) -> bool {
+    /// Places a mark of `fingerprint` until `now + ttl` unless a live one is there, with a
+    /// single lookup: [`Claim::Acquired`] if it was placed, else what the live mark is.
+    fn place(
+        &mut self,
+        fingerprint: Fingerprint,
+        now: Timestamp,
+        ttl: Duration,
+        settled: bool,
+    ) -> Claim {
         let until = now.saturating_add(ttl);
         // A sweep runs before a new mark is placed, so the table does not grow for marks
         // that the sweep frees.
         let sweep_due = self.since_sweep + 1 >= SWEEP_AT_LEAST_EVERY.max(self.after_sweep);
-        let placed = match self.marks.entry(
-            fingerprint[0],
-            |m| m.fingerprint == fingerprint,
-            |m| m.fingerprint[0],
-        ) {
+        let placed = match self
+            .marks
+            .entry(fingerprint[0], |m| m.is(fingerprint), |m| m.slot)
+        {
             Entry::Occupied(mut mark) => {
-                if mark.get().until > now {
-                    return false;
+                if let Some(found) = mark.get().live(now) {
+                    return found;
                 }
                 // Expired: marked again in place (a sweep keeps it, as it is live now).
-                mark.get_mut().until = until;
+                mark.get_mut().set(until, settled);
                 true
             }
             Entry::Vacant(slot) if !sweep_due => {
-                slot.insert(Mark { fingerprint, until });
+                slot.insert(Mark::new(fingerprint, until, settled));
                 true
             }
             Entry::Vacant(_) => false,
@@ -126,12 +179,29 @@ impl State {
             self.sweep(now);
         }
         if !placed {
-            self.marks
-                .insert_unique(fingerprint[0], Mark { fingerprint, until }, |m| {
-                    m.fingerprint[0]
-                });
+            self.marks.insert_unique(
+                fingerprint[0],
+                Mark::new(fingerprint, until, settled),
+                |m| m.slot,
+            );
         }
-        true
+        Claim::Acquired
+    }
+
+    /// Marks `fingerprint` until `now + ttl`; `false` if it is marked.
+    fn mark(&mut self, fingerprint: Fingerprint, now: Timestamp, ttl: Duration) -> bool {
+        self.place(fingerprint, now, ttl, true).is_acquired()
+    }
+
+    /// Settles the mark of `fingerprint` until `now + ttl`, placing it if need be.
+    fn settle(&mut self, fingerprint: Fingerprint, now: Timestamp, ttl: Duration) {
+        let until = now.saturating_add(ttl);
+        match self.marks.find_mut(fingerprint[0], |m| m.is(fingerprint)) {
+            Some(mark) => mark.set(until, true),
+            None => {
+                self.place(fingerprint, now, ttl, true);
+            }
+        }
     }
 
     /// Drops the marks expired at `now`; returns how many.
@@ -143,10 +213,7 @@ impl State {
     }
 
     fn forget(&mut self, fingerprint: Fingerprint) {
-        if let Ok(mark) = self
-            .marks
-            .find_entry(fingerprint[0], |m| m.fingerprint == fingerprint)
-        {
+        if let Ok(mark) = self.marks.find_entry(fingerprint[0], |m| m.is(fingerprint)) {
             mark.remove();
         }
     }
@@ -155,12 +222,12 @@ impl State {
 /// Seen keys in memory: a [`SeenEvents`] that sweeps expired marks as it goes, so memory stays
 /// bounded by what is live.
 ///
-/// A mark holds a 128-bit fingerprint of its key (XXH3-128 under a random secret per store)
-/// and its expiry: 24 bytes in the table, no allocation per mark, and the keys themselves
-/// (which can carry tokens from `ref` parameters) are never held. Two different keys share a
-/// fingerprint with a probability of about 2<sup>-128</sup> per pair: with ten million live
-/// marks and a trillion lookups, about one chance in 10<sup>19</sup> that an event is taken
-/// for a redelivery.
+/// A mark holds a 127-bit fingerprint of its key (XXH3-128 under a random secret per store,
+/// less one bit that says whether the mark is settled or only claimed) and its expiry: 24 bytes
+/// in the table, no allocation per mark, and the keys themselves (which can carry tokens from
+/// `ref` parameters) are never held. Two different keys share a fingerprint with a probability
+/// of about 2<sup>-127</sup> per pair: with ten million live marks and a trillion lookups,
+/// about one chance in 10<sup>19</sup> that an event is taken for a redelivery.
 #[derive(Debug, Default)]
 pub struct MemorySeenEvents {
     keyer: Keyer,
@@ -218,6 +285,17 @@ impl SeenEvents for MemorySeenEvents {
         Ok(lock(&self.state).mark(fingerprint, now, ttl))
     }
 
+    async fn claim(&self, key: &str, now: Timestamp, lease: Duration) -> Result<Claim, StoreError> {
+        let fingerprint = self.keyer.fingerprint(key);
+        Ok(lock(&self.state).place(fingerprint, now, lease, false))
+    }
+
+    async fn settle(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<(), StoreError> {
+        let fingerprint = self.keyer.fingerprint(key);
+        lock(&self.state).settle(fingerprint, now, ttl);
+        Ok(())
+    }
+
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
         let fingerprint = self.keyer.fingerprint(key);
         lock(&self.state).forget(fingerprint);
@@ -254,6 +332,36 @@ impl SeenEvents for MemorySeenEvents {
                 .collect()
         }))
     }
+
+    async fn claim_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        Ok(self.with_fingerprints(keys, |fingerprints| {
+            let mut state = lock(&self.state);
+            fingerprints
+                .iter()
+                .map(|&f| state.place(f, now, lease, false))
+                .collect()
+        }))
+    }
+
+    async fn settle_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.with_fingerprints(keys, |fingerprints| {
+            let mut state = lock(&self.state);
+            for &f in fingerprints {
+                state.settle(f, now, ttl);
+            }
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +385,40 @@ mod tests {
         fn forget(&mut self, key: &str) {
             self.state.forget(self.keyer.fingerprint(key));
         }
+    }
+
+    #[test]
+    fn a_mark_keeps_its_state_in_the_fingerprint_and_stays_24_bytes() {
+        assert_eq!(std::mem::size_of::<Mark>(), 24);
+        let mut state = Keyed::default();
+        let (t0, lease, ttl) = (
+            Timestamp::from_secs(0),
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        );
+        let f = state.keyer.fingerprint("k");
+        assert_eq!(
+            f[1] & SETTLED,
+            0,
+            "the state bit is never part of a fingerprint"
+        );
+        assert_eq!(state.state.place(f, t0, lease, false), Claim::Acquired);
+        assert_eq!(
+            state.state.place(f, t0, lease, false),
+            Claim::Held {
+                until: t0.saturating_add(lease)
+            }
+        );
+        state.state.settle(f, t0, ttl);
+        assert_eq!(state.state.marks.len(), 1, "settled in place");
+        let later = t0.saturating_add(2 * lease);
+        assert_eq!(state.state.place(f, later, lease, false), Claim::Done);
+        assert!(state.is_seen("k", later));
+        state.forget("k");
+        assert!(
+            state.state.marks.is_empty(),
+            "a settled mark is found to forget"
+        );
     }
 
     #[test]

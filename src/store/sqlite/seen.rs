@@ -8,11 +8,15 @@ use std::{
 use async_trait::async_trait;
 
 use super::{CHUNK, Shared, batch::Value, error::db, placeholders};
-use crate::{clock::Timestamp, error::StoreError, seen::SeenEvents};
+use crate::{
+    clock::Timestamp,
+    error::StoreError,
+    seen::{Claim, SeenEvents},
+};
 
-/// Seen keys in SQLite: a [`SeenEvents`]. Marking is one upsert that only overwrites an
-/// expired mark, so of concurrent marks of one key (from any task or process) exactly one
-/// reports the key as new.
+/// Seen keys in SQLite: a [`SeenEvents`]. Marking and claiming are one upsert that only
+/// overwrites an expired mark, so of concurrent marks or claims of one key (from any task or
+/// process) exactly one reports the key as new.
 #[derive(Clone)]
 pub struct SqliteSeenEvents {
     shared: Arc<Shared>,
@@ -26,9 +30,31 @@ impl fmt::Debug for SqliteSeenEvents {
     }
 }
 
-const MARK: &str = "INSERT INTO seen_events (key, expires_at) VALUES (?, ?) \
-     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+const MARK: &str = "INSERT INTO seen_events (key, expires_at, settled) VALUES (?, ?, 1) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = 1 \
      WHERE seen_events.expires_at <= ?";
+
+const CLAIM: &str = "INSERT INTO seen_events (key, expires_at, settled) VALUES (?, ?, 0) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = 0 \
+     WHERE seen_events.expires_at <= ?";
+
+const SETTLE: &str = "INSERT INTO seen_events (key, expires_at, settled) VALUES (?, ?, 1) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = 1";
+
+/// How often a claim is tried again when the mark that refused it is gone by the time it is
+/// read (forgotten or expired in between): each retry means another handler moved the key on.
+const CLAIM_TRIES: usize = 4;
+
+/// What a live mark read back says.
+fn found(expires_at: i64, settled: bool) -> Claim {
+    if settled {
+        Claim::Done
+    } else {
+        Claim::Held {
+            until: Timestamp::from_millis(expires_at),
+        }
+    }
+}
 
 fn until(now: Timestamp, ttl: Duration) -> i64 {
     now.saturating_add(ttl).as_millis()
@@ -71,6 +97,50 @@ impl SeenEvents for SqliteSeenEvents {
             )
             .await?;
         Ok(done == 1)
+    }
+
+    async fn claim(&self, key: &str, now: Timestamp, lease: Duration) -> Result<Claim, StoreError> {
+        for _ in 0..CLAIM_TRIES {
+            let done = self
+                .shared
+                .execute(
+                    CLAIM,
+                    vec![
+                        Value::Text(key.to_owned()),
+                        Value::Int(until(now, lease)),
+                        Value::Int(now.as_millis()),
+                    ],
+                )
+                .await?;
+            if done == 1 {
+                return Ok(Claim::Acquired);
+            }
+            let mark: Option<(i64, bool)> = sqlx::query_as(
+                "SELECT expires_at, settled FROM seen_events WHERE key = ? AND expires_at > ?",
+            )
+            .bind(key)
+            .bind(now.as_millis())
+            .fetch_optional(&self.shared.reader)
+            .await
+            .map_err(db)?;
+            if let Some((expires_at, settled)) = mark {
+                return Ok(found(expires_at, settled));
+            }
+        }
+        // The key keeps changing hands: someone is on it.
+        Ok(Claim::Held {
+            until: now.saturating_add(lease),
+        })
+    }
+
+    async fn settle(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<(), StoreError> {
+        self.shared
+            .execute(
+                SETTLE,
+                vec![Value::Text(key.to_owned()), Value::Int(until(now, ttl))],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
@@ -122,23 +192,16 @@ impl SeenEvents for SqliteSeenEvents {
         }
         // Each distinct key once, in one multi-row upsert per chunk that returns the keys it
         // marked; a key listed twice is new at most at its first place.
-        let mut first = HashMap::with_capacity(keys.len());
-        let mut distinct = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            if let Entry::Vacant(v) = first.entry(*key) {
-                v.insert(i);
-                distinct.push(*key);
-            }
-        }
+        let (first, distinct) = distinct(keys);
         let expires = until(now, ttl);
         let mut marked = HashSet::with_capacity(distinct.len());
         let mut tx = self.shared.begin().await?;
         for chunk in distinct.chunks(CHUNK) {
             let sql = format!(
-                "INSERT INTO seen_events (key, expires_at) VALUES {} \
-                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+                "INSERT INTO seen_events (key, expires_at, settled) VALUES {} \
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = 1 \
                  WHERE seen_events.expires_at <= ? RETURNING key",
-                placeholders(chunk.len(), "(?, ?)")
+                placeholders(chunk.len(), "(?, ?, 1)")
             );
             let mut query = sqlx::query_scalar::<_, String>(&sql);
             for key in chunk {
@@ -159,4 +222,121 @@ impl SeenEvents for SqliteSeenEvents {
             .map(|(i, k)| first.get(k) == Some(&i) && marked.contains(*k))
             .collect())
     }
+
+    async fn claim_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        if let [key] = keys {
+            return Ok(vec![self.claim(key, now, lease).await?]);
+        }
+        let (first, distinct) = distinct(keys);
+        let expires = until(now, lease);
+        let mut acquired = HashSet::with_capacity(distinct.len());
+        // One transaction: the marks that refused a claim are read back as the upserts left
+        // them, before any other writer moves them.
+        let mut tx = self.shared.begin().await?;
+        for chunk in distinct.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO seen_events (key, expires_at, settled) VALUES {} \
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = 0 \
+                 WHERE seen_events.expires_at <= ? RETURNING key",
+                placeholders(chunk.len(), "(?, ?, 0)")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for key in chunk {
+                query = query.bind(*key).bind(expires);
+            }
+            acquired.extend(
+                query
+                    .bind(now.as_millis())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?,
+            );
+        }
+        // The rare path: keys someone else holds or handled, and keys listed twice.
+        let refused: Vec<&str> = distinct
+            .iter()
+            .copied()
+            .filter(|k| !acquired.contains(*k))
+            .chain(
+                keys.iter()
+                    .enumerate()
+                    .filter(|(i, k)| first.get(*k) != Some(i))
+                    .map(|(_, k)| *k),
+            )
+            .collect();
+        let mut marks = HashMap::with_capacity(refused.len());
+        for chunk in refused.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT key, expires_at, settled FROM seen_events WHERE key IN ({})",
+                placeholders(chunk.len(), "?")
+            );
+            let mut query = sqlx::query_as::<_, (String, i64, bool)>(&sql);
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            for (key, expires_at, settled) in query.fetch_all(&mut *tx).await.map_err(db)? {
+                marks.insert(key, found(expires_at, settled));
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if first.get(k) == Some(&i) && acquired.contains(*k) {
+                    Claim::Acquired
+                } else {
+                    // Inside the transaction every refused key had a live mark.
+                    marks.get(*k).copied().unwrap_or(Claim::Held {
+                        until: Timestamp::from_millis(expires),
+                    })
+                }
+            })
+            .collect())
+    }
+
+    async fn settle_many(
+        &self,
+        keys: &[&str],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        if let [key] = keys {
+            return self.settle(key, now, ttl).await;
+        }
+        let (_, distinct) = distinct(keys);
+        let expires = until(now, ttl);
+        let mut tx = self.shared.begin().await?;
+        for chunk in distinct.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO seen_events (key, expires_at, settled) VALUES {} \
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = 1",
+                placeholders(chunk.len(), "(?, ?, 1)")
+            );
+            let mut query = sqlx::query(&sql);
+            for key in chunk {
+                query = query.bind(*key).bind(expires);
+            }
+            query.execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
+/// The distinct keys of `keys` in order, and where each first appears.
+fn distinct<'a>(keys: &[&'a str]) -> (HashMap<&'a str, usize>, Vec<&'a str>) {
+    let mut first = HashMap::with_capacity(keys.len());
+    let mut distinct = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        if let Entry::Vacant(v) = first.entry(*key) {
+            v.insert(i);
+            distinct.push(*key);
+        }
+    }
+    (first, distinct)
 }
