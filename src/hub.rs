@@ -425,7 +425,8 @@ fn incoming(event: &Inbound) -> Option<Incoming> {
     if entry.message_id.as_deref() == Some("") {
         entry.message_id = None;
     }
-    Some(entry)
+    // Routing it again (a crash before its commit) finds the entry by the event's key.
+    Some(entry.with_event_key(event.key.as_str()))
 }
 
 fn incoming_entry(event: &Inbound) -> Option<Incoming> {

@@ -15,7 +15,9 @@
 //!
 //! - Recording an incoming entry whose `(channel, message_id)` is already recorded returns the
 //!   existing entry's id and stores nothing new, so a redelivered webhook never duplicates a
-//!   message.
+//!   message. The same holds for `(channel, event_key)`, the key of the inbound event the
+//!   entry records: an event without a transport message id (most Messenger postbacks) that
+//!   is routed again after a crash is recorded once too.
 //! - A conversation is ordered by the transport's timestamp (then by recording order), not by
 //!   arrival, so events that arrive out of order still read in order.
 //! - [`Inbox::reassign`] moves a whole conversation to another contact, merged into its
@@ -76,6 +78,12 @@ pub struct Incoming {
     /// The payload of the choice the contact picked, when the message is an answer.
     #[serde(default)]
     pub choice: Option<String>,
+    /// The key of the inbound event this entry records ([`Inbound::key`]), when it records
+    /// one: the entry is recorded once per key, like once per message id.
+    ///
+    /// [`Inbound::key`]: crate::message::Inbound::key
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_key: Option<String>,
 }
 
 impl Incoming {
@@ -87,7 +95,14 @@ impl Incoming {
             text: None,
             attachments: Vec::new(),
             choice: None,
+            event_key: None,
         }
+    }
+
+    /// Sets the key of the inbound event it records.
+    pub fn with_event_key(mut self, key: impl Into<String>) -> Self {
+        self.event_key = Some(key.into());
+        self
     }
 
     /// Sets the transport's message id.
@@ -392,7 +407,8 @@ impl ConversationPage {
 /// The conversations of contacts. See the [module docs](self) for the contract.
 #[async_trait]
 pub trait Inbox: Send + Sync {
-    /// Records what `contact` wrote at `at`; idempotent on `(channel, message_id)`.
+    /// Records what `contact` wrote at `at`; idempotent on `(channel, message_id)` and on
+    /// `(channel, event_key)`.
     async fn record_incoming(
         &self,
         contact: &ContactId,

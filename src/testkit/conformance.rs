@@ -889,6 +889,7 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
         before + 1,
         "record_incoming: de-duplication is per (channel, message id)"
     );
+    inbox_event_keys(&inbox, &contact).await;
 
     inbox_forget(&inbox).await;
     inbox_listing(&inbox).await;
@@ -1421,6 +1422,57 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
     );
 
     process_store_forget(&store).await;
+}
+
+/// The event-key clause of [`Inbox::record_incoming`]: an entry without a message id is
+/// recorded once per (channel, event key).
+async fn inbox_event_keys(inbox: &Arc<dyn Inbox>, contact: &ContactId) {
+    let t = Timestamp::from_millis(1_700_000_009_000);
+    let key = unique("messenger:postback");
+    let postback = || {
+        Incoming::new(Channel::Messenger)
+            .with_choice("START")
+            .with_event_key(key.as_str())
+    };
+    let before = ok("conversation", inbox.conversation(contact, 1000).await).len();
+    let first = ok(
+        "record keyed",
+        inbox.record_incoming(contact, t, postback()).await,
+    );
+    let again = ok(
+        "record keyed again",
+        inbox.record_incoming(contact, t, postback()).await,
+    );
+    assert_eq!(
+        again, first,
+        "record_incoming: an event recorded again by its key returns the existing entry"
+    );
+    ok(
+        "record keyed on another channel",
+        inbox
+            .record_incoming(
+                contact,
+                t,
+                Incoming::new(Channel::Email)
+                    .with_text("same key, other channel")
+                    .with_event_key(key.as_str()),
+            )
+            .await,
+    );
+    let entries = ok("conversation", inbox.conversation(contact, 1000).await);
+    assert_eq!(
+        entries.len(),
+        before + 2,
+        "record_incoming: de-duplication is per (channel, event key)"
+    );
+    let kept = entries
+        .iter()
+        .find(|e| e.id == first)
+        .unwrap_or_else(|| panic!("record_incoming: the keyed entry is listed"));
+    assert!(
+        matches!(&kept.content, EntryContent::Incoming(i) if i.event_key.as_deref() == Some(key.as_str()) && i.message_id.is_none()),
+        "record_incoming: the entry keeps its event key and no message id: {kept:?}"
+    );
 }
 
 /// Runs the [`SeenEvents`] contract.

@@ -22,6 +22,9 @@ struct State {
     by_contact: HashMap<ContactId, Vec<usize>>,
     /// Incoming entries by (channel, transport message id), for idempotent recording.
     incoming: HashMap<(Channel, String), usize>,
+    /// Incoming entries by (channel, inbound event key), for idempotent recording of events
+    /// without a message id.
+    by_event: HashMap<(Channel, String), usize>,
     /// Outgoing entries by (channel, transport message id), for receipts.
     outgoing: HashMap<(Channel, String), usize>,
     /// The agents' read mark per conversation.
@@ -74,16 +77,24 @@ impl Inbox for MemoryInbox {
             .message_id
             .as_ref()
             .map(|mid| (entry.channel.clone(), mid.clone()));
-        if let Some(existing) = key
+        let event_key = entry
+            .event_key
+            .as_ref()
+            .map(|k| (entry.channel.clone(), k.clone()));
+        let found = key
             .as_ref()
             .and_then(|k| state.incoming.get(k))
-            .and_then(|&i| live(&state.entries, i))
-        {
+            .or_else(|| event_key.as_ref().and_then(|k| state.by_event.get(k)))
+            .and_then(|&i| live(&state.entries, i));
+        if let Some(existing) = found {
             return Ok(existing.id.clone());
         }
         let (index, id) = state.push(contact, at, EntryContent::Incoming(entry))?;
         if let Some(k) = key {
             state.incoming.insert(k, index);
+        }
+        if let Some(k) = event_key {
+            state.by_event.insert(k, index);
         }
         Ok(id)
     }
@@ -289,6 +300,7 @@ impl Inbox for MemoryInbox {
         let State {
             entries,
             incoming,
+            by_event,
             outgoing,
             ..
         } = &mut *state;
@@ -308,10 +320,17 @@ impl Inbox for MemoryInbox {
             match entry.content {
                 EntryContent::Incoming(Incoming {
                     channel,
-                    message_id: Some(mid),
+                    message_id,
+                    event_key,
                     ..
-                }) => unindex(incoming, (channel, mid)),
-                EntryContent::Incoming(_) => {}
+                }) => {
+                    if let Some(mid) = message_id {
+                        unindex(incoming, (channel.clone(), mid));
+                    }
+                    if let Some(key) = event_key {
+                        unindex(by_event, (channel, key));
+                    }
+                }
                 EntryContent::Outgoing(out) => {
                     for d in out.deliveries {
                         for mid in d.message_ids {

@@ -53,11 +53,13 @@ pub(super) enum Write {
         outcome: String,
         at: i64,
     },
-    /// An incoming inbox entry, deduplicated on (channel, message id); replies with its seq.
+    /// An incoming inbox entry, deduplicated on (channel, message id) and on (channel, event
+    /// key); replies with its seq.
     Incoming {
         binds: Vec<Value>,
         channel: String,
         message_id: Option<String>,
+        event_key: Option<String>,
     },
 }
 
@@ -366,6 +368,7 @@ async fn execute(conn: &mut SqliteConnection, write: &Write) -> Result<Done, sql
             binds,
             channel,
             message_id,
+            event_key,
         } => {
             let inserted = bind_all(sqlx::query(super::inbox::INSERT_INCOMING), binds)
                 .fetch_optional(&mut *conn)
@@ -373,12 +376,15 @@ async fn execute(conn: &mut SqliteConnection, write: &Write) -> Result<Done, sql
             if let Some(row) = inserted {
                 return Ok(Done::Seq(row.try_get(0)?));
             }
+            // The entry it repeats: by message id first, as the constraints are checked.
             let existing: i64 = sqlx::query_scalar(
                 "SELECT seq FROM inbox_entries \
-                 WHERE incoming = 1 AND channel = ? AND message_id = ?",
+                 WHERE incoming = 1 AND channel = ?1 AND (message_id = ?2 OR event_key = ?3) \
+                 ORDER BY message_id = ?2 DESC LIMIT 1",
             )
             .bind(channel)
             .bind(message_id)
+            .bind(event_key)
             .fetch_one(&mut *conn)
             .await?;
             Ok(Done::Seq(existing))

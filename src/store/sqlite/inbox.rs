@@ -64,10 +64,11 @@ fn entry_id(seq: i64) -> Result<EntryId, StoreError> {
     EntryId::new(format!("e{seq}")).map_err(StoreError::backend)
 }
 
-/// Records an incoming entry unless one with its (channel, message id) exists.
-pub(super) const INSERT_INCOMING: &str = "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, content) \
-     VALUES (?, ?, 1, ?, ?, ?) \
-     ON CONFLICT (channel, message_id) WHERE incoming = 1 AND message_id IS NOT NULL DO NOTHING \
+/// Records an incoming entry unless one with its (channel, message id) or its (channel, event
+/// key) exists: `DO NOTHING` without a target covers both unique indexes.
+pub(super) const INSERT_INCOMING: &str = "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, event_key, content) \
+     VALUES (?, ?, 1, ?, ?, ?, ?) \
+     ON CONFLICT DO NOTHING \
      RETURNING seq";
 
 /// The columns an entry is read from, for `FROM inbox_entries e`: seq, contact, time, content,
@@ -112,6 +113,7 @@ impl Inbox for SqliteInbox {
     ) -> Result<EntryId, StoreError> {
         let channel = entry.channel.to_string();
         let message_id = entry.message_id.clone();
+        let event_key = entry.event_key.clone();
         let content = to_json("inbox entry", &EntryContent::Incoming(entry))?;
         let done = self
             .shared
@@ -121,10 +123,12 @@ impl Inbox for SqliteInbox {
                     Value::Int(at.as_millis()),
                     Value::Text(channel.clone()),
                     Value::OptText(message_id.clone()),
+                    Value::OptText(event_key.clone()),
                     Value::Text(content),
                 ],
                 channel,
                 message_id,
+                event_key,
             })
             .await?;
         match done {
