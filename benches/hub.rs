@@ -86,7 +86,7 @@ fn bench_hub(c: &mut Criterion) {
             .expect("request")
     };
     // The first batch registers the 100 senders.
-    let first = block_on(hub.handle_webhook(&webhook, &request()));
+    let first = block_on(hub.handle(&webhook, &request()));
     assert_eq!(first.response.status(), 200);
     assert_eq!(first.routed.len(), 100);
 
@@ -96,7 +96,7 @@ fn bench_hub(c: &mut Criterion) {
         b.iter_batched_ref(
             &mut request,
             |req| {
-                let handled = block_on(hub.handle_webhook(&webhook, req));
+                let handled = block_on(hub.handle(&webhook, req));
                 debug_assert_eq!(handled.routed.len(), 100);
                 handled.routed.len()
             },

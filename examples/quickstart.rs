@@ -80,7 +80,7 @@ async fn deliver(
     let request = http::Request::post("/webhook")
         .header("X-Hub-Signature-256", FakeUser::sign(&bytes, secret))
         .body(Bytes::from(bytes))?;
-    let handled = hub.handle_webhook(webhook, &request).await;
+    let handled = hub.handle(webhook, &request).await;
     println!("   webhook answered {}", handled.response.status());
     for (_, routed) in &handled.routed {
         println!("   routed: {}", describe(routed));

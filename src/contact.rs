@@ -335,25 +335,33 @@ fn check_scope(scope: &str) -> Result<(), ContactError> {
     check_part(scope, "scope")
 }
 
-/// A Messenger Page id checked once as an address scope, for the addresses of the many events
-/// of one webhook entry: each then only checks and copies its PSID.
+/// An address scope checked once (Messenger: a Page id), for the addresses of the many events
+/// of one webhook request: each then only checks and copies its own id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MessengerScope(SmolStr);
+#[cfg_attr(not(feature = "messenger"), allow(dead_code))]
+pub(crate) struct AddressScope {
+    channel: Channel,
+    scope: SmolStr,
+}
 
-impl MessengerScope {
-    /// The scope of Page `page_id`, if it is a valid address scope.
-    pub(crate) fn new(page_id: &str) -> Result<Self, ContactError> {
-        check_scope(page_id)?;
-        Ok(MessengerScope(SmolStr::new(page_id)))
+#[cfg_attr(not(feature = "messenger"), allow(dead_code))]
+impl AddressScope {
+    /// `scope` on `channel`, if it is a valid address scope.
+    pub(crate) fn new(channel: Channel, scope: &str) -> Result<Self, ContactError> {
+        check_scope(scope)?;
+        Ok(AddressScope {
+            channel,
+            scope: SmolStr::new(scope),
+        })
     }
 
-    /// The address of `psid` on this Page: what `Address::messenger` gives for it.
-    pub(crate) fn address(&self, psid: &str) -> Result<Address, ContactError> {
-        check_id(psid)?;
+    /// The address of `id` in this scope: what `Address::new` gives for it.
+    pub(crate) fn address(&self, id: &str) -> Result<Address, ContactError> {
+        check_id(id)?;
         Ok(Address {
-            channel: Channel::Messenger,
-            scope: Some(self.0.clone()),
-            id: SmolStr::new(psid),
+            channel: self.channel.clone(),
+            scope: Some(self.scope.clone()),
+            id: SmolStr::new(id),
         })
     }
 }
@@ -598,7 +606,7 @@ mod tests {
             "user_ref:x",
         ];
         for page in ["104857600123456", "P"] {
-            let scope = MessengerScope::new(page).unwrap();
+            let scope = AddressScope::new(Channel::Messenger, page).unwrap();
             for psid in psids {
                 assert_eq!(
                     scope.address(psid),
@@ -608,7 +616,7 @@ mod tests {
             }
         }
         for page in ["", "P\u{1}", long.as_str()] {
-            let refused = MessengerScope::new(page).unwrap_err();
+            let refused = AddressScope::new(Channel::Messenger, page).unwrap_err();
             assert_eq!(
                 Err(refused),
                 Address::messenger(page, "6543210987654321"),

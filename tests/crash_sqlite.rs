@@ -644,7 +644,7 @@ async fn child_flow_answer() {
     let body =
         FakeUser::new(PAGE, FLOW_PSID).postback("m-answer-1", "Too fast", &env(PAYLOAD), now());
 
-    let first = hub.handle_webhook(&webhook, &signed_post(&body)).await;
+    let first = hub.handle(&webhook, &signed_post(&body)).await;
     assert_eq!(first.response.status(), 200);
     let [(event, routed)] = &first.routed[..] else {
         panic!("one event routed: {first:?}")
@@ -657,7 +657,7 @@ async fn child_flow_answer() {
         }
     );
     // Meta delivers the same body again (it did not see the 200): dropped as handled.
-    let again = hub.handle_webhook(&webhook, &signed_post(&body)).await;
+    let again = hub.handle(&webhook, &signed_post(&body)).await;
     assert_eq!(again.response.status(), 200);
     assert_eq!((again.routed.len(), again.duplicates), (0, 1));
     // As if the process had died between routing and committing the first copy: the
@@ -882,7 +882,7 @@ async fn child_hub() {
                 let (parts, body) = request.into_parts();
                 let body = axum::body::to_bytes(body, 4 * 1024 * 1024).await.unwrap();
                 let handled = hub
-                    .handle_webhook(&webhook, &http::Request::from_parts(parts, body))
+                    .handle(&webhook, &http::Request::from_parts(parts, body))
                     .await;
                 report(
                     "HANDLED",

@@ -290,7 +290,7 @@ impl World {
                             .await
                             .unwrap_or_default();
                         let handled = hub
-                            .handle_webhook(&webhook, &http::Request::from_parts(parts, body))
+                            .handle(&webhook, &http::Request::from_parts(parts, body))
                             .await;
                         handled.response.map(axum::body::Body::from)
                     }
@@ -712,7 +712,7 @@ async fn unknown_senders_are_asked_to_authorize_when_auto_registration_is_off() 
         .body(Bytes::from(bytes))
         .unwrap();
     let webhook = w.webhook.clone();
-    let handled = w.hub.handle_webhook(&webhook, &request).await;
+    let handled = w.hub.handle(&webhook, &request).await;
     assert_eq!(handled.response.status(), 200);
     match &handled.routed[..] {
         [(_, Routed::Unlinked(event))] => assert!(
@@ -945,7 +945,7 @@ async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
         .body(Bytes::from(bytes))
         .unwrap();
     let webhook = w.webhook.clone();
-    let handled = w.hub.handle_webhook(&webhook, &request).await;
+    let handled = w.hub.handle(&webhook, &request).await;
     assert_eq!(handled.response.status(), 200);
     let kinds: Vec<&'static str> = handled
         .routed

@@ -193,7 +193,7 @@ impl World {
                         .await
                         .unwrap_or_default();
                     let handled = hub
-                        .handle_webhook(&webhook, &http::Request::from_parts(parts, body))
+                        .handle(&webhook, &http::Request::from_parts(parts, body))
                         .await;
                     routed
                         .lock()

@@ -117,7 +117,7 @@ impl World {
             .header("X-Hub-Signature-256", FakeUser::sign(&bytes, &self.secret))
             .body(Bytes::from(bytes))
             .unwrap();
-        let handled = self.hub.handle_webhook(&self.webhook, &request).await;
+        let handled = self.hub.handle(&self.webhook, &request).await;
         assert_eq!(handled.response.status(), 200, "{:?}", handled.error);
     }
 

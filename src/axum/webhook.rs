@@ -10,7 +10,7 @@ use axum::{
 
 use crate::{
     hub::{Hub, HubResponse},
-    messenger::{Webhook, WebhookError},
+    inbound::InboundSource,
 };
 
 /// Something that wants to know what each webhook request did (metrics, live updates): it is
@@ -26,35 +26,36 @@ impl<F: Fn(&HubResponse) + Send + Sync + 'static> WebhookObserver for F {
     }
 }
 
-/// The webhook endpoint as an axum router: `GET` answers Meta's subscription handshake,
-/// `POST` verifies, parses, routes and commits the events through
-/// [`Hub::handle_webhook`], with Meta's status contract: 200 once the events are handled,
+/// The webhook endpoint of any [`InboundSource`] (the Messenger `Webhook` first) as an axum
+/// router, through [`Hub::handle`]. For Messenger: `GET` answers Meta's subscription
+/// handshake, `POST` verifies, parses, routes and commits the events, with Meta's status
+/// contract: 200 once the events are handled,
 /// 400 for a body that is not a webhook body, 403 for a bad signature or verify token, 413
-/// for a body over [`Webhook::max_body`] (refused while it is read, before it is buffered
+/// for a body over [`InboundSource::max_body`] (refused while it is read, before it is buffered
 /// whole), 500 when a store failed and 503 when an overlapping delivery is handling some of
 /// the events (Meta delivers again either way).
 #[derive(Clone)]
 pub struct WebhookRouter {
     hub: Arc<Hub>,
-    webhook: Arc<Webhook>,
+    source: Arc<dyn InboundSource>,
     observer: Option<Arc<dyn WebhookObserver>>,
 }
 
 impl fmt::Debug for WebhookRouter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookRouter")
-            .field("webhook", &self.webhook)
+            .field("max_body", &self.source.max_body())
             .field("observer", &self.observer.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl WebhookRouter {
-    /// A router handing requests to `hub` through `webhook`.
-    pub fn new(hub: Arc<Hub>, webhook: Arc<Webhook>) -> Self {
+    /// A router handing the requests of `source` (an `Arc<Webhook>` for Messenger) to `hub`.
+    pub fn new(hub: Arc<Hub>, source: Arc<dyn InboundSource>) -> Self {
         WebhookRouter {
             hub,
-            webhook,
+            source,
             observer: None,
         }
     }
@@ -82,20 +83,17 @@ impl WebhookRouter {
     async fn handle(&self, request: Request) -> Response {
         let (parts, body) = request.into_parts();
         // One byte over the limit is enough to know the body is too large.
-        let limit = self.webhook.max_body();
+        let limit = self.source.max_body();
         let bytes = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
             Ok(bytes) => bytes,
             Err(_) => {
-                let e = WebhookError::BodyTooLarge {
-                    len: limit.saturating_add(1),
-                    limit,
-                };
-                tracing::warn!(error = %e, "webhook request refused");
-                return (e.status(), e.to_string()).into_response();
+                let refusal = format!("body is over the {limit}-byte limit");
+                tracing::warn!(limit, "webhook request refused: body too large");
+                return (http::StatusCode::PAYLOAD_TOO_LARGE, refusal).into_response();
             }
         };
         let request = http::Request::from_parts(parts, bytes);
-        let handled = self.hub.handle_webhook(&self.webhook, &request).await;
+        let handled = self.hub.handle(&*self.source, &request).await;
         if request.method() == http::Method::POST {
             if let Some(observer) = &self.observer {
                 observer.observe(&handled);

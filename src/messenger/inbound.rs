@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use super::event::{Event, EventKind, HandoverKind, MessageEvent, OptIn};
 use crate::{
     clock::Timestamp,
-    contact::{Address, Channel, MessengerScope},
+    contact::{Address, AddressScope, Channel},
     inbound::{Notice, NoticeKind},
     message::{
         Attachment, AttachmentKind, Inbound, InboundKind, NotificationOptIn, ReactionAction,
@@ -66,7 +66,7 @@ pub fn to_inbound(
     standby: bool,
     fallback_at: Timestamp,
 ) -> Converted {
-    let scope = MessengerScope::new(page_id).ok();
+    let scope = AddressScope::new(Channel::Messenger, page_id).ok();
     to_inbound_on(
         Page::new(page_id, scope.as_ref()),
         event,
@@ -81,12 +81,12 @@ pub(crate) struct Page<'p> {
     id: &'p str,
     /// Its address scope, checked once for all its events; `None` when the id is not a valid
     /// scope (each event is then dropped with the reason).
-    scope: Option<&'p MessengerScope>,
+    scope: Option<&'p AddressScope>,
 }
 
 impl<'p> Page<'p> {
-    /// Page `id`, whose scope is `scope` (`MessengerScope::new(id).ok()`).
-    pub(crate) fn new(id: &'p str, scope: Option<&'p MessengerScope>) -> Self {
+    /// Page `id`, whose scope is `scope` (`AddressScope::new(Channel::Messenger, id).ok()`).
+    pub(crate) fn new(id: &'p str, scope: Option<&'p AddressScope>) -> Self {
         Page { id, scope }
     }
 

@@ -3,13 +3,12 @@
 //! | piece | module |
 //! |---|---|
 //! | the Send API client, as a `Transport` | [`client`] |
-//! | the webhook: handshake, signatures, parsing, de-duplication | [`webhook`] |
+//! | the webhook: handshake, signatures, parsing, de-duplication; the `InboundSource` the Hub drives | [`webhook`] |
 //! | webhook bodies as typed events | [`event`] |
 //! | events as channel-neutral `Inbound`s | [`inbound`] |
 //! | rendering messages within Messenger's limits | [`render`] |
 //! | the 24-hour window and message tags | [`policy`] |
 //! | Graph errors and their classification | [`error`] |
-//! | `Hub::handle_webhook`: verify, parse, route, commit, answer | [`hub`] |
 //! | `m.me` connect links | [`link`] |
 //! | Page settings and how they are found | [`pages`] |
 //! | secrets that never print | [`secret`] |
@@ -17,7 +16,6 @@
 pub mod client;
 pub mod error;
 pub mod event;
-pub mod hub;
 pub mod inbound;
 pub mod link;
 pub mod pages;

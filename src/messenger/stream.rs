@@ -35,7 +35,12 @@ use super::{
     inbound::{Converted, Dropped, Page, to_inbound_on},
     tolerant,
 };
-use crate::{clock::Timestamp, contact::MessengerScope, inbound::Notice, message::Inbound};
+use crate::{
+    clock::Timestamp,
+    contact::{AddressScope, Channel},
+    inbound::Notice,
+    message::Inbound,
+};
 
 /// The error that ends the fast path: the body holds something only the tolerant reader
 /// keeps (an event that does not fit, an entry of another kind), so it reads the body again.
@@ -296,7 +301,7 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for EntrySeed<'_, 'a> {
 struct EntryState<'a> {
     id: Option<Cow<'a, str>>,
     /// The id as an address scope, checked once for all the events of the entry.
-    scope: Option<MessengerScope>,
+    scope: Option<AddressScope>,
     /// `None` until `time` is read; then the entry's time, if it gave one.
     time: Option<Option<Timestamp>>,
     /// Events met before the id or time they need, in body order; once one waits, all that
@@ -326,7 +331,7 @@ impl<'de: 'a, 'a> Visitor<'de> for EntrySeed<'_, 'a> {
                         return Err(de::Error::duplicate_field("id"));
                     }
                     let id = map.next_value::<IdValue<'a>>()?.0;
-                    state.scope = MessengerScope::new(&id).ok();
+                    state.scope = AddressScope::new(Channel::Messenger, &id).ok();
                     state.id = Some(id);
                 }
                 "time" => {

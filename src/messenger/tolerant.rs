@@ -33,7 +33,10 @@ use super::{
     inbound::{Converted, Dropped, Page, to_inbound_on},
     stream::{Parsed, Span, Spans},
 };
-use crate::{clock::Timestamp, contact::MessengerScope};
+use crate::{
+    clock::Timestamp,
+    contact::{AddressScope, Channel},
+};
 
 /// The fields of a JSON object in their order, each value kept as raw JSON.
 struct Fields<'a>(SmallVec<[(Cow<'a, str>, &'a RawValue); 8]>);
@@ -150,7 +153,7 @@ impl<'a> Reader<'a> {
             Ok(None) => return self.orphan("the entry has no `id`", raw),
             Err(reason) => return self.orphan(reason, raw),
         };
-        let scope = MessengerScope::new(&id).ok();
+        let scope = AddressScope::new(Channel::Messenger, &id).ok();
         let checked = (|| {
             for name in ["time", "messaging", "standby", "changes"] {
                 fields.one(name)?;

@@ -48,7 +48,7 @@
 //!
 //! An event or entry that cannot be read (a field of the wrong type, no person, an entry of
 //! Page feed `changes`, the entries of another `object` such as `instagram`) becomes a
-//! [`Dropped`] in [`Batch::dropped`], with its reason and its raw JSON, logged as a warning;
+//! [`Dropped`](crate::inbound::Dropped) in [`Batch::dropped`](InboundBatch::dropped), with its reason and its raw JSON, logged as a warning;
 //! every other event of the body goes on, exactly as it would without it, and the body is
 //! answered 200 (a 400 would make Meta redeliver the good events for 36 hours and then drop
 //! them). Only a body that is not JSON, or not an envelope at all, is a 400. See the tolerant
@@ -74,7 +74,7 @@ use crate::{
     activity::LastInbound,
     clock::{SharedClock, SystemClock},
     error::StoreError,
-    inbound::{Dropped, Notice},
+    inbound::{InboundBatch, InboundSource, Outcome, Reception},
     message::{Inbound, InboundKind},
     seen::{Claim, SeenEvents},
 };
@@ -147,27 +147,9 @@ impl WebhookError {
     }
 }
 
-/// What a verified webhook body held.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Batch {
-    /// Events not handled before, in body order.
-    pub events: Vec<Inbound>,
-    /// How many events were dropped as already handled (redeliveries, repeats in the batch).
-    pub duplicates: usize,
-    /// How many events were left out because another request holds them (an overlapping
-    /// delivery still handling them): answer so that Meta delivers again (the Hub answers
-    /// 503).
-    pub in_flight: usize,
-    /// Pages of the batch that the resolver does not know; their events were not processed.
-    pub unknown_pages: Vec<String>,
-    /// What could not be read as an event (each with its reason and raw JSON): events that do
-    /// not fit, name no person or carry invalid ids; unreadable entries; feed changes; the
-    /// entries of another product's object.
-    pub dropped: Vec<Dropped>,
-    /// Notices about served Pages (policy enforcement, app roles), in body order.
-    pub notices: Vec<Notice>,
-}
+/// What a verified webhook body held: the core's [`InboundBatch`], whose `unknown_pages` are
+/// Page ids.
+pub type Batch = InboundBatch;
 
 /// The outcome of [`Webhook::handle`].
 #[derive(Debug)]
@@ -578,6 +560,57 @@ impl Webhook {
         let batch = self.receive(headers, body).await?;
         self.commit_all(&batch.events).await?;
         Ok(batch)
+    }
+}
+
+/// The Hub drives the webhook through the core's seam: `GET` is the handshake, `POST` is
+/// [`Webhook::receive`]; Meta's answers are `EVENT_RECEIVED`, 503 and 500.
+#[async_trait::async_trait]
+impl InboundSource for Webhook {
+    async fn receive(&self, request: &Request<Bytes>) -> Reception {
+        if request.method() != Method::POST {
+            return Reception::Answered {
+                response: self.handle(request).await.response,
+                error: None,
+            };
+        }
+        match Webhook::receive(self, request.headers(), request.body()).await {
+            Ok(batch) => Reception::Batch(batch),
+            Err(e) => {
+                tracing::warn!(error = %e, status = %e.status(), "webhook request refused");
+                let response = e.to_response();
+                let error = match e {
+                    WebhookError::Store(s) => Some(s),
+                    _ => None,
+                };
+                Reception::Answered { response, error }
+            }
+        }
+    }
+
+    async fn commit(&self, event: &Inbound) -> Result<(), StoreError> {
+        Webhook::commit(self, event).await
+    }
+
+    async fn release(&self, events: &[Inbound]) -> Result<(), StoreError> {
+        Webhook::release(self, events).await
+    }
+
+    fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    fn respond(&self, outcome: Outcome) -> Response<Bytes> {
+        match outcome {
+            Outcome::Handled => {
+                text_response(StatusCode::OK, Bytes::from_static(b"EVENT_RECEIVED"))
+            }
+            Outcome::InFlight => in_flight_response(),
+            _ => text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(b"routing failed"),
+            ),
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //!
 //! # Nothing lost, nothing done twice
 //!
-//! The Hub's rule is *claim, route, commit*. [`Hub::handle_webhook`] verifies, parses and
+//! The Hub's rule is *claim, route, commit*. [`Hub::handle`] verifies, parses and
 //! drops already-handled events, then claims each new one for a lease ([`Webhook::receive`],
 //! see [claims](crate::seen#claims-handled-once-even-by-handlers-racing-each-other)), routes
 //! it, and marks it handled ([`Webhook::commit`]) only once it was routed:
@@ -61,6 +61,10 @@
 //! [`Batch::in_flight`]: crate::messenger::Batch::in_flight
 
 use std::{fmt, sync::Arc};
+
+mod handle;
+
+pub use handle::HubResponse;
 
 use crate::{
     contact::{Channel, ContactId},
@@ -466,10 +470,6 @@ fn incoming_entry(event: &Inbound) -> Option<Incoming> {
         _ => return None,
     })
 }
-
-#[cfg(feature = "messenger")]
-#[cfg_attr(docsrs, doc(cfg(feature = "messenger")))]
-pub use crate::messenger::hub::HubResponse;
 
 #[cfg(test)]
 mod tests {
