@@ -97,16 +97,22 @@ pub trait InboundSource: Send + Sync {
     /// The answer for a batch that ended with `outcome`: 200, 503 or 500 with a short text
     /// unless the transport expects another body.
     fn respond(&self, outcome: Outcome) -> Response<Bytes> {
-        let (status, body) = match outcome {
-            Outcome::Handled => (StatusCode::OK, "OK"),
-            Outcome::InFlight => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "events are being handled by another request; deliver again later",
-            ),
-            Outcome::Failed => (StatusCode::INTERNAL_SERVER_ERROR, "routing failed"),
-        };
-        plain_response(status, body)
+        default_response(outcome)
     }
+}
+
+/// [`InboundSource::respond`]'s default answer for `outcome`: 200 `OK`, 503 or 500 with a
+/// short text.
+pub(crate) fn default_response(outcome: Outcome) -> Response<Bytes> {
+    let (status, body) = match outcome {
+        Outcome::Handled => (StatusCode::OK, "OK"),
+        Outcome::InFlight => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "events are being handled by another request; deliver again later",
+        ),
+        Outcome::Failed => (StatusCode::INTERNAL_SERVER_ERROR, "routing failed"),
+    };
+    plain_response(status, body)
 }
 
 #[async_trait]
@@ -129,8 +135,8 @@ impl<S: InboundSource + ?Sized> InboundSource for Arc<S> {
 }
 
 /// A `text/plain` response with `status` and `body`.
-pub(crate) fn plain_response(status: StatusCode, body: &'static str) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+pub(crate) fn plain_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -74,14 +74,12 @@ impl Hub {
         out.routed.reserve(batch.events.len());
         let mut events = batch.events.into_iter();
         while let Some(event) = events.next() {
-            let result = match self.route(&event).await {
-                Ok(r) => source
-                    .commit(&event)
-                    .await
-                    .map(|()| r)
-                    .map_err(HubError::from),
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let routed = self.route(&event).await?;
+                source.commit(&event).await?;
+                Ok::<_, HubError>(routed)
+            }
+            .await;
             match result {
                 Ok(r) => out.routed.push((event, r)),
                 Err(e) => {

@@ -60,7 +60,7 @@ use bytes::Bytes;
 use foldhash::fast::RandomState;
 use hashbrown::{HashTable, hash_table::Entry};
 use hmac::{Hmac, Mac};
-use http::{Method, Request, Response, StatusCode, header::CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
 use sha2::Sha256;
 use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
@@ -74,7 +74,7 @@ use crate::{
     activity::LastInbound,
     clock::{SharedClock, SystemClock},
     error::StoreError,
-    inbound::{InboundBatch, InboundSource, Outcome, Reception},
+    inbound::{InboundBatch, InboundSource, Outcome, Reception, default_response, plain_response},
     message::{Inbound, InboundKind},
     seen::{Claim, SeenEvents},
 };
@@ -143,7 +143,7 @@ impl WebhookError {
 
     /// The response to send for this error (the body names the problem, never a secret).
     pub fn to_response(&self) -> Response<Bytes> {
-        text_response(self.status(), Bytes::from(self.to_string()))
+        plain_response(self.status(), Bytes::from(self.to_string()))
     }
 }
 
@@ -234,16 +234,6 @@ impl fmt::Debug for Webhook {
             .field("claim_lease", &self.claim_lease)
             .finish_non_exhaustive()
     }
-}
-
-fn text_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 impl Webhook {
@@ -517,7 +507,7 @@ impl Webhook {
             Method::GET => match self.verify_subscription(request.uri().query().unwrap_or("")) {
                 Ok(challenge) => {
                     return Handled {
-                        response: text_response(StatusCode::OK, Bytes::from(challenge)),
+                        response: plain_response(StatusCode::OK, Bytes::from(challenge)),
                         batch: None,
                     };
                 }
@@ -531,11 +521,11 @@ impl Webhook {
         };
         match result {
             Ok(batch) if batch.in_flight > 0 => Handled {
-                response: in_flight_response(),
+                response: default_response(Outcome::InFlight),
                 batch: Some(batch),
             },
             Ok(batch) => Handled {
-                response: text_response(StatusCode::OK, Bytes::from_static(b"EVENT_RECEIVED")),
+                response: InboundSource::respond(self, Outcome::Handled),
                 batch: Some(batch),
             },
             Err(e) => {
@@ -602,25 +592,11 @@ impl InboundSource for Webhook {
 
     fn respond(&self, outcome: Outcome) -> Response<Bytes> {
         match outcome {
-            Outcome::Handled => {
-                text_response(StatusCode::OK, Bytes::from_static(b"EVENT_RECEIVED"))
-            }
-            Outcome::InFlight => in_flight_response(),
-            _ => text_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Bytes::from_static(b"routing failed"),
-            ),
+            // Meta's documented acknowledgement.
+            Outcome::Handled => plain_response(StatusCode::OK, "EVENT_RECEIVED"),
+            other => default_response(other),
         }
     }
-}
-
-/// The answer to a delivery holding events that another request is handling: 503, so that
-/// Meta delivers it again (by then they are handled, or free again).
-pub(crate) fn in_flight_response() -> Response<Bytes> {
-    text_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        Bytes::from_static(b"events are being handled by another request; deliver again later"),
-    )
 }
 
 /// Page ids of a batch and whether each is served: a list while there are few, a table once
