@@ -11,6 +11,8 @@
 //! | [`Inbox`] | the whole conversation, delivery records and transport message ids included | [`Inbox::forget_contact`] |
 //! | [`Outbox`] | the contact's outcome in every campaign, pending claims included | [`Outbox::forget_contact`] |
 //! | [`ProcessStore`] | every flow instance, finished ones included (their history holds the answers) | [`ProcessStore::forget_contact`] |
+//! | [`OptIns`] (given with [`Erasure::with_opt_ins`]) | every notification opt-in, tokens included | [`OptIns::forget_contact`] |
+//! | [`ThreadOwners`] (given with [`Erasure::with_thread_owners`]) | who owns each of the addresses' threads | [`ThreadOwners::forget`] |
 //!
 //! It returns an [`ErasureReport`] of how much went from each; the report holds counts only,
 //! no identifier of the person, so it can be kept as a record that the request was carried out.
@@ -88,7 +90,7 @@
 //!   about anyone.
 //! - **The host's data is the host's**: its user table (unless it is the [`Directory`] given
 //!   here), its own copies (entry ids, reports, logs, backups, exports), and stores of its own
-//!   that are not among the five above. So is what the transports keep: the conversation stays
+//!   that are not among those above. So is what the transports keep: the conversation stays
 //!   in the person's Messenger inbox and the Page's inbox at Meta, and e-mails in mailboxes.
 
 use std::{fmt, sync::Arc};
@@ -102,7 +104,9 @@ use crate::{
     identity::Directory,
     inbox::Inbox,
     newsletter::Outbox,
+    optin::OptIns,
     process::ProcessStore,
+    threads::ThreadOwners,
 };
 
 /// How much one [`Erasure::forget`] removed from each store.
@@ -123,6 +127,10 @@ pub struct ErasureReport {
     pub flow_instances: usize,
     /// Last-inbound (activity) records removed, one per address that had one.
     pub activity_records: usize,
+    /// Notification opt-ins removed.
+    pub opt_ins: usize,
+    /// Thread-owner records removed, one per address that had one.
+    pub thread_records: usize,
 }
 
 impl ErasureReport {
@@ -140,6 +148,8 @@ pub struct Erasure {
     outbox: Arc<dyn Outbox>,
     processes: Arc<dyn ProcessStore>,
     last_inbound: Arc<dyn LastInbound>,
+    opt_ins: Option<Arc<dyn OptIns>>,
+    threads: Option<Arc<dyn ThreadOwners>>,
 }
 
 impl fmt::Debug for Erasure {
@@ -164,7 +174,23 @@ impl Erasure {
             outbox,
             processes,
             last_inbound,
+            opt_ins: None,
+            threads: None,
         }
+    }
+
+    /// Erases the contact's notification opt-ins too: give it the store the Hub records them
+    /// in ([`HubBuilder::opt_ins`](crate::hub::HubBuilder::opt_ins)).
+    pub fn with_opt_ins(mut self, store: Arc<dyn OptIns>) -> Self {
+        self.opt_ins = Some(store);
+        self
+    }
+
+    /// Erases who owns the threads of the contact's addresses too: give it the store the Hub
+    /// records them in ([`HubBuilder::thread_owners`](crate::hub::HubBuilder::thread_owners)).
+    pub fn with_thread_owners(mut self, store: Arc<dyn ThreadOwners>) -> Self {
+        self.threads = Some(store);
+        self
     }
 
     /// Removes everything the stores hold about contact `id` and reports how much went.
@@ -208,6 +234,11 @@ impl Erasure {
             if self.last_inbound.forget(address).await? {
                 report.activity_records += 1;
             }
+            if let Some(threads) = &self.threads {
+                if threads.forget(address).await? {
+                    report.thread_records += 1;
+                }
+            }
         }
         Ok(())
     }
@@ -220,6 +251,9 @@ impl Erasure {
         report.inbox_entries += self.inbox.forget_contact(id).await?;
         report.outcomes += self.outbox.forget_contact(id).await?;
         report.flow_instances += self.processes.forget_contact(id).await?;
+        if let Some(opt_ins) = &self.opt_ins {
+            report.opt_ins += opt_ins.forget_contact(id).await?;
+        }
         Ok(())
     }
 }
@@ -237,6 +271,8 @@ mod tests {
             outcomes: 1,
             flow_instances: 3,
             activity_records: 2,
+            opt_ins: 1,
+            thread_records: 1,
         };
         let json = serde_json::to_value(report).unwrap();
         assert_eq!(
@@ -248,6 +284,8 @@ mod tests {
                 "outcomes": 1,
                 "flow_instances": 3,
                 "activity_records": 2,
+                "opt_ins": 1,
+                "thread_records": 1,
             })
         );
         assert_eq!(

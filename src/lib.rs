@@ -186,6 +186,7 @@ pub mod message;
 #[cfg_attr(docsrs, doc(cfg(feature = "messenger")))]
 pub mod messenger;
 pub mod newsletter;
+pub mod optin;
 pub mod process;
 pub mod seen;
 pub mod segment;
@@ -195,6 +196,7 @@ pub mod template;
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
+pub mod threads;
 pub mod token;
 pub mod transport;
 

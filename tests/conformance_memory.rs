@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tidings::{
     store::memory::{
-        MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOutbox, MemoryProcessStore,
-        MemorySeenEvents,
+        MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOptIns, MemoryOutbox,
+        MemoryProcessStore, MemorySeenEvents, MemoryThreadOwners,
     },
     testkit::conformance,
 };
@@ -58,6 +58,16 @@ async fn memory_last_inbound_keeps_the_last_inbound_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_opt_ins_keep_the_opt_ins_contract() {
+    conformance::opt_ins(Arc::new(MemoryOptIns::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_thread_owners_keep_the_thread_owners_contract() {
+    conformance::thread_owners(Arc::new(MemoryThreadOwners::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_suite_can_run_twice_against_one_store() {
     let dir = Arc::new(MemoryDirectory::new());
     let inbox = Arc::new(MemoryInbox::new());
@@ -65,6 +75,8 @@ async fn the_suite_can_run_twice_against_one_store() {
     let processes = Arc::new(MemoryProcessStore::new());
     let outbox = Arc::new(MemoryOutbox::new());
     let last = Arc::new(MemoryLastInbound::new());
+    let opt_ins = Arc::new(MemoryOptIns::new());
+    let threads = Arc::new(MemoryThreadOwners::new());
     for _ in 0..2 {
         conformance::directory(dir.clone()).await;
         conformance::segment_query(dir.clone(), dir.clone()).await;
@@ -73,5 +85,7 @@ async fn the_suite_can_run_twice_against_one_store() {
         conformance::process_store(processes.clone()).await;
         conformance::outbox(outbox.clone()).await;
         conformance::last_inbound(last.clone()).await;
+        conformance::opt_ins(opt_ins.clone()).await;
+        conformance::thread_owners(threads.clone()).await;
     }
 }

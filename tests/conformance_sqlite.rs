@@ -70,6 +70,18 @@ async fn sqlite_last_inbound_keeps_the_last_inbound_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_opt_ins_keep_the_opt_ins_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::opt_ins(stores(&dir).await.opt_ins()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_thread_owners_keep_the_thread_owners_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::thread_owners(stores(&dir).await.thread_owners()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_suite_can_run_twice_against_one_database() {
     let dir = tempfile::tempdir().unwrap();
     let stores = stores(&dir).await;
@@ -82,6 +94,8 @@ async fn the_suite_can_run_twice_against_one_database() {
         conformance::process_store(stores.processes()).await;
         conformance::outbox(stores.outbox()).await;
         conformance::last_inbound(stores.last_inbound()).await;
+        conformance::opt_ins(stores.opt_ins()).await;
+        conformance::thread_owners(stores.thread_owners()).await;
     }
 }
 

@@ -147,6 +147,14 @@ struct BackwardsInbox(MemoryInbox);
 
 #[async_trait]
 impl Inbox for BackwardsInbox {
+    async fn annotate(
+        &self,
+        contact: &tidings::ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<tidings::inbox::EntryId>, tidings::StoreError> {
+        self.0.annotate(contact, annotation).await
+    }
+
     async fn record_incoming(
         &self,
         c: &ContactId,
@@ -225,6 +233,14 @@ struct ExclusiveWatermarkInbox(MemoryInbox);
 
 #[async_trait]
 impl Inbox for ExclusiveWatermarkInbox {
+    async fn annotate(
+        &self,
+        contact: &tidings::ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<tidings::inbox::EntryId>, tidings::StoreError> {
+        self.0.annotate(contact, annotation).await
+    }
+
     async fn record_incoming(
         &self,
         c: &ContactId,
@@ -371,6 +387,14 @@ struct LeakyDedupeInbox {
 
 #[async_trait]
 impl Inbox for LeakyDedupeInbox {
+    async fn annotate(
+        &self,
+        contact: &tidings::ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<tidings::inbox::EntryId>, tidings::StoreError> {
+        self.inner.annotate(contact, annotation).await
+    }
+
     async fn record_incoming(
         &self,
         c: &ContactId,

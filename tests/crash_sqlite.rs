@@ -803,6 +803,14 @@ struct StallingInbox {
 
 #[async_trait]
 impl Inbox for StallingInbox {
+    async fn annotate(
+        &self,
+        contact: &tidings::ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<tidings::inbox::EntryId>, tidings::StoreError> {
+        self.inner.annotate(contact, annotation).await
+    }
+
     async fn record_incoming(
         &self,
         contact: &ContactId,

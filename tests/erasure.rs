@@ -336,6 +336,14 @@ struct ArrivesDuringErasure {
 
 #[async_trait]
 impl Inbox for ArrivesDuringErasure {
+    async fn annotate(
+        &self,
+        contact: &tidings::ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<tidings::inbox::EntryId>, tidings::StoreError> {
+        self.inner.annotate(contact, annotation).await
+    }
+
     async fn record_incoming(
         &self,
         c: &ContactId,

@@ -49,6 +49,14 @@ struct FlakyInbox {
 
 #[async_trait]
 impl Inbox for FlakyInbox {
+    async fn annotate(
+        &self,
+        contact: &tidings::ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<tidings::inbox::EntryId>, tidings::StoreError> {
+        self.inner.annotate(contact, annotation).await
+    }
+
     async fn record_incoming(
         &self,
         c: &ContactId,

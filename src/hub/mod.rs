@@ -7,8 +7,11 @@
 //! | a message of an unknown sender, auto-registration off | nowhere stored: the "please authorize" reply, and [`Routed::Unlinked`] for the host |
 //! | delivery and read receipts | the [`Inbox`] (read watermarks cover everything sent before them) |
 //! | echoes of the Page's own sends | ignored |
-//! | events of threads another app owns (standby) | messages recorded in the inbox, never answered or offered to processes |
-//! | kinds the crate does not interpret | reported as [`Routed::Ignored`] with their kind |
+//! | reactions and edits of a known contact | the [`Inbox`], on the entry they target ([`Inbox::annotate`]; kept when they arrive before it) |
+//! | an opt-in to notifications (Marketing Messages) | the contact's [`OptIns`] (an unknown sender is registered as for a message, or reported as [`Routed::Unlinked`]) |
+//! | thread control passed to or taken from this app | the [`ThreadOwners`] store; a request for control is reported as [`Routed::ThreadControl`] |
+//! | events of threads another app owns (standby) | the thread's owner noted in [`ThreadOwners`]; messages recorded in the inbox, never answered or offered to processes |
+//! | kinds the crate does not interpret, plugin opt-ins | reported as [`Routed::Ignored`] with their kind |
 //!
 //! The Hub holds trait objects, so none of the host's types leak into it.
 //!
@@ -70,9 +73,12 @@ use crate::{
     contact::{Channel, ContactId},
     error::StoreError,
     identity::{ConnectOutcome, Connector, Directory, Sender},
-    inbox::{DeliveryStatus, EntryId, Inbox, Incoming, StatusUpdate},
-    message::{Inbound, InboundKind, Message},
+    inbox::{Annotation, Change, DeliveryStatus, EntryId, Inbox, Incoming, StatusUpdate},
+    message::{Inbound, InboundKind, Message, ThreadChange},
+    optin::{OptInRecord, OptIns},
     process::{IgnoredAnswer, InstanceId, NoProcesses, Offer, ProcessEngine, ProcessError},
+    store::memory::{MemoryOptIns, MemoryThreadOwners},
+    threads::{ThreadOwner, ThreadOwners},
     transport::{SendContext, SharedTransport, TransportSet},
 };
 
@@ -112,6 +118,30 @@ pub enum Routed {
     Standby {
         /// The entry, when one was recorded.
         entry: Option<EntryId>,
+    },
+    /// A reaction or an edit, recorded on the inbox entry it targets.
+    Annotated {
+        /// The contact who made it.
+        contact: ContactId,
+        /// The entry it targets, `None` when the target is not recorded (yet): it is kept,
+        /// and shows on the entry once that is recorded.
+        entry: Option<EntryId>,
+    },
+    /// An opt-in to notifications, kept in the contact's [`OptIns`].
+    OptedIn {
+        /// The contact (just auto-registered when `registered`).
+        contact: ContactId,
+        /// Whether the person stopped the notifications with it.
+        stopped: bool,
+        /// Whether the contact was created for this event.
+        registered: bool,
+    },
+    /// Thread control changed hands, or another app asked for it.
+    ThreadControl {
+        /// What happened.
+        change: ThreadChange,
+        /// Who owns the thread now, when the event moved it (`None` for a request).
+        owner: Option<ThreadOwner>,
     },
     /// Delivery or read receipts, applied to this many delivery records.
     Receipt {
@@ -181,6 +211,20 @@ impl HubBuilder {
         self
     }
 
+    /// Where notification opt-ins are kept (default: in memory, for the life of the Hub; give
+    /// the durable store the campaign runner reads, e.g. `SqliteStores::opt_ins`).
+    pub fn opt_ins(mut self, store: Arc<dyn OptIns>) -> Self {
+        self.hub.opt_ins = store;
+        self
+    }
+
+    /// Where thread owners are kept (default: in memory, for the life of the Hub; give the
+    /// durable store the senders read, e.g. `SqliteStores::thread_owners`).
+    pub fn thread_owners(mut self, store: Arc<dyn ThreadOwners>) -> Self {
+        self.hub.threads = store;
+        self
+    }
+
     /// The longest a confirmation or "please authorize" reply may take before routing goes on
     /// without it (default 3 s), so that a slow transport never holds the webhook past Meta's
     /// 20-second deadline. Give the reply transport few retries, too.
@@ -191,7 +235,14 @@ impl HubBuilder {
 
     /// Builds the Hub.
     pub fn build(self) -> Hub {
-        self.hub
+        let mut hub = self.hub;
+        // A merged contact's conversation and opt-ins follow it.
+        let hook = FollowTheMerge {
+            inbox: hub.inbox.clone(),
+            opt_ins: hub.opt_ins.clone(),
+        };
+        hub.connector = hub.connector.with_merge_hook(Arc::new(hook));
+        hub
     }
 }
 
@@ -201,6 +252,8 @@ pub struct Hub {
     directory: Arc<dyn Directory>,
     inbox: Arc<dyn Inbox>,
     processes: Arc<dyn ProcessEngine>,
+    opt_ins: Arc<dyn OptIns>,
+    threads: Arc<dyn ThreadOwners>,
     transports: TransportSet,
     confirmation: Option<Message>,
     please_authorize: Option<Message>,
@@ -225,10 +278,12 @@ impl Hub {
     ) -> HubBuilder {
         HubBuilder {
             hub: Hub {
-                connector: connector.with_merge_hook(Arc::new(ReassignOnMerge(inbox.clone()))),
+                connector,
                 directory,
                 inbox,
                 processes: Arc::new(NoProcesses),
+                opt_ins: Arc::new(MemoryOptIns::new()),
+                threads: Arc::new(MemoryThreadOwners::new()),
                 transports: TransportSet::new(),
                 confirmation: None,
                 please_authorize: None,
@@ -296,7 +351,22 @@ impl Hub {
                 }
                 Ok(Routed::Receipt { updated })
             }
+            InboundKind::ThreadControl {
+                change, new_owner, ..
+            } => self.thread_control(event, *change, new_owner.as_deref()).await,
+            InboundKind::Reaction { .. } | InboundKind::Edit { .. } => self.annotate(event).await,
+            InboundKind::OptIn {
+                notifications: Some(optin),
+                ..
+            } => self.opt_in(event, optin).await,
+            InboundKind::OptIn { reference, .. } => Ok(Routed::Ignored {
+                reason: format!(
+                    "plugin opt-in (ref {:?}): the crate does not interpret it",
+                    reference.as_deref().unwrap_or("")
+                ),
+            }),
             _ if event.standby => {
+                self.note_standby(event).await?;
                 let entry = match (
                     incoming(event),
                     self.directory.find_by_address(&event.from).await?,
@@ -362,6 +432,117 @@ impl Hub {
         })
     }
 
+    async fn thread_control(
+        &self,
+        event: &Inbound,
+        change: ThreadChange,
+        new_owner: Option<&str>,
+    ) -> Result<Routed, HubError> {
+        // Messenger sends a pass to the app that receives control, a take to the app that
+        // lost it, and a request to the owner.
+        let owner = match change {
+            ThreadChange::Passed => Some(ThreadOwner::This),
+            ThreadChange::Taken => Some(ThreadOwner::Other {
+                app_id: new_owner.map(str::to_owned),
+            }),
+            _ => None,
+        };
+        if let Some(owner) = &owner {
+            self.threads.set(&event.from, owner.clone(), event.at).await?;
+        } else {
+            tracing::info!(from = %event.from, ?change, "another app asks for thread control");
+        }
+        Ok(Routed::ThreadControl { change, owner })
+    }
+
+    /// A standby event says another app owns the thread: noted, keeping the owner's app id
+    /// when an earlier event named it.
+    async fn note_standby(&self, event: &Inbound) -> Result<(), HubError> {
+        let known = self.threads.get(&event.from).await?;
+        if let Some(state) = &known {
+            if matches!(state.owner, ThreadOwner::Other { .. }) || state.since > event.at {
+                return Ok(());
+            }
+        }
+        self.threads
+            .set(&event.from, ThreadOwner::Other { app_id: None }, event.at)
+            .await?;
+        Ok(())
+    }
+
+    async fn annotate(&self, event: &Inbound) -> Result<Routed, HubError> {
+        let (message_id, change) = match &event.kind {
+            InboundKind::Reaction {
+                message_id,
+                action,
+                emoji,
+                name,
+            } => (
+                message_id,
+                Change::Reaction {
+                    action: *action,
+                    emoji: emoji.clone(),
+                    name: name.clone(),
+                },
+            ),
+            InboundKind::Edit {
+                message_id,
+                text,
+                edit_count,
+            } => (
+                message_id,
+                Change::Edit {
+                    text: text.clone(),
+                    edit_count: *edit_count,
+                },
+            ),
+            _ => {
+                return Ok(Routed::Ignored {
+                    reason: "not a reaction or an edit".to_owned(),
+                });
+            }
+        };
+        if event.standby {
+            self.note_standby(event).await?;
+        }
+        let Some(contact) = self.directory.find_by_address(&event.from).await? else {
+            return Ok(Routed::Ignored {
+                reason: "a reaction or an edit of an unknown sender".to_owned(),
+            });
+        };
+        let annotation = Annotation::new(event.channel().clone(), message_id, event.at, change)
+            .with_event_key(event.key.as_str());
+        let entry = self.inbox.annotate(&contact.id, annotation).await?;
+        Ok(Routed::Annotated {
+            contact: contact.id,
+            entry,
+        })
+    }
+
+    async fn opt_in(
+        &self,
+        event: &Inbound,
+        optin: &crate::message::NotificationOptIn,
+    ) -> Result<Routed, HubError> {
+        let (contact, registered) = match self.connector.resolve_sender(&event.from).await? {
+            Sender::Known(c) => (c, false),
+            Sender::Registered(c) => (c, true),
+            _ => return Ok(Routed::Unlinked(Box::new(event.clone()))),
+        };
+        let record = OptInRecord::new(
+            contact.id.clone(),
+            event.channel().clone(),
+            event.at,
+            optin.clone(),
+        );
+        self.opt_ins.record(record).await?;
+        Ok(Routed::OptedIn {
+            contact: contact.id,
+            stopped: optin.is_stopped(),
+            registered,
+        })
+    }
+
     async fn up_to(
         &self,
         event: &Inbound,
@@ -405,18 +586,22 @@ impl Hub {
     }
 }
 
-/// Moves the inbox conversation of a technical contact before it is merged.
-struct ReassignOnMerge(Arc<dyn Inbox>);
+/// Moves the inbox conversation and the opt-ins of a technical contact before it is merged.
+struct FollowTheMerge {
+    inbox: Arc<dyn Inbox>,
+    opt_ins: Arc<dyn OptIns>,
+}
 
 #[async_trait::async_trait]
-impl crate::identity::MergeHook for ReassignOnMerge {
+impl crate::identity::MergeHook for FollowTheMerge {
     async fn before_merge(
         &self,
         technical: &ContactId,
         into: &ContactId,
     ) -> Result<(), StoreError> {
-        let moved = self.0.reassign(technical, into).await?;
-        tracing::info!(%technical, %into, moved, "conversation follows the merged contact");
+        let moved = self.inbox.reassign(technical, into).await?;
+        let opt_ins = self.opt_ins.reassign(technical, into).await?;
+        tracing::info!(%technical, %into, moved, opt_ins, "conversation follows the merged contact");
         Ok(())
     }
 }

@@ -36,15 +36,23 @@
 //!   [`ConversationCursor`]: following `next` from the first page lists each conversation
 //!   once, provided none changes meanwhile. Each comes with its newest entry and its unread
 //!   count: the incoming entries later than the agents' read mark.
+//! - [`Inbox::annotate`] records a reaction or an edit on the entry it targets, by the
+//!   transport's message id ([`annotation`]): every entry an inbox returns carries the
+//!   annotations of its contact that target it, in time order. One recorded before its target
+//!   shows once the target is recorded; a redelivered one (same `(channel, event_key)`) adds
+//!   nothing; [`Inbox::reassign`] moves them with the conversation and
+//!   [`Inbox::forget_contact`] removes them.
 //! - [`Inbox::mark_read`] moves a conversation's read mark forward to `up_to` (never back);
 //!   without a mark every incoming entry is unread. [`Inbox::reassign`] keeps the later of the
 //!   two marks.
 
 use async_trait::async_trait;
 
+pub mod annotation;
 pub mod support;
 
 use serde::{Deserialize, Serialize};
+pub use annotation::{Annotation, Change, Edit, Reaction};
 pub use support::{MAX_REPLY_CHOICES, Reply, ReplyReport, Support, SupportError, TransportOption};
 
 use crate::{
@@ -282,6 +290,9 @@ pub struct Entry {
     pub at: Timestamp,
     /// What it is.
     pub content: EntryContent,
+    /// The reactions and edits recorded on it, in time order (then recording order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
 }
 
 impl Entry {
@@ -292,7 +303,52 @@ impl Entry {
             contact,
             at,
             content,
+            annotations: Vec::new(),
         }
+    }
+
+    /// Sets the annotations recorded on it (in time order); stores use this.
+    pub fn with_annotations(mut self, annotations: Vec<Annotation>) -> Self {
+        self.annotations = annotations;
+        self
+    }
+
+    /// Whether `annotation` targets this entry: same channel, and the entry's transport id
+    /// there (an incoming message's, or one an outgoing message was sent under) is its
+    /// target's.
+    pub fn is_target_of(&self, annotation: &Annotation) -> bool {
+        match &self.content {
+            EntryContent::Incoming(incoming) => {
+                incoming.channel == annotation.channel
+                    && incoming.message_id.as_deref() == Some(annotation.message_id.as_str())
+            }
+            EntryContent::Outgoing(outgoing) => outgoing.deliveries.iter().any(|d| {
+                d.channel == annotation.channel
+                    && d.message_ids.iter().any(|m| *m == annotation.message_id)
+            }),
+        }
+    }
+
+    /// The reaction the message carries now, if any.
+    pub fn reaction(&self) -> Option<Reaction<'_>> {
+        annotation::current_reaction(&self.annotations)
+    }
+
+    /// The edits of the message, first edit first.
+    pub fn edits(&self) -> Vec<Edit<'_>> {
+        annotation::edits(&self.annotations)
+    }
+
+    /// The text of an incoming message as it reads now: the last edit's, else the text it was
+    /// written with. `None` for an outgoing entry or one without text.
+    pub fn current_text(&self) -> Option<&str> {
+        let EntryContent::Incoming(incoming) = &self.content else {
+            return None;
+        };
+        self.edits()
+            .last()
+            .map(|e| e.text)
+            .or(incoming.text.as_deref())
     }
 }
 
@@ -453,6 +509,16 @@ pub trait Inbox: Send + Sync {
     /// Records that agents read `contact`'s conversation up to `up_to` (the mark only moves
     /// forward).
     async fn mark_read(&self, contact: &ContactId, up_to: Timestamp) -> Result<(), StoreError>;
+
+    /// Records a reaction or an edit `contact` made, on the entry of their conversation it
+    /// targets; returns that entry's id, or `None` when the target is not recorded (yet).
+    /// Idempotent on `(channel, event_key)`. An annotation whose target is not recorded is
+    /// kept all the same, and shows on the entry once it is.
+    async fn annotate(
+        &self,
+        contact: &ContactId,
+        annotation: Annotation,
+    ) -> Result<Option<EntryId>, StoreError>;
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use crate::{
     contact::{Channel, ContactId},
     error::StoreError,
     inbox::{
-        ConversationCursor, ConversationPage, ConversationSummary, Entry, EntryContent, EntryId,
-        Inbox, Incoming, Outgoing, StatusUpdate,
+        Annotation, ConversationCursor, ConversationPage, ConversationSummary, Entry,
+        EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
     },
     sync::lock,
 };
@@ -29,6 +29,10 @@ struct State {
     outgoing: HashMap<(Channel, String), usize>,
     /// The agents' read mark per conversation.
     read: HashMap<ContactId, Timestamp>,
+    /// Reactions and edits per contact, in (time, recording) order.
+    annotations: HashMap<ContactId, Vec<Annotation>>,
+    /// Whose annotation each (channel, event key) recorded, for idempotent recording.
+    annotation_keys: HashMap<(Channel, String), ContactId>,
 }
 
 impl State {
@@ -48,6 +52,21 @@ impl State {
         let pos = list.partition_point(|&i| at_of(entries, i) <= Some(at));
         list.insert(pos, index);
         Ok((index, id))
+    }
+
+    /// The live entry at `i`, with the annotations of its contact that target it.
+    fn annotated(&self, i: usize) -> Option<Entry> {
+        let entry = live(&self.entries, i)?;
+        let notes: Vec<Annotation> = self
+            .annotations
+            .get(&entry.contact)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| entry.is_target_of(a))
+            .cloned()
+            .collect();
+        Some(entry.clone().with_annotations(notes))
     }
 }
 
@@ -209,6 +228,19 @@ impl Inbox for MemoryInbox {
             let kept = state.read.entry(into.clone()).or_insert(mark);
             *kept = (*kept).max(mark);
         }
+        if let Some(notes) = state.annotations.remove(from) {
+            for note in &notes {
+                if let Some(key) = &note.event_key {
+                    state
+                        .annotation_keys
+                        .insert((note.channel.clone(), key.clone()), into.clone());
+                }
+            }
+            let target = state.annotations.entry(into.clone()).or_default();
+            target.extend(notes);
+            // Stable: each list was in (time, recording) order.
+            target.sort_by_key(|a| a.at);
+        }
         Ok(moved.len())
     }
 
@@ -226,7 +258,7 @@ impl Inbox for MemoryInbox {
         let start = list.len().saturating_sub(limit);
         Ok(list[start..]
             .iter()
-            .filter_map(|&i| live(&state.entries, i).cloned())
+            .filter_map(|&i| state.annotated(i))
             .collect())
     }
 
@@ -261,7 +293,7 @@ impl Inbox for MemoryInbox {
             .into_iter()
             .take(limit)
             .filter_map(|(_, contact, newest)| {
-                let last = live(&state.entries, newest)?.clone();
+                let last = state.annotated(newest)?;
                 let mark = state.read.get(contact).copied();
                 let unread = state.by_contact.get(contact).map_or(0, |list| {
                     list.iter()
@@ -294,6 +326,13 @@ impl Inbox for MemoryInbox {
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
         let mut state = lock(&self.state);
         state.read.remove(contact);
+        if let Some(notes) = state.annotations.remove(contact) {
+            for note in notes {
+                if let Some(key) = note.event_key {
+                    state.annotation_keys.remove(&(note.channel, key));
+                }
+            }
+        }
         let Some(indexes) = state.by_contact.remove(contact) else {
             return Ok(0);
         };
@@ -341,6 +380,33 @@ impl Inbox for MemoryInbox {
             }
         }
         Ok(removed)
+    }
+
+    async fn annotate(
+        &self,
+        contact: &ContactId,
+        annotation: Annotation,
+    ) -> Result<Option<EntryId>, StoreError> {
+        let mut state = lock(&self.state);
+        let target = (annotation.channel.clone(), annotation.message_id.clone());
+        let found = state
+            .incoming
+            .get(&target)
+            .or_else(|| state.outgoing.get(&target))
+            .and_then(|&i| live(&state.entries, i))
+            .filter(|e| e.contact == *contact)
+            .map(|e| e.id.clone());
+        if let Some(key) = &annotation.event_key {
+            let key = (annotation.channel.clone(), key.clone());
+            if state.annotation_keys.contains_key(&key) {
+                return Ok(found);
+            }
+            state.annotation_keys.insert(key, contact.clone());
+        }
+        let list = state.annotations.entry(contact.clone()).or_default();
+        let pos = list.partition_point(|a| a.at <= annotation.at);
+        list.insert(pos, annotation);
+        Ok(found)
     }
 }
 

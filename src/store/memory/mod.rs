@@ -11,17 +11,23 @@
 //! | [`MemoryProcessStore`] | [`ProcessStore`](crate::process::ProcessStore) |
 //! | [`MemorySeenEvents`] | [`SeenEvents`](crate::seen::SeenEvents) |
 //! | [`MemoryLastInbound`] | [`LastInbound`](crate::activity::LastInbound) |
+//! | [`MemoryOptIns`] | [`OptIns`](crate::optin::OptIns) |
+//! | [`MemoryThreadOwners`] | [`ThreadOwners`](crate::threads::ThreadOwners) |
 
 mod activity;
 mod directory;
 mod inbox;
+mod optin;
 mod outbox;
 mod process;
 mod seen;
+mod threads;
 
 pub use activity::MemoryLastInbound;
 pub use directory::MemoryDirectory;
 pub use inbox::MemoryInbox;
+pub use optin::MemoryOptIns;
 pub use outbox::MemoryOutbox;
 pub use process::MemoryProcessStore;
 pub use seen::MemorySeenEvents;
+pub use threads::MemoryThreadOwners;

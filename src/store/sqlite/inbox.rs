@@ -14,8 +14,8 @@ use crate::{
     contact::ContactId,
     error::StoreError,
     inbox::{
-        ConversationCursor, ConversationPage, ConversationSummary, DeliveryStatus, Entry,
-        EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
+        Annotation, ConversationCursor, ConversationPage, ConversationSummary, DeliveryStatus,
+        Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
     },
 };
 
@@ -72,16 +72,24 @@ pub(super) const INSERT_INCOMING: &str = "INSERT INTO inbox_entries (contact_id,
      RETURNING seq";
 
 /// The columns an entry is read from, for `FROM inbox_entries e`: seq, contact, time, content,
-/// delivery statuses.
+/// delivery statuses, annotations (those of its contact that target its message id, or one
+/// of the ids it was sent under).
 const ENTRY_COLUMNS: &str = "e.seq, e.contact_id, e.at, e.content, \
      (SELECT json_group_array(d.status ORDER BY d.position) \
-        FROM inbox_deliveries d WHERE d.entry_seq = e.seq)";
+        FROM inbox_deliveries d WHERE d.entry_seq = e.seq), \
+     (SELECT json_group_array(json(a.content) ORDER BY a.at, a.seq) \
+        FROM inbox_annotations a WHERE a.contact_id = e.contact_id AND ( \
+          (e.incoming = 1 AND a.channel = e.channel AND a.message_id = e.message_id) \
+          OR (e.incoming = 0 AND EXISTS (SELECT 1 FROM inbox_message_ids i \
+                WHERE i.entry_seq = e.seq AND i.channel = a.channel \
+                  AND i.message_id = a.message_id))))";
 
 /// A row of [`ENTRY_COLUMNS`] and one count.
-type EntryRow = (i64, String, i64, String, String, i64);
+type EntryRow = (i64, String, i64, String, String, String, i64);
 
 fn entry_from(row: EntryRow) -> Result<Entry, StoreError> {
-    let (seq, contact, at, content, statuses, _) = row;
+    let (seq, contact, at, content, statuses, annotations, _) = row;
+    let annotations: Vec<Annotation> = from_json("annotations", &annotations)?;
     let mut content: EntryContent = from_json("inbox entry", &content)?;
     if let EntryContent::Outgoing(out) = &mut content {
         let statuses: Vec<i64> = from_json("delivery statuses", &statuses)?;
@@ -94,7 +102,8 @@ fn entry_from(row: EntryRow) -> Result<Entry, StoreError> {
         contact_id(contact)?,
         Timestamp::from_millis(at),
         content,
-    ))
+    )
+    .with_annotations(annotations))
 }
 
 impl SqliteInbox {
@@ -271,6 +280,12 @@ impl Inbox for SqliteInbox {
             &[from],
         )
         .await?;
+        run(
+            &mut tx,
+            "UPDATE inbox_annotations SET contact_id = ? WHERE contact_id = ?",
+            &[into, from],
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(usize::try_from(moved).unwrap_or(usize::MAX))
     }
@@ -306,12 +321,14 @@ impl Inbox for SqliteInbox {
             &[contact.as_str()],
         )
         .await?;
-        run(
-            &mut tx,
-            "DELETE FROM inbox_read_marks WHERE contact_id = ?",
-            &[contact.as_str()],
-        )
-        .await?;
+        for table in ["inbox_read_marks", "inbox_annotations"] {
+            run(
+                &mut tx,
+                &format!("DELETE FROM {table} WHERE contact_id = ?"),
+                &[contact.as_str()],
+            )
+            .await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(usize::try_from(done).unwrap_or(usize::MAX))
     }
@@ -355,7 +372,7 @@ impl Inbox for SqliteInbox {
             .into_iter()
             .take(limit)
             .map(|row| {
-                let unread = u64::try_from(row.5).unwrap_or(0);
+                let unread = u64::try_from(row.6).unwrap_or(0);
                 let entry = entry_from(row)?;
                 Ok(ConversationSummary::new(
                     entry.contact.clone(),
@@ -382,5 +399,45 @@ impl Inbox for SqliteInbox {
         .await
         .map_err(db)?;
         Ok(())
+    }
+
+    async fn annotate(
+        &self,
+        contact: &ContactId,
+        annotation: Annotation,
+    ) -> Result<Option<EntryId>, StoreError> {
+        let channel = annotation.channel.to_string();
+        let content = to_json("annotation", &annotation)?;
+        let mut tx = self.shared.begin().await?;
+        // A redelivered event (same channel and event key) adds nothing.
+        sqlx::query(
+            "INSERT INTO inbox_annotations (contact_id, channel, message_id, at, event_key, content) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(contact.as_str())
+        .bind(&channel)
+        .bind(&annotation.message_id)
+        .bind(annotation.at.as_millis())
+        .bind(annotation.event_key.as_deref())
+        .bind(&content)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let target: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM inbox_entries \
+               WHERE incoming = 1 AND channel = ?1 AND message_id = ?2 AND contact_id = ?3 \
+             UNION ALL \
+             SELECT e.seq FROM inbox_message_ids i JOIN inbox_entries e ON e.seq = i.entry_seq \
+               WHERE i.channel = ?1 AND i.message_id = ?2 AND e.contact_id = ?3 \
+             LIMIT 1",
+        )
+        .bind(&channel)
+        .bind(&annotation.message_id)
+        .bind(contact.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        target.map(entry_id).transpose()
     }
 }

@@ -12,6 +12,8 @@
 //! | [`SqliteProcessStore`] | [`ProcessStore`](crate::process::ProcessStore) |
 //! | [`SqliteSeenEvents`] | [`SeenEvents`](crate::seen::SeenEvents) |
 //! | [`SqliteLastInbound`] | [`LastInbound`](crate::activity::LastInbound) |
+//! | [`SqliteOptIns`] | [`OptIns`](crate::optin::OptIns) |
+//! | [`SqliteThreadOwners`] | [`ThreadOwners`](crate::threads::ThreadOwners) |
 //! | [`SqlitePages`] (with `messenger`) | [`PageResolver`](crate::messenger::PageResolver) |
 //!
 //! ```
@@ -68,21 +70,25 @@ mod codec;
 mod directory;
 mod error;
 mod inbox;
+mod optin;
 mod outbox;
 #[cfg(feature = "messenger")]
 mod pages;
 mod process;
 mod seen;
 mod segment;
+mod threads;
 
 pub use activity::SqliteLastInbound;
 pub use directory::SqliteDirectory;
 pub use inbox::SqliteInbox;
+pub use optin::SqliteOptIns;
 pub use outbox::SqliteOutbox;
 #[cfg(feature = "messenger")]
 pub use pages::SqlitePages;
 pub use process::SqliteProcessStore;
 pub use seen::SqliteSeenEvents;
+pub use threads::SqliteThreadOwners;
 
 /// Most rows in one multi-row statement (a few bound values each, far below SQLite's limit of
 /// 32,766 parameters).
@@ -356,6 +362,16 @@ impl SqliteStores {
     /// The last-inbound record (messaging windows, activity segments).
     pub fn last_inbound(&self) -> Arc<SqliteLastInbound> {
         Arc::new(SqliteLastInbound::new(self.inner.clone()))
+    }
+
+    /// The notification opt-ins (Marketing Messages tokens) per contact.
+    pub fn opt_ins(&self) -> Arc<SqliteOptIns> {
+        Arc::new(SqliteOptIns::new(self.inner.clone()))
+    }
+
+    /// Who owns each conversation thread.
+    pub fn thread_owners(&self) -> Arc<SqliteThreadOwners> {
+        Arc::new(SqliteThreadOwners::new(self.inner.clone()))
     }
 
     /// The Messenger Pages the platform serves.

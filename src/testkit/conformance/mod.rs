@@ -24,6 +24,10 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
+mod conversation;
+
+pub use conversation::{opt_ins, thread_owners};
+
 use serde_json::json;
 
 use crate::{
@@ -890,6 +894,7 @@ pub async fn inbox(inbox: Arc<dyn Inbox>) {
         "record_incoming: de-duplication is per (channel, message id)"
     );
     inbox_event_keys(&inbox, &contact).await;
+    conversation::inbox_annotations(&inbox).await;
 
     inbox_forget(&inbox).await;
     inbox_listing(&inbox).await;

@@ -1,0 +1,302 @@
+//! The contracts of the per-conversation stores the inbound side writes besides the inbox:
+//! annotations on inbox entries, notification opt-ins, thread owners.
+
+use std::sync::Arc;
+
+use super::{id, messenger, ok, unique};
+use crate::{
+    clock::Timestamp,
+    contact::Channel,
+    inbox::{Annotation, Change, DeliveryRecord, Inbox, Incoming, Outgoing},
+    message::{Message, NotificationOptIn, ReactionAction},
+    optin::{OptInRecord, OptIns},
+    threads::{ThreadOwner, ThreadOwners, ThreadState},
+};
+
+fn reaction(mid: &str, ms: i64, action: ReactionAction, emoji: &str, key: &str) -> Annotation {
+    Annotation::new(
+        Channel::Messenger,
+        mid,
+        Timestamp::from_millis(1_700_000_000_000 + ms),
+        Change::Reaction {
+            action,
+            emoji: Some(emoji.to_owned()),
+            name: None,
+        },
+    )
+    .with_event_key(key)
+}
+
+fn edit(mid: &str, ms: i64, text: &str, count: u32, key: &str) -> Annotation {
+    Annotation::new(
+        Channel::Messenger,
+        mid,
+        Timestamp::from_millis(1_700_000_000_000 + ms),
+        Change::Edit {
+            text: text.to_owned(),
+            edit_count: count,
+        },
+    )
+    .with_event_key(key)
+}
+
+/// The [`Inbox::annotate`] clauses: on the target entry, kept when early, once per event key,
+/// on outgoing entries by their sent ids, following a reassign and going with an erasure.
+pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
+    let ann = id(&unique("annotated"));
+    let bob = id(&unique("annotated-other"));
+    let t = |ms: i64| Timestamp::from_millis(1_700_000_000_000 + ms);
+    let mid = |s: &str| format!("{s}-{}", ann.as_str());
+    let key = |s: &str| format!("messenger:{s}-{}", ann.as_str());
+
+    // A reaction that arrives before its target is kept.
+    let early = ok(
+        "annotate before the target",
+        inbox
+            .annotate(&ann, reaction(&mid("m1"), 20, ReactionAction::React, "❤", &key("r1")))
+            .await,
+    );
+    assert_eq!(early, None, "annotate: no target recorded yet gives None");
+    let entry = ok(
+        "record the target",
+        inbox
+            .record_incoming(
+                &ann,
+                t(10),
+                Incoming::new(Channel::Messenger)
+                    .with_message_id(mid("m1"))
+                    .with_text("hello"),
+            )
+            .await,
+    );
+    let found = ok(
+        "annotate with the target",
+        inbox
+            .annotate(&ann, edit(&mid("m1"), 30, "hello there", 1, &key("e1")))
+            .await,
+    );
+    assert_eq!(found, Some(entry.clone()), "annotate: names the target entry");
+    // Redelivered: nothing more.
+    ok(
+        "annotate again",
+        inbox
+            .annotate(&ann, edit(&mid("m1"), 30, "hello there", 1, &key("e1")))
+            .await,
+    );
+    ok(
+        "second edit",
+        inbox
+            .annotate(&ann, edit(&mid("m1"), 40, "hello there!", 2, &key("e2")))
+            .await,
+    );
+    // Bob's annotation of the same id is not on Ann's entry.
+    ok(
+        "annotate by another contact",
+        inbox
+            .annotate(&bob, reaction(&mid("m1"), 50, ReactionAction::React, "😡", &key("rb")))
+            .await,
+    );
+    let conversation = ok("conversation", inbox.conversation(&ann, 100).await);
+    let shown = conversation
+        .iter()
+        .find(|e| e.id == entry)
+        .unwrap_or_else(|| panic!("annotate: the target is listed"));
+    assert_eq!(
+        shown.annotations.len(),
+        3,
+        "annotate: the early reaction and two edits (once each, none of another contact's) show on the target: {shown:?}"
+    );
+    assert!(
+        shown.annotations.windows(2).all(|w| w[0].at <= w[1].at),
+        "annotations are in time order: {shown:?}"
+    );
+    assert_eq!(shown.reaction().and_then(|r| r.emoji), Some("❤"));
+    assert_eq!(shown.current_text(), Some("hello there!"));
+    assert_eq!(
+        shown.edits().iter().map(|e| e.text).collect::<Vec<_>>(),
+        ["hello there", "hello there!"],
+        "edits keep their history"
+    );
+
+    // On an outgoing entry, by the id it was sent under; taking the reaction back.
+    let text = Message::text("welcome").unwrap_or_else(|e| panic!("conformance bug: {e}"));
+    let sent = ok(
+        "record outgoing",
+        inbox
+            .record_outgoing(
+                &ann,
+                t(60),
+                Outgoing::new(text).with_delivery(DeliveryRecord::sent(
+                    Channel::Messenger,
+                    vec![mid("out1")],
+                )),
+            )
+            .await,
+    );
+    let on_sent = ok(
+        "react to a sent message",
+        inbox
+            .annotate(&ann, reaction(&mid("out1"), 70, ReactionAction::React, "👍", &key("r2")))
+            .await,
+    );
+    assert_eq!(on_sent, Some(sent.clone()), "annotate: outgoing entries are targets by their sent ids");
+    ok(
+        "unreact",
+        inbox
+            .annotate(&ann, reaction(&mid("out1"), 80, ReactionAction::Unreact, "👍", &key("r3")))
+            .await,
+    );
+    let conversation = ok("conversation", inbox.conversation(&ann, 100).await);
+    let out = conversation
+        .iter()
+        .find(|e| e.id == sent)
+        .unwrap_or_else(|| panic!("the outgoing entry is listed"));
+    assert_eq!(out.annotations.len(), 2, "both reaction events are kept: {out:?}");
+    assert_eq!(out.reaction(), None, "a reaction taken back leaves none");
+
+    // The conversation list shows the newest entry with its annotations too.
+    let mut after = None;
+    let summary = loop {
+        let page = ok("conversations", inbox.conversations(after.as_ref(), 50).await);
+        if let Some(s) = page.conversations.iter().find(|s| s.contact == ann) {
+            break s.clone();
+        }
+        after = Some(page.next.unwrap_or_else(|| panic!("the conversation is listed")));
+    };
+    assert_eq!(summary.last.id, sent);
+    assert_eq!(summary.last.annotations.len(), 2, "listing carries annotations");
+
+    // A reassign moves them; an erasure removes them.
+    let merged = id(&unique("annotated-into"));
+    ok("reassign", inbox.reassign(&ann, &merged).await);
+    let moved = ok("conversation", inbox.conversation(&merged, 100).await);
+    assert_eq!(
+        moved.iter().map(|e| e.annotations.len()).sum::<usize>(),
+        5,
+        "reassign: annotations follow the conversation"
+    );
+    let again = ok(
+        "annotate after reassign, same key",
+        inbox
+            .annotate(&merged, edit(&mid("m1"), 30, "hello there", 1, &key("e1")))
+            .await,
+    );
+    assert_eq!(again, Some(entry.clone()));
+    let moved = ok("conversation", inbox.conversation(&merged, 100).await);
+    assert_eq!(
+        moved.iter().map(|e| e.annotations.len()).sum::<usize>(),
+        5,
+        "reassign: a moved annotation's key still de-duplicates"
+    );
+    ok("forget", inbox.forget_contact(&merged).await);
+    ok("forget other", inbox.forget_contact(&bob).await);
+    // The same ids recorded afresh carry nothing of the forgotten annotations.
+    ok(
+        "record after forget",
+        inbox
+            .record_incoming(
+                &merged,
+                t(10),
+                Incoming::new(Channel::Messenger)
+                    .with_message_id(mid("m1"))
+                    .with_text("hello"),
+            )
+            .await,
+    );
+    let fresh = ok("conversation", inbox.conversation(&merged, 100).await);
+    assert!(
+        fresh.iter().all(|e| e.annotations.is_empty()),
+        "forget_contact: annotations go with the conversation: {fresh:?}"
+    );
+    let recorded = ok(
+        "annotate after forget, same key",
+        inbox
+            .annotate(&merged, edit(&mid("m1"), 30, "hello there", 1, &key("e1")))
+            .await,
+    );
+    assert!(recorded.is_some());
+    let fresh = ok("conversation", inbox.conversation(&merged, 100).await);
+    assert_eq!(
+        fresh.iter().map(|e| e.annotations.len()).sum::<usize>(),
+        1,
+        "forget_contact: the keys of forgotten annotations go too"
+    );
+    ok("forget", inbox.forget_contact(&merged).await);
+}
+
+/// Runs the [`OptIns`] contract.
+pub async fn opt_ins(store: Arc<dyn OptIns>) {
+    let ann = id(&unique("opted"));
+    let t = |ms: i64| Timestamp::from_millis(1_700_000_000_000 + ms);
+    let optin = |token: &str, topic: Option<&str>, status: Option<&str>| {
+        let mut o = NotificationOptIn::new(token);
+        o.topic = topic.map(str::to_owned);
+        o.status = status.map(str::to_owned);
+        o
+    };
+    let record = |c, ms, o| OptInRecord::new(c, Channel::Messenger, t(ms), o);
+    assert!(ok("record", store.record(record(ann.clone(), 10, optin("tok-a", Some("news"), None))).await));
+    assert!(ok("record other topic", store.record(record(ann.clone(), 10, optin("tok-b", None, None))).await));
+    let stop = optin("tok-a", Some("news"), Some("STOP_NOTIFICATIONS"));
+    assert!(
+        ok("record stop", store.record(record(ann.clone(), 30, stop.clone())).await),
+        "record: a later record of the topic replaces it"
+    );
+    assert!(
+        !ok("record older", store.record(record(ann.clone(), 20, optin("tok-old", Some("news"), None))).await),
+        "record: an older record does not replace a later one"
+    );
+    let list = ok("list", store.list(&ann).await);
+    assert_eq!(list.len(), 2, "one record per (channel, topic): {list:?}");
+    assert_eq!(list[0].topic(), "", "by channel then topic");
+    assert_eq!(list[1].optin, stop, "the later record stays, token and status");
+    assert!(list[1].optin.is_stopped());
+    assert_eq!(list[1].at, t(30));
+
+    // A merge keeps the later record of a shared topic.
+    let into = id(&unique("opted-into"));
+    ok("record into", store.record(record(into.clone(), 40, optin("tok-c", Some("news"), None))).await);
+    assert_eq!(ok("reassign", store.reassign(&ann, &into).await), 2, "reassign: how many moved");
+    assert!(ok("list from", store.list(&ann).await).is_empty(), "reassign: nothing stays behind");
+    let merged = ok("list into", store.list(&into).await);
+    assert_eq!(merged.len(), 2);
+    assert!(merged.iter().all(|r| r.contact == into), "reassign: records name the new contact");
+    let news = merged.iter().find(|r| r.topic() == "news").map(|r| r.optin.token.clone());
+    assert_eq!(news.as_deref(), Some("tok-c"), "reassign: the later record of a topic stays");
+
+    assert_eq!(ok("forget", store.forget_contact(&into).await), 2);
+    assert!(ok("list", store.list(&into).await).is_empty(), "forget_contact: nothing left");
+    assert_eq!(ok("forget again", store.forget_contact(&into).await), 0);
+}
+
+/// Runs the [`ThreadOwners`] contract.
+pub async fn thread_owners(store: Arc<dyn ThreadOwners>) {
+    let ann = messenger(&unique("thread"));
+    let bob = messenger(&unique("thread-other"));
+    let t = |ms: i64| Timestamp::from_millis(1_700_000_000_000 + ms);
+    let inbox = || ThreadOwner::Other {
+        app_id: Some("263902037430900".to_owned()),
+    };
+    assert_eq!(ok("get unknown", store.get(&ann).await), None);
+    assert!(ok("set", store.set(&ann, inbox(), t(10)).await));
+    assert_eq!(
+        ok("get", store.get(&ann).await),
+        Some(ThreadState::new(inbox(), t(10)))
+    );
+    assert!(ok("set later", store.set(&ann, ThreadOwner::This, t(20)).await));
+    assert!(
+        !ok("set earlier", store.set(&ann, inbox(), t(15)).await),
+        "set: an earlier event does not move ownership back"
+    );
+    let now = ok("get", store.get(&ann).await);
+    assert!(now.as_ref().is_some_and(ThreadState::is_ours), "{now:?}");
+    ok("set other address", store.set(&bob, inbox(), t(5)).await);
+    assert!(ok("forget", store.forget(&ann).await));
+    assert_eq!(ok("get forgotten", store.get(&ann).await), None);
+    assert!(!ok("forget again", store.forget(&ann).await));
+    assert!(
+        ok("get kept", store.get(&bob).await).is_some(),
+        "forget: other addresses are untouched"
+    );
+    ok("forget other", store.forget(&bob).await);
+}
