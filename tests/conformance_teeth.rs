@@ -498,3 +498,67 @@ impl ProcessStore for ActiveOnlyForgetStore {
 async fn a_process_store_that_forgets_only_active_instances_fails() {
     conformance::process_store(Arc::new(ActiveOnlyForgetStore::default())).await;
 }
+
+/// Drops a reaction or an edit whose target is not recorded yet (what an inbox that stores
+/// annotations by entry id does).
+#[derive(Default)]
+struct DropsEarlyAnnotations(MemoryInbox);
+
+#[async_trait]
+impl Inbox for DropsEarlyAnnotations {
+    async fn annotate(
+        &self,
+        contact: &ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<EntryId>, StoreError> {
+        let known = self.0.conversation(contact, usize::MAX).await?;
+        if !known.iter().any(|e| e.is_target_of(&annotation)) {
+            return Ok(None);
+        }
+        self.0.annotate(contact, annotation).await
+    }
+    async fn record_incoming(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Incoming,
+    ) -> Result<EntryId, StoreError> {
+        self.0.record_incoming(c, at, e).await
+    }
+    async fn record_outgoing(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Outgoing,
+    ) -> Result<EntryId, StoreError> {
+        self.0.record_outgoing(c, at, e).await
+    }
+    async fn update_status(&self, update: &StatusUpdate) -> Result<usize, StoreError> {
+        self.0.update_status(update).await
+    }
+    async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.0.conversation(c, limit).await
+    }
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        self.0.reassign(from, into).await
+    }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.0.forget_contact(c).await
+    }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, StoreError> {
+        self.0.conversations(after, limit).await
+    }
+    async fn mark_read(&self, c: &ContactId, up_to: Timestamp) -> Result<(), StoreError> {
+        self.0.mark_read(c, up_to).await
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "the early reaction and two edits")]
+async fn the_suite_catches_an_inbox_that_drops_early_annotations() {
+    conformance::inbox(Arc::new(DropsEarlyAnnotations::default())).await;
+}

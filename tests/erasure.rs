@@ -16,11 +16,15 @@ use tidings::{
     error::StoreError,
     identity::Directory,
     inbox::{DeliveryRecord, Entry, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
-    message::Message,
+    inbox::{Annotation, Change},
+    message::{Message, NotificationOptIn, ReactionAction},
     newsletter::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason},
+    optin::{OptInRecord, OptIns},
     process::{FlowId, InstanceId, InstanceStatus, ProcessInstance, ProcessStore},
+    threads::{ThreadOwner, ThreadOwners},
     store::memory::{
-        MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOutbox, MemoryProcessStore,
+        MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOptIns, MemoryOutbox,
+        MemoryProcessStore, MemoryThreadOwners,
     },
 };
 
@@ -32,6 +36,8 @@ struct Stores {
     outbox: Arc<dyn Outbox>,
     processes: Arc<dyn ProcessStore>,
     last: Arc<dyn LastInbound>,
+    opt_ins: Arc<dyn OptIns>,
+    threads: Arc<dyn ThreadOwners>,
 }
 
 impl Stores {
@@ -42,6 +48,8 @@ impl Stores {
             outbox: Arc::new(MemoryOutbox::new()),
             processes: Arc::new(MemoryProcessStore::new()),
             last: Arc::new(MemoryLastInbound::new()),
+            opt_ins: Arc::new(MemoryOptIns::new()),
+            threads: Arc::new(MemoryThreadOwners::new()),
         }
     }
 
@@ -53,6 +61,8 @@ impl Stores {
             self.processes.clone(),
             self.last.clone(),
         )
+        .with_opt_ins(self.opt_ins.clone())
+        .with_thread_owners(self.threads.clone())
     }
 }
 
@@ -82,6 +92,16 @@ async fn seed(s: &Stores, name: &str) -> Contact {
     for address in &contact.addresses {
         s.last.record(address, t(10)).await.unwrap();
     }
+    let mut optin = NotificationOptIn::new(format!("nm-token-{name}"));
+    optin.topic = Some("news".into());
+    s.opt_ins
+        .record(OptInRecord::new(contact.id.clone(), Channel::Messenger, t(10), optin))
+        .await
+        .unwrap();
+    s.threads
+        .set(&contact.addresses[0], ThreadOwner::Other { app_id: None }, t(10))
+        .await
+        .unwrap();
     s.inbox
         .record_incoming(
             &contact.id,
@@ -102,6 +122,23 @@ async fn seed(s: &Stores, name: &str) -> Contact {
                     Channel::Messenger,
                     vec![format!("m-out-{name}")],
                 )),
+        )
+        .await
+        .unwrap();
+    s.inbox
+        .annotate(
+            &contact.id,
+            Annotation::new(
+                Channel::Messenger,
+                format!("m-out-{name}"),
+                t(25),
+                Change::Reaction {
+                    action: ReactionAction::React,
+                    emoji: Some("❤".into()),
+                    name: Some("love".into()),
+                },
+            )
+            .with_event_key(format!("messenger:reaction-{name}")),
         )
         .await
         .unwrap();
@@ -147,6 +184,8 @@ fn everything() -> ErasureReport {
     report.outcomes = 2;
     report.flow_instances = 2;
     report.activity_records = 2;
+    report.opt_ins = 1;
+    report.thread_records = 1;
     report
 }
 
@@ -156,7 +195,9 @@ async fn assert_forgotten(s: &Stores, contact: &Contact) {
     for address in &contact.addresses {
         assert_eq!(s.directory.find_by_address(address).await.unwrap(), None);
         assert_eq!(s.last.last(address).await.unwrap(), None, "{address}");
+        assert_eq!(s.threads.get(address).await.unwrap(), None, "{address}");
     }
+    assert!(s.opt_ins.list(&contact.id).await.unwrap().is_empty());
     assert!(
         s.inbox
             .conversation(&contact.id, 100)
@@ -214,10 +255,11 @@ async fn assert_intact(s: &Stores, contact: &Contact) {
         );
         assert_eq!(s.last.last(address).await.unwrap(), Some(t(10)));
     }
-    assert_eq!(
-        s.inbox.conversation(&contact.id, 100).await.unwrap().len(),
-        2
-    );
+    assert!(s.threads.get(&contact.addresses[0]).await.unwrap().is_some());
+    assert_eq!(s.opt_ins.list(&contact.id).await.unwrap().len(), 1);
+    let conversation = s.inbox.conversation(&contact.id, 100).await.unwrap();
+    assert_eq!(conversation.len(), 2);
+    assert_eq!(conversation[1].annotations.len(), 1, "the reaction is kept");
     for campaign in CAMPAIGNS {
         let campaign = CampaignId::new(campaign).unwrap();
         assert!(
@@ -321,6 +363,7 @@ async fn a_failed_run_is_finished_by_running_it_again(s: Stores) {
     let mut rest = everything();
     rest.activity_records = 0;
     rest.inbox_entries = 0;
+    rest.thread_records = 0;
     assert_eq!(erasure.forget(&ann.id).await.unwrap(), rest);
     assert_forgotten(&s, &ann).await;
     assert_intact(&s, &bob).await;
@@ -445,6 +488,8 @@ mod sqlite {
             outbox: sqlite.outbox(),
             processes: sqlite.processes(),
             last: sqlite.last_inbound(),
+            opt_ins: sqlite.opt_ins(),
+            threads: sqlite.thread_owners(),
         }
     }
 
@@ -481,6 +526,9 @@ mod sqlite {
             "campaign_outcomes WHERE contact_id = ?1",
             "process_instances WHERE contact_id = ?1",
             "last_inbound WHERE address IN ('psid-ann', 'ann@example.org')",
+            "inbox_annotations WHERE contact_id = ?1",
+            "opt_ins WHERE contact_id = ?1",
+            "thread_owners WHERE address = 'psid-ann'",
         ];
         let mut counts = Vec::new();
         for from in by_contact {

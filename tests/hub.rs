@@ -30,7 +30,12 @@ use tidings::{
     },
     secrecy::SecretSlice,
     seen::{Claim, SeenEvents},
-    store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
+    optin::OptIns,
+    store::memory::{
+        MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOptIns, MemorySeenEvents,
+        MemoryThreadOwners,
+    },
+    threads::{ThreadOwner, ThreadOwners},
     testkit::{graph::FakeGraph, user::FakeUser},
     token::{Purpose, TokenKey, Tokens},
 };
@@ -210,6 +215,8 @@ struct World {
     secret: AppSecret,
     webhook: Arc<Webhook>,
     engine: Arc<RecordingEngine>,
+    opt_ins: Arc<MemoryOptIns>,
+    threads: Arc<MemoryThreadOwners>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -251,6 +258,8 @@ impl World {
         let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
             .with_clock(clock.shared());
         let engine = Arc::new(RecordingEngine::default());
+        let opt_ins = Arc::new(MemoryOptIns::new());
+        let threads = Arc::new(MemoryThreadOwners::new());
         let connector = Connector::new(
             directory.clone(),
             seen.clone(),
@@ -261,6 +270,8 @@ impl World {
         let hub = Arc::new(
             Hub::builder(connector.clone(), directory.clone(), inbox.clone())
                 .processes(engine.clone())
+                .opt_ins(opt_ins.clone())
+                .thread_owners(threads.clone())
                 .reply_transport(Arc::new(messenger))
                 .confirmation(
                     Message::text("Your Messenger is connected to your school account.").unwrap(),
@@ -323,6 +334,8 @@ impl World {
             secret,
             webhook,
             engine,
+            opt_ins,
+            threads,
             _server: server,
         }
     }
@@ -745,6 +758,14 @@ async fn a_technical_contact_merges_into_the_real_profile_with_its_history() {
         200
     );
     let technical = w.owner("123").await.unwrap();
+    let optin = event(
+        "optin",
+        "123",
+        w.clock.now(),
+        json!({"type":"notification_messages","notification_messages_token":"nm-laptop","title":"News"}),
+    );
+    assert_eq!(w.post(&optin).await, 200);
+    assert_eq!(w.opt_ins.list(&technical).await.unwrap().len(), 1);
 
     let real = w.contact("ann@example.org").await;
     let token = w.connector.connect_token(&real, Some(PAGE)).unwrap();
@@ -769,6 +790,13 @@ async fn a_technical_contact_merges_into_the_real_profile_with_its_history() {
     assert!(
         matches!(&history[0].content, EntryContent::Incoming(i) if i.text.as_deref() == Some("Hi, laptop here"))
     );
+    let opt_ins = w.opt_ins.list(&real).await.unwrap();
+    assert_eq!(
+        opt_ins.iter().map(|r| r.optin.token.as_str()).collect::<Vec<_>>(),
+        ["nm-laptop"],
+        "the opt-in follows the merge"
+    );
+    assert!(w.opt_ins.list(&technical).await.unwrap().is_empty());
     assert!(
         w.inbox
             .conversation(&technical, 10)
@@ -965,6 +993,7 @@ async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
             Routed::Ignored { .. } => "ignored",
             Routed::Standby { entry: Some(_) } => "standby-recorded",
             Routed::Unlinked(_) => "unlinked",
+            Routed::Annotated { entry: Some(_), .. } => "annotated",
             _ => "other",
         })
         .collect();
@@ -979,7 +1008,7 @@ async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
             "receipt",
             "ignored",
             "standby-recorded",
-            "ignored",
+            "annotated",
             "unlinked"
         ]
     );
@@ -997,4 +1026,201 @@ async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
         "answers name their choice; standby recorded"
     );
     assert_eq!(w.owner("200").await, Some(cara));
+}
+
+/// A Messenger event of `psid` on the test Page, as Meta wraps one in a webhook body.
+fn event(field: &str, psid: &str, at: Timestamp, value: Value) -> Value {
+    json!({"object":"page","entry":[{"id":PAGE,"time":at.as_millis(),"messaging":[
+        {"sender":{"id":psid},"recipient":{"id":PAGE},"timestamp":at.as_millis(), field: value}]}]})
+}
+
+#[tokio::test]
+async fn reactions_and_edits_land_on_the_message_they_target_even_when_they_arrive_first() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    w.directory.link(&ann, &w.address("100")).await.unwrap();
+    let t0 = w.clock.now();
+    let later = |s: i64| Timestamp::from_millis(t0.as_millis() + s * 1000);
+
+    // Meta does not promise order: the reaction and the edit arrive before the message.
+    let reaction = event(
+        "reaction",
+        "100",
+        later(5),
+        json!({"mid":"m_first","action":"react","emoji":"\u{2764}\u{FE0F}","reaction":"love"}),
+    );
+    let edit = event(
+        "message_edit",
+        "100",
+        later(6),
+        json!({"mid":"m_first","text":"Hello, can I get a refund?","num_edit":1}),
+    );
+    assert_eq!(w.post(&reaction).await, 200);
+    assert_eq!(w.post(&edit).await, 200);
+    assert_eq!(w.post(&reaction).await, 200, "a redelivery is fine");
+    assert_eq!(
+        w.post(&w.user("100").text("m_first", "Hello, can I get a refnd?", later(1)))
+            .await,
+        200
+    );
+    let entries = w.inbox.conversation(&ann, 10).await.unwrap();
+    assert_eq!(entries.len(), 1, "annotations are no entries of their own");
+    let message = &entries[0];
+    assert_eq!(message.annotations.len(), 2, "kept once each: {message:?}");
+    assert_eq!(message.reaction().and_then(|r| r.name), Some("love"));
+    assert_eq!(message.current_text(), Some("Hello, can I get a refund?"));
+    assert!(
+        matches!(&message.content, EntryContent::Incoming(i) if i.text.as_deref() == Some("Hello, can I get a refnd?")),
+        "the text as first written is kept beside its edits"
+    );
+
+    // A reaction to what an agent sent lands on the outgoing entry; taking it back clears it.
+    let reply = w
+        .inbox
+        .record_outgoing(
+            &ann,
+            later(10),
+            Outgoing::new(Message::text("Sure, done.").unwrap()).with_delivery(
+                tidings::inbox::DeliveryRecord::sent(tidings::Channel::Messenger, vec!["m_reply".into()]),
+            ),
+        )
+        .await
+        .unwrap();
+    let like = event(
+        "reaction",
+        "100",
+        later(11),
+        json!({"mid":"m_reply","action":"react","emoji":"\u{1F44D}","reaction":"like"}),
+    );
+    let body = serde_json::to_vec(&like).unwrap();
+    let request = http::Request::post("/webhook")
+        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
+        .body(Bytes::from(body))
+        .unwrap();
+    let handled = w.hub.handle(&w.webhook, &request).await;
+    assert!(
+        matches!(&handled.routed[..], [(_, Routed::Annotated { entry: Some(e), .. })] if *e == reply),
+        "{:?}",
+        handled.routed
+    );
+    let shown = |entries: Vec<Entry>| entries.into_iter().find(|e| e.id == reply).unwrap();
+    let out = shown(w.inbox.conversation(&ann, 10).await.unwrap());
+    assert_eq!(out.reaction().and_then(|r| r.emoji), Some("\u{1F44D}"));
+    let unlike = event(
+        "reaction",
+        "100",
+        later(12),
+        json!({"mid":"m_reply","action":"unreact"}),
+    );
+    assert_eq!(w.post(&unlike).await, 200);
+    let out = shown(w.inbox.conversation(&ann, 10).await.unwrap());
+    assert_eq!(out.reaction(), None);
+    assert_eq!(out.annotations.len(), 2, "the history of reactions is kept");
+}
+
+#[tokio::test]
+async fn a_marketing_messages_opt_in_is_kept_for_the_contact_and_a_stop_replaces_it() {
+    let w = World::new(ConnectPolicy::new().with_auto_register(true)).await;
+    let ann = w.contact("ann@example.org").await;
+    w.directory.link(&ann, &w.address("100")).await.unwrap();
+    let t0 = w.clock.now();
+    let optin = |status: &str, at: Timestamp| {
+        event(
+            "optin",
+            "100",
+            at,
+            json!({
+                "type": "notification_messages",
+                "payload": "WEEKLY_NEWS",
+                "notification_messages_token": "nm-token-123",
+                "notification_messages_frequency": "WEEKLY",
+                "notification_messages_timezone": "Europe/Berlin",
+                "token_expiry_timestamp": t0.as_millis() + 180 * 86_400_000_i64,
+                "user_token_status": "NOT_REFRESHED",
+                "notification_messages_status": status,
+                "title": "Course news"
+            }),
+        )
+    };
+    assert_eq!(w.post(&optin("RESUME_NOTIFICATIONS", t0)).await, 200);
+    let kept = w.opt_ins.list(&ann).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].optin.token, "nm-token-123");
+    assert_eq!(kept[0].topic(), "Course news");
+    assert_eq!(kept[0].optin.frequency.as_deref(), Some("WEEKLY"));
+    assert!(!kept[0].optin.is_stopped());
+    assert!(
+        !format!("{kept:?}").contains("nm-token-123"),
+        "the token never shows in Debug"
+    );
+
+    let stop_at = Timestamp::from_millis(t0.as_millis() + 60_000);
+    assert_eq!(w.post(&optin("STOP_NOTIFICATIONS", stop_at)).await, 200);
+    let kept = w.opt_ins.list(&ann).await.unwrap();
+    assert_eq!(kept.len(), 1, "one record per topic");
+    assert!(kept[0].optin.is_stopped(), "the stop replaced the opt-in");
+
+    // A stranger's opt-in registers them, as a message would, and is kept for them.
+    assert_eq!(w.post(&event("optin", "555", t0, json!({"type":"notification_messages","notification_messages_token":"nm-2"}))).await, 200);
+    let stranger = w.owner("555").await.expect("registered");
+    assert_eq!(w.opt_ins.list(&stranger).await.unwrap()[0].optin.token, "nm-2");
+}
+
+#[tokio::test]
+async fn thread_control_events_say_who_owns_the_thread() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    w.directory.link(&ann, &w.address("100")).await.unwrap();
+    let address = w.address("100");
+    let t = |s: i64| Timestamp::from_millis(w.clock.now().as_millis() + s * 1000);
+    let owner = || async { w.threads.get(&address).await.unwrap().map(|s| s.owner) };
+    assert_eq!(owner().await, None);
+
+    // The Page Inbox takes the thread: this app hears it lost control.
+    let take = event(
+        "take_thread_control",
+        "100",
+        t(1),
+        json!({"previous_owner_app_id":"1111","new_owner_app_id":"263902037430900","metadata":"agent took over"}),
+    );
+    assert_eq!(w.post(&take).await, 200);
+    assert_eq!(
+        owner().await,
+        Some(ThreadOwner::Other {
+            app_id: Some("263902037430900".into())
+        })
+    );
+    // While it owns the thread, messages come as standby: recorded, never answered, and the
+    // owner's app id is kept.
+    let standby = json!({"object":"page","entry":[{"id":PAGE,"time":t(2).as_millis(),"standby":[
+        {"sender":{"id":"100"},"recipient":{"id":PAGE},"timestamp":t(2).as_millis(),"message":{"mid":"m_sb","text":"to the human"}}]}]});
+    assert_eq!(w.post(&standby).await, 200);
+    assert!(matches!(owner().await, Some(ThreadOwner::Other { app_id: Some(_) })));
+    // Another app asks for control: reported, nothing moves.
+    let request = event(
+        "request_thread_control",
+        "100",
+        t(3),
+        json!({"requested_owner_app_id":"2222","metadata":"bot wants it"}),
+    );
+    assert_eq!(w.post(&request).await, 200);
+    assert!(matches!(owner().await, Some(ThreadOwner::Other { .. })));
+    // The human passes the thread back.
+    let pass = event(
+        "pass_thread_control",
+        "100",
+        t(4),
+        json!({"previous_owner_app_id":"263902037430900","new_owner_app_id":"1111","metadata":"done"}),
+    );
+    assert_eq!(w.post(&pass).await, 200);
+    assert_eq!(owner().await, Some(ThreadOwner::This));
+    // A late redelivery of the older take does not move it back.
+    let body = serde_json::to_vec(&take).unwrap();
+    let late = http::Request::post("/webhook")
+        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
+        .body(Bytes::from(body))
+        .unwrap();
+    let _ = w.hub.handle(&w.webhook, &late).await;
+    assert_eq!(owner().await, Some(ThreadOwner::This));
+    assert_eq!(w.texts_sent(), Vec::<String>::new(), "nothing was answered");
 }
