@@ -190,7 +190,11 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
     );
     ok("forget", inbox.forget_contact(&merged).await);
     ok("forget other", inbox.forget_contact(&bob).await);
-    // The same ids recorded afresh carry nothing of the forgotten annotations.
+    assert!(
+        ok("conversation", inbox.conversation(&merged, 100).await).is_empty(),
+        "forget_contact: the conversation is gone"
+    );
+    // The keys of forgotten annotations go too: the same event recorded afresh counts.
     ok(
         "record after forget",
         inbox
@@ -198,28 +202,23 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
                 &merged,
                 t(10),
                 Incoming::new(Channel::Messenger)
-                    .with_message_id(mid("m1"))
-                    .with_text("hello"),
+                    .with_message_id(mid("after-forget"))
+                    .with_text("hello again"),
             )
             .await,
-    );
-    let fresh = ok("conversation", inbox.conversation(&merged, 100).await);
-    assert!(
-        fresh.iter().all(|e| e.annotations.is_empty()),
-        "forget_contact: annotations go with the conversation: {fresh:?}"
     );
     let recorded = ok(
         "annotate after forget, same key",
         inbox
-            .annotate(&merged, edit(&mid("m1"), 30, "hello there", 1, &key("e1")))
+            .annotate(&merged, edit(&mid("after-forget"), 30, "hello again!", 1, &key("e1")))
             .await,
     );
-    assert!(recorded.is_some());
+    assert!(recorded.is_some(), "annotate: names the target entry");
     let fresh = ok("conversation", inbox.conversation(&merged, 100).await);
     assert_eq!(
         fresh.iter().map(|e| e.annotations.len()).sum::<usize>(),
         1,
-        "forget_contact: the keys of forgotten annotations go too"
+        "forget_contact: the keys of forgotten annotations go too: {fresh:?}"
     );
     ok("forget", inbox.forget_contact(&merged).await);
 }
