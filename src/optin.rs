@@ -46,7 +46,12 @@ pub struct OptInRecord {
 
 impl OptInRecord {
     /// A record; stores use this to build what they return.
-    pub fn new(contact: ContactId, channel: Channel, at: Timestamp, optin: NotificationOptIn) -> Self {
+    pub fn new(
+        contact: ContactId,
+        channel: Channel,
+        at: Timestamp,
+        optin: NotificationOptIn,
+    ) -> Self {
         OptInRecord {
             contact,
             channel,

@@ -68,8 +68,12 @@ impl ThreadState {
 pub trait ThreadOwners: Send + Sync {
     /// Records that `owner` owns the thread of `address` since `at`, unless a later event
     /// said otherwise; whether it was kept.
-    async fn set(&self, address: &Address, owner: ThreadOwner, at: Timestamp)
-    -> Result<bool, StoreError>;
+    async fn set(
+        &self,
+        address: &Address,
+        owner: ThreadOwner,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// The thread's owner, if an event named one.
     async fn get(&self, address: &Address) -> Result<Option<ThreadState>, StoreError>;

@@ -15,17 +15,17 @@ use tidings::{
     erasure::{Erasure, ErasureReport},
     error::StoreError,
     identity::Directory,
-    inbox::{DeliveryRecord, Entry, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
     inbox::{Annotation, Change},
+    inbox::{DeliveryRecord, Entry, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
     message::{Message, NotificationOptIn, ReactionAction},
     newsletter::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason},
     optin::{OptInRecord, OptIns},
     process::{FlowId, InstanceId, InstanceStatus, ProcessInstance, ProcessStore},
-    threads::{ThreadOwner, ThreadOwners},
     store::memory::{
         MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOptIns, MemoryOutbox,
         MemoryProcessStore, MemoryThreadOwners,
     },
+    threads::{ThreadOwner, ThreadOwners},
 };
 
 /// One set of stores, as the rest of the crate would share them.
@@ -95,11 +95,20 @@ async fn seed(s: &Stores, name: &str) -> Contact {
     let mut optin = NotificationOptIn::new(format!("nm-token-{name}"));
     optin.topic = Some("news".into());
     s.opt_ins
-        .record(OptInRecord::new(contact.id.clone(), Channel::Messenger, t(10), optin))
+        .record(OptInRecord::new(
+            contact.id.clone(),
+            Channel::Messenger,
+            t(10),
+            optin,
+        ))
         .await
         .unwrap();
     s.threads
-        .set(&contact.addresses[0], ThreadOwner::Other { app_id: None }, t(10))
+        .set(
+            &contact.addresses[0],
+            ThreadOwner::Other { app_id: None },
+            t(10),
+        )
         .await
         .unwrap();
     s.inbox
@@ -255,7 +264,13 @@ async fn assert_intact(s: &Stores, contact: &Contact) {
         );
         assert_eq!(s.last.last(address).await.unwrap(), Some(t(10)));
     }
-    assert!(s.threads.get(&contact.addresses[0]).await.unwrap().is_some());
+    assert!(
+        s.threads
+            .get(&contact.addresses[0])
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(s.opt_ins.list(&contact.id).await.unwrap().len(), 1);
     let conversation = s.inbox.conversation(&contact.id, 100).await.unwrap();
     assert_eq!(conversation.len(), 2);

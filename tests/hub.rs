@@ -28,15 +28,15 @@ use tidings::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
         Webhook,
     },
+    optin::OptIns,
     secrecy::SecretSlice,
     seen::{Claim, SeenEvents},
-    optin::OptIns,
     store::memory::{
         MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryOptIns, MemorySeenEvents,
         MemoryThreadOwners,
     },
-    threads::{ThreadOwner, ThreadOwners},
     testkit::{graph::FakeGraph, user::FakeUser},
+    threads::{ThreadOwner, ThreadOwners},
     token::{Purpose, TokenKey, Tokens},
 };
 
@@ -792,7 +792,10 @@ async fn a_technical_contact_merges_into_the_real_profile_with_its_history() {
     );
     let opt_ins = w.opt_ins.list(&real).await.unwrap();
     assert_eq!(
-        opt_ins.iter().map(|r| r.optin.token.as_str()).collect::<Vec<_>>(),
+        opt_ins
+            .iter()
+            .map(|r| r.optin.token.as_str())
+            .collect::<Vec<_>>(),
         ["nm-laptop"],
         "the opt-in follows the merge"
     );
@@ -1059,8 +1062,11 @@ async fn reactions_and_edits_land_on_the_message_they_target_even_when_they_arri
     assert_eq!(w.post(&edit).await, 200);
     assert_eq!(w.post(&reaction).await, 200, "a redelivery is fine");
     assert_eq!(
-        w.post(&w.user("100").text("m_first", "Hello, can I get a refnd?", later(1)))
-            .await,
+        w.post(
+            &w.user("100")
+                .text("m_first", "Hello, can I get a refnd?", later(1))
+        )
+        .await,
         200
     );
     let entries = w.inbox.conversation(&ann, 10).await.unwrap();
@@ -1081,7 +1087,10 @@ async fn reactions_and_edits_land_on_the_message_they_target_even_when_they_arri
             &ann,
             later(10),
             Outgoing::new(Message::text("Sure, done.").unwrap()).with_delivery(
-                tidings::inbox::DeliveryRecord::sent(tidings::Channel::Messenger, vec!["m_reply".into()]),
+                tidings::inbox::DeliveryRecord::sent(
+                    tidings::Channel::Messenger,
+                    vec!["m_reply".into()],
+                ),
             ),
         )
         .await
@@ -1161,9 +1170,21 @@ async fn a_marketing_messages_opt_in_is_kept_for_the_contact_and_a_stop_replaces
     assert!(kept[0].optin.is_stopped(), "the stop replaced the opt-in");
 
     // A stranger's opt-in registers them, as a message would, and is kept for them.
-    assert_eq!(w.post(&event("optin", "555", t0, json!({"type":"notification_messages","notification_messages_token":"nm-2"}))).await, 200);
+    assert_eq!(
+        w.post(&event(
+            "optin",
+            "555",
+            t0,
+            json!({"type":"notification_messages","notification_messages_token":"nm-2"})
+        ))
+        .await,
+        200
+    );
     let stranger = w.owner("555").await.expect("registered");
-    assert_eq!(w.opt_ins.list(&stranger).await.unwrap()[0].optin.token, "nm-2");
+    assert_eq!(
+        w.opt_ins.list(&stranger).await.unwrap()[0].optin.token,
+        "nm-2"
+    );
 }
 
 #[tokio::test]
@@ -1195,7 +1216,10 @@ async fn thread_control_events_say_who_owns_the_thread() {
     let standby = json!({"object":"page","entry":[{"id":PAGE,"time":t(2).as_millis(),"standby":[
         {"sender":{"id":"100"},"recipient":{"id":PAGE},"timestamp":t(2).as_millis(),"message":{"mid":"m_sb","text":"to the human"}}]}]});
     assert_eq!(w.post(&standby).await, 200);
-    assert!(matches!(owner().await, Some(ThreadOwner::Other { app_id: Some(_) })));
+    assert!(matches!(
+        owner().await,
+        Some(ThreadOwner::Other { app_id: Some(_) })
+    ));
     // Another app asks for control: reported, nothing moves.
     let request = event(
         "request_thread_control",

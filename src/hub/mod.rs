@@ -353,7 +353,10 @@ impl Hub {
             }
             InboundKind::ThreadControl {
                 change, new_owner, ..
-            } => self.thread_control(event, *change, new_owner.as_deref()).await,
+            } => {
+                self.thread_control(event, *change, new_owner.as_deref())
+                    .await
+            }
             InboundKind::Reaction { .. } | InboundKind::Edit { .. } => self.annotate(event).await,
             InboundKind::OptIn {
                 notifications: Some(optin),
@@ -448,7 +451,9 @@ impl Hub {
             _ => None,
         };
         if let Some(owner) = &owner {
-            self.threads.set(&event.from, owner.clone(), event.at).await?;
+            self.threads
+                .set(&event.from, owner.clone(), event.at)
+                .await?;
         } else {
             tracing::info!(from = %event.from, ?change, "another app asks for thread control");
         }

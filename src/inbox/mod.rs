@@ -51,8 +51,8 @@ use async_trait::async_trait;
 pub mod annotation;
 pub mod support;
 
-use serde::{Deserialize, Serialize};
 pub use annotation::{Annotation, Change, Edit, Reaction};
+use serde::{Deserialize, Serialize};
 pub use support::{MAX_REPLY_CHOICES, Reply, ReplyReport, Support, SupportError, TransportOption};
 
 use crate::{
@@ -324,7 +324,7 @@ impl Entry {
             }
             EntryContent::Outgoing(outgoing) => outgoing.deliveries.iter().any(|d| {
                 d.channel == annotation.channel
-                    && d.message_ids.iter().any(|m| *m == annotation.message_id)
+                    && d.message_ids.contains(&annotation.message_id)
             }),
         }
     }

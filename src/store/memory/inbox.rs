@@ -7,8 +7,8 @@ use crate::{
     contact::{Channel, ContactId},
     error::StoreError,
     inbox::{
-        Annotation, ConversationCursor, ConversationPage, ConversationSummary, Entry,
-        EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
+        Annotation, ConversationCursor, ConversationPage, ConversationSummary, Entry, EntryContent,
+        EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
     },
     sync::lock,
 };

@@ -41,7 +41,10 @@ fn keep(list: &mut BTreeMap<(String, String), OptInRecord>, record: OptInRecord)
 impl OptIns for MemoryOptIns {
     async fn record(&self, record: OptInRecord) -> Result<bool, StoreError> {
         let mut records = lock(&self.records);
-        Ok(keep(records.entry(record.contact.clone()).or_default(), record))
+        Ok(keep(
+            records.entry(record.contact.clone()).or_default(),
+            record,
+        ))
     }
 
     async fn list(&self, contact: &ContactId) -> Result<Vec<OptInRecord>, StoreError> {

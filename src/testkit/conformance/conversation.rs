@@ -53,7 +53,10 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
     let early = ok(
         "annotate before the target",
         inbox
-            .annotate(&ann, reaction(&mid("m1"), 20, ReactionAction::React, "❤", &key("r1")))
+            .annotate(
+                &ann,
+                reaction(&mid("m1"), 20, ReactionAction::React, "❤", &key("r1")),
+            )
             .await,
     );
     assert_eq!(early, None, "annotate: no target recorded yet gives None");
@@ -75,7 +78,11 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
             .annotate(&ann, edit(&mid("m1"), 30, "hello there", 1, &key("e1")))
             .await,
     );
-    assert_eq!(found, Some(entry.clone()), "annotate: names the target entry");
+    assert_eq!(
+        found,
+        Some(entry.clone()),
+        "annotate: names the target entry"
+    );
     // Redelivered: nothing more.
     ok(
         "annotate again",
@@ -93,7 +100,10 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
     ok(
         "annotate by another contact",
         inbox
-            .annotate(&bob, reaction(&mid("m1"), 50, ReactionAction::React, "😡", &key("rb")))
+            .annotate(
+                &bob,
+                reaction(&mid("m1"), 50, ReactionAction::React, "😡", &key("rb")),
+            )
             .await,
     );
     let conversation = ok("conversation", inbox.conversation(&ann, 100).await);
@@ -126,24 +136,32 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
             .record_outgoing(
                 &ann,
                 t(60),
-                Outgoing::new(text).with_delivery(DeliveryRecord::sent(
-                    Channel::Messenger,
-                    vec![mid("out1")],
-                )),
+                Outgoing::new(text)
+                    .with_delivery(DeliveryRecord::sent(Channel::Messenger, vec![mid("out1")])),
             )
             .await,
     );
     let on_sent = ok(
         "react to a sent message",
         inbox
-            .annotate(&ann, reaction(&mid("out1"), 70, ReactionAction::React, "👍", &key("r2")))
+            .annotate(
+                &ann,
+                reaction(&mid("out1"), 70, ReactionAction::React, "👍", &key("r2")),
+            )
             .await,
     );
-    assert_eq!(on_sent, Some(sent.clone()), "annotate: outgoing entries are targets by their sent ids");
+    assert_eq!(
+        on_sent,
+        Some(sent.clone()),
+        "annotate: outgoing entries are targets by their sent ids"
+    );
     ok(
         "unreact",
         inbox
-            .annotate(&ann, reaction(&mid("out1"), 80, ReactionAction::Unreact, "👍", &key("r3")))
+            .annotate(
+                &ann,
+                reaction(&mid("out1"), 80, ReactionAction::Unreact, "👍", &key("r3")),
+            )
             .await,
     );
     let conversation = ok("conversation", inbox.conversation(&ann, 100).await);
@@ -151,20 +169,34 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
         .iter()
         .find(|e| e.id == sent)
         .unwrap_or_else(|| panic!("the outgoing entry is listed"));
-    assert_eq!(out.annotations.len(), 2, "both reaction events are kept: {out:?}");
+    assert_eq!(
+        out.annotations.len(),
+        2,
+        "both reaction events are kept: {out:?}"
+    );
     assert_eq!(out.reaction(), None, "a reaction taken back leaves none");
 
     // The conversation list shows the newest entry with its annotations too.
     let mut after = None;
     let summary = loop {
-        let page = ok("conversations", inbox.conversations(after.as_ref(), 50).await);
+        let page = ok(
+            "conversations",
+            inbox.conversations(after.as_ref(), 50).await,
+        );
         if let Some(s) = page.conversations.iter().find(|s| s.contact == ann) {
             break s.clone();
         }
-        after = Some(page.next.unwrap_or_else(|| panic!("the conversation is listed")));
+        after = Some(
+            page.next
+                .unwrap_or_else(|| panic!("the conversation is listed")),
+        );
     };
     assert_eq!(summary.last.id, sent);
-    assert_eq!(summary.last.annotations.len(), 2, "listing carries annotations");
+    assert_eq!(
+        summary.last.annotations.len(),
+        2,
+        "listing carries annotations"
+    );
 
     // A reassign moves them; an erasure removes them.
     let merged = id(&unique("annotated-into"));
@@ -210,7 +242,10 @@ pub(super) async fn inbox_annotations(inbox: &Arc<dyn Inbox>) {
     let recorded = ok(
         "annotate after forget, same key",
         inbox
-            .annotate(&merged, edit(&mid("after-forget"), 30, "hello again!", 1, &key("e1")))
+            .annotate(
+                &merged,
+                edit(&mid("after-forget"), 30, "hello again!", 1, &key("e1")),
+            )
             .await,
     );
     assert!(recorded.is_some(), "annotate: names the target entry");
@@ -234,37 +269,87 @@ pub async fn opt_ins(store: Arc<dyn OptIns>) {
         o
     };
     let record = |c, ms, o| OptInRecord::new(c, Channel::Messenger, t(ms), o);
-    assert!(ok("record", store.record(record(ann.clone(), 10, optin("tok-a", Some("news"), None))).await));
-    assert!(ok("record other topic", store.record(record(ann.clone(), 10, optin("tok-b", None, None))).await));
+    assert!(ok(
+        "record",
+        store
+            .record(record(ann.clone(), 10, optin("tok-a", Some("news"), None)))
+            .await
+    ));
+    assert!(ok(
+        "record other topic",
+        store
+            .record(record(ann.clone(), 10, optin("tok-b", None, None)))
+            .await
+    ));
     let stop = optin("tok-a", Some("news"), Some("STOP_NOTIFICATIONS"));
     assert!(
-        ok("record stop", store.record(record(ann.clone(), 30, stop.clone())).await),
+        ok(
+            "record stop",
+            store.record(record(ann.clone(), 30, stop.clone())).await
+        ),
         "record: a later record of the topic replaces it"
     );
     assert!(
-        !ok("record older", store.record(record(ann.clone(), 20, optin("tok-old", Some("news"), None))).await),
+        !ok(
+            "record older",
+            store
+                .record(record(
+                    ann.clone(),
+                    20,
+                    optin("tok-old", Some("news"), None)
+                ))
+                .await
+        ),
         "record: an older record does not replace a later one"
     );
     let list = ok("list", store.list(&ann).await);
     assert_eq!(list.len(), 2, "one record per (channel, topic): {list:?}");
     assert_eq!(list[0].topic(), "", "by channel then topic");
-    assert_eq!(list[1].optin, stop, "the later record stays, token and status");
+    assert_eq!(
+        list[1].optin, stop,
+        "the later record stays, token and status"
+    );
     assert!(list[1].optin.is_stopped());
     assert_eq!(list[1].at, t(30));
 
     // A merge keeps the later record of a shared topic.
     let into = id(&unique("opted-into"));
-    ok("record into", store.record(record(into.clone(), 40, optin("tok-c", Some("news"), None))).await);
-    assert_eq!(ok("reassign", store.reassign(&ann, &into).await), 2, "reassign: how many moved");
-    assert!(ok("list from", store.list(&ann).await).is_empty(), "reassign: nothing stays behind");
+    ok(
+        "record into",
+        store
+            .record(record(into.clone(), 40, optin("tok-c", Some("news"), None)))
+            .await,
+    );
+    assert_eq!(
+        ok("reassign", store.reassign(&ann, &into).await),
+        2,
+        "reassign: how many moved"
+    );
+    assert!(
+        ok("list from", store.list(&ann).await).is_empty(),
+        "reassign: nothing stays behind"
+    );
     let merged = ok("list into", store.list(&into).await);
     assert_eq!(merged.len(), 2);
-    assert!(merged.iter().all(|r| r.contact == into), "reassign: records name the new contact");
-    let news = merged.iter().find(|r| r.topic() == "news").map(|r| r.optin.token.clone());
-    assert_eq!(news.as_deref(), Some("tok-c"), "reassign: the later record of a topic stays");
+    assert!(
+        merged.iter().all(|r| r.contact == into),
+        "reassign: records name the new contact"
+    );
+    let news = merged
+        .iter()
+        .find(|r| r.topic() == "news")
+        .map(|r| r.optin.token.clone());
+    assert_eq!(
+        news.as_deref(),
+        Some("tok-c"),
+        "reassign: the later record of a topic stays"
+    );
 
     assert_eq!(ok("forget", store.forget_contact(&into).await), 2);
-    assert!(ok("list", store.list(&into).await).is_empty(), "forget_contact: nothing left");
+    assert!(
+        ok("list", store.list(&into).await).is_empty(),
+        "forget_contact: nothing left"
+    );
     assert_eq!(ok("forget again", store.forget_contact(&into).await), 0);
 }
 
@@ -282,7 +367,10 @@ pub async fn thread_owners(store: Arc<dyn ThreadOwners>) {
         ok("get", store.get(&ann).await),
         Some(ThreadState::new(inbox(), t(10)))
     );
-    assert!(ok("set later", store.set(&ann, ThreadOwner::This, t(20)).await));
+    assert!(ok(
+        "set later",
+        store.set(&ann, ThreadOwner::This, t(20)).await
+    ));
     assert!(
         !ok("set earlier", store.set(&ann, inbox(), t(15)).await),
         "set: an earlier event does not move ownership back"
