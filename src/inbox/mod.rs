@@ -323,8 +323,7 @@ impl Entry {
                     && incoming.message_id.as_deref() == Some(annotation.message_id.as_str())
             }
             EntryContent::Outgoing(outgoing) => outgoing.deliveries.iter().any(|d| {
-                d.channel == annotation.channel
-                    && d.message_ids.contains(&annotation.message_id)
+                d.channel == annotation.channel && d.message_ids.contains(&annotation.message_id)
             }),
         }
     }

@@ -13,7 +13,8 @@
 //! | an event that names no person, or an invalid id | a `Dropped` of that event |
 //! | an entry without a readable `id`, with a `time` that is no timestamp, with a field twice | a `Dropped` of the entry |
 //! | `messaging` or `standby` that is not a list | a `Dropped` of that list |
-//! | a `changes` entry (Page feed, comments) | a `Dropped` per change |
+//! | an event wrapped as `{"field": "messaging_postbacks", "value": {...}}` (the shape of Meta's newer docs and the App Dashboard's test button), in `messaging` or in `changes` | the event inside, read as any other |
+//! | a `changes` entry of another product (Page feed, comments) | a `Dropped` per change |
 //! | the entries of another `object` (`instagram`, `whatsapp_business_account`, ...) | a `Dropped` per entry |
 //!
 //! Each readable event becomes exactly what the fast reader makes of it: the same model and
@@ -173,7 +174,7 @@ impl<'a> Reader<'a> {
                     match &**name {
                         "messaging" => self.events(page, name, value, false, fallback_at),
                         "standby" => self.events(page, name, value, true, fallback_at),
-                        "changes" => self.changes(&id, value),
+                        "changes" => self.changes(page, &id, value, fallback_at),
                         _ => {}
                     }
                 }
@@ -205,29 +206,49 @@ impl<'a> Reader<'a> {
             }
         };
         for raw in events {
-            let converted = match serde_json::from_str::<Event<'a>>(raw.get()) {
-                Ok(event) => to_inbound_on(page, event, standby, fallback_at),
-                Err(e) => Converted::Dropped(Dropped::new(
-                    page.id(),
-                    kind_of(raw),
-                    format!("the event does not fit: {e}"),
-                )),
+            let (raw, standby) = match enveloped(raw) {
+                Some((field, value)) => (value, standby || field == "standby"),
+                None => (raw, standby),
             };
-            match converted {
-                Converted::Event(event) => self.parsed.events.push(event),
-                Converted::Notice(notice) => self.parsed.notices.push(notice),
-                Converted::Dropped(dropped) => {
-                    self.parsed.dropped.push(dropped.with_raw(raw.get()));
-                }
+            self.event(page, raw, standby, fallback_at);
+        }
+    }
+
+    fn event(&mut self, page: Page<'_>, raw: &'a RawValue, standby: bool, fallback_at: Timestamp) {
+        let converted = match serde_json::from_str::<Event<'a>>(raw.get()) {
+            Ok(event) => to_inbound_on(page, event, standby, fallback_at),
+            Err(e) => Converted::Dropped(Dropped::new(
+                page.id(),
+                kind_of(raw),
+                format!("the event does not fit: {e}"),
+            )),
+        };
+        match converted {
+            Converted::Event(event) => self.parsed.events.push(event),
+            Converted::Notice(notice) => self.parsed.notices.push(notice),
+            Converted::Dropped(dropped) => {
+                self.parsed.dropped.push(dropped.with_raw(raw.get()));
             }
         }
     }
 
-    fn changes(&mut self, page_id: &str, list: &RawValue) {
+    fn changes(
+        &mut self,
+        page: Page<'_>,
+        page_id: &str,
+        list: &'a RawValue,
+        fallback_at: Timestamp,
+    ) {
         const REASON: &str = "Page feed changes are not Messenger events";
-        match serde_json::from_str::<Vec<&RawValue>>(list.get()) {
+        match serde_json::from_str::<Vec<&'a RawValue>>(list.get()) {
             Ok(changes) => {
                 for change in changes {
+                    if let Some((field, value)) = enveloped(change) {
+                        if is_messaging_field(&field) {
+                            self.event(page, value, field == "standby", fallback_at);
+                            continue;
+                        }
+                    }
                     let kind = serde_json::from_str::<Fields<'_>>(change.get())
                         .ok()
                         .and_then(|f| f.one("field").ok().flatten())
@@ -268,6 +289,24 @@ impl<'a> Reader<'a> {
             }),
         }
     }
+}
+
+/// The field name and the value of an event wrapped as `{"field": ..., "value": {...}}`, the
+/// shape of Meta's newer docs; `None` for any other shape.
+fn enveloped<'a>(raw: &'a RawValue) -> Option<(Cow<'a, str>, &'a RawValue)> {
+    let fields: Fields<'a> = serde_json::from_str(raw.get()).ok()?;
+    if fields.0.len() != 2 {
+        return None;
+    }
+    let field = serde_json::from_str::<Str<'a>>(fields.one("field").ok()??.get()).ok()?;
+    let value = fields.one("value").ok()??;
+    value.get().starts_with('{').then_some((field.0, value))
+}
+
+/// Whether a webhook field of the `page` object carries Messenger events (`messages`,
+/// `messaging_postbacks`, `message_reactions`, `standby`, ...), as opposed to the Page feed's.
+fn is_messaging_field(field: &str) -> bool {
+    field.starts_with("messag") || field == "standby"
 }
 
 /// The kind of an event that does not fit the model: its first field that names a kind.
