@@ -140,6 +140,8 @@ impl Purpose {
     pub const CONNECT: Purpose = Purpose(Cow::Borrowed("connect"));
     /// Logging a contact in from a link ("authorize on click").
     pub const LOGIN: Purpose = Purpose(Cow::Borrowed("login"));
+    /// Answering "connect this address to that account?" before a link that moves history.
+    pub const CONNECT_CONFIRM: Purpose = Purpose(Cow::Borrowed("connect-confirm"));
 
     /// A purpose of the host's own: 1 to 32 of `a-z`, `0-9`, `_`, `-` and `.`.
     pub fn new(name: impl Into<Cow<'static, str>>) -> Result<Self, TokenError> {

@@ -20,7 +20,8 @@ use tidings::{
     error::StoreError,
     hub::{Hub, Routed},
     identity::{
-        ConnectOutcome, ConnectPolicy, Connector, Directory, Refusal, connect::is_technical,
+        ConfirmLinks, ConnectOutcome, ConnectPolicy, Connector, Directory, LinkChange, Refusal,
+        connect::is_technical,
     },
     inbox::{Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
     message::Message,
@@ -371,6 +372,32 @@ impl World {
             .map(|c| c.id)
     }
 
+    /// The payloads of the signed answers of the last link question sent: (Yes, No).
+    fn link_answers(&self) -> (String, String) {
+        fn collect(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        match v.as_str() {
+                            Some(p) if k == "payload" && p.starts_with("tdc1.") => {
+                                out.push(p.to_owned())
+                            }
+                            _ => collect(v, out),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        let sent = self.graph.sent();
+        let question = sent.last().expect("a question was sent");
+        let mut payloads = Vec::new();
+        collect(&question.body, &mut payloads);
+        assert_eq!(payloads.len(), 2, "Yes and No: {}", question.body);
+        (payloads[0].clone(), payloads[1].clone())
+    }
+
     fn texts_sent(&self) -> Vec<String> {
         self.graph
             .sent()
@@ -664,6 +691,19 @@ async fn an_address_moves_between_real_contacts_only_when_the_policy_allows() {
             .await
             .unwrap();
         if allowed {
+            // Replacing a link is asked about first; nothing moves before the answer.
+            let ConnectOutcome::Confirm(question) = &outcome else {
+                panic!("{outcome:?}")
+            };
+            assert!(matches!(&question.change, LinkChange::Relink { from } if *from == ann));
+            assert_eq!(question.account_hint().as_deref(), Some("b***@example.org"));
+            assert_eq!(w.owner("555").await, Some(ann.clone()));
+            let outcome = w
+                .connector
+                .on_answer(&w.address("555"), &question.yes)
+                .await
+                .unwrap()
+                .unwrap();
             assert!(
                 matches!(&outcome, ConnectOutcome::Relinked { from, contact } if *from == ann && contact.id == bob)
             );
@@ -772,6 +812,18 @@ async fn a_technical_contact_merges_into_the_real_profile_with_its_history() {
     w.clock.advance(Duration::from_secs(60));
     assert_eq!(
         w.post(&user.referral(token.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+    // The merge would move the conversation: asked first, nothing moved yet.
+    assert_eq!(
+        w.texts_sent().last().map(String::as_str),
+        Some("Connect this Messenger to a***@example.org?")
+    );
+    assert_eq!(w.owner("123").await, Some(technical.clone()));
+    let (yes, _) = w.link_answers();
+    assert_eq!(
+        w.post(&user.postback("m_yes", "Yes", &yes, w.clock.now()))
             .await,
         200
     );

@@ -2,7 +2,8 @@
 //!
 //! | event | goes to |
 //! |---|---|
-//! | referral (an m.me ref, or Get Started with one) | identity: [`Connector::on_referral`], then the confirmation message |
+//! | referral (an m.me ref, or Get Started with one) | identity: [`Connector::on_referral`], then the confirmation message; a link that would move history is asked about first ([`identity::confirm`](crate::identity::confirm)): the question goes out with signed Yes / No choices |
+//! | the answer to such a question | identity: [`Connector::on_answer`], then the confirmation message after a Yes |
 //! | a message of a linked contact (or of one just auto-registered) | the [`ProcessEngine`] first (an answer to a pending question; an answer that does not count is reported as [`Routed::AnswerIgnored`]), else the [`Inbox`] |
 //! | a message of an unknown sender, auto-registration off | nowhere stored: the "please authorize" reply, and [`Routed::Unlinked`] for the host |
 //! | delivery and read receipts | the [`Inbox`] (read watermarks cover everything sent before them) |
@@ -72,7 +73,7 @@ pub use handle::HubResponse;
 use crate::{
     contact::{Channel, ContactId},
     error::StoreError,
-    identity::{ConnectOutcome, Connector, Directory, Sender},
+    identity::{ConnectOutcome, Connector, Directory, Sender, confirm::is_link_answer},
     inbox::{Annotation, Change, DeliveryStatus, EntryId, Inbox, Incoming, StatusUpdate},
     message::{Inbound, InboundKind, Message, ThreadChange},
     optin::{OptInRecord, OptIns},
@@ -204,6 +205,21 @@ impl HubBuilder {
         self
     }
 
+    /// The question asked before a link that moves history (see
+    /// [`identity::confirm`](crate::identity::confirm)); `{account}` becomes the account's
+    /// masked e-mail address (or "your account"). Default: `Connect this Messenger to
+    /// {account}?`.
+    pub fn link_question(mut self, template: impl Into<String>) -> Self {
+        self.hub.link_question = template.into();
+        self
+    }
+
+    /// The labels of the question's two choices (default `Yes` and `No`).
+    pub fn link_answers(mut self, yes: impl Into<String>, no: impl Into<String>) -> Self {
+        self.hub.link_answers = (yes.into(), no.into());
+        self
+    }
+
     /// The message sent to unknown senders when auto-registration is off: the connect
     /// instructions (none by default).
     pub fn please_authorize(mut self, message: Message) -> Self {
@@ -257,6 +273,8 @@ pub struct Hub {
     transports: TransportSet,
     confirmation: Option<Message>,
     please_authorize: Option<Message>,
+    link_question: String,
+    link_answers: (String, String),
     reply_deadline: std::time::Duration,
 }
 
@@ -287,6 +305,8 @@ impl Hub {
                 transports: TransportSet::new(),
                 confirmation: None,
                 please_authorize: None,
+                link_question: "Connect this Messenger to {account}?".to_owned(),
+                link_answers: ("Yes".to_owned(), "No".to_owned()),
                 reply_deadline: std::time::Duration::from_secs(3),
             },
         }
@@ -300,18 +320,17 @@ impl Hub {
             }),
             InboundKind::Referral { reference, .. } if !event.standby => {
                 let outcome = self.connector.on_referral(&event.from, reference).await?;
-                match &outcome {
-                    ConnectOutcome::Linked { .. }
-                    | ConnectOutcome::Relinked { .. }
-                    | ConnectOutcome::Merged { .. } => {
-                        self.reply(event, self.confirmation.as_ref()).await;
-                    }
-                    ConnectOutcome::Refused(reason) => {
-                        tracing::warn!(from = %event.from, %reason, "connect refused");
-                    }
-                    _ => {}
-                }
+                self.after_connect(event, &outcome).await;
                 Ok(Routed::Connected(outcome))
+            }
+            InboundKind::Answer { payload, .. } if !event.standby && is_link_answer(payload) => {
+                match self.connector.on_answer(&event.from, payload).await? {
+                    Some(outcome) => {
+                        self.after_connect(event, &outcome).await;
+                        Ok(Routed::Connected(outcome))
+                    }
+                    None => self.route_message(event).await,
+                }
             }
             InboundKind::Delivered {
                 message_ids,
@@ -433,6 +452,38 @@ impl Hub {
             entry,
             registered,
         })
+    }
+
+    /// Tells the person what a connect did: the confirmation after a link, the question
+    /// before one that moves history.
+    async fn after_connect(&self, event: &Inbound, outcome: &ConnectOutcome) {
+        match outcome {
+            ConnectOutcome::Linked { .. }
+            | ConnectOutcome::Relinked { .. }
+            | ConnectOutcome::Merged { .. } => {
+                self.reply(event, self.confirmation.as_ref()).await;
+            }
+            ConnectOutcome::Confirm(question) => {
+                let account = question
+                    .account_hint()
+                    .unwrap_or_else(|| "your account".to_owned());
+                let (yes, no) = &self.link_answers;
+                let message = Message::builder(self.link_question.replace("{account}", &account))
+                    .choice(yes, &question.yes)
+                    .choice(no, &question.no)
+                    .build();
+                match message {
+                    Ok(message) => self.reply(event, Some(&message)).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the link question is not a valid message")
+                    }
+                }
+            }
+            ConnectOutcome::Refused(reason) => {
+                tracing::warn!(from = %event.from, %reason, "connect refused");
+            }
+            _ => {}
+        }
     }
 
     async fn thread_control(

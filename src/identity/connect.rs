@@ -28,7 +28,10 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use serde_json::Value;
 
-use super::Directory;
+use super::{
+    Directory,
+    confirm::{ConfirmLinks, LinkChange, LinkQuestion},
+};
 use crate::{
     clock::SharedClock,
     contact::{Address, Contact, ContactId, NewContact},
@@ -56,6 +59,8 @@ pub struct ConnectPolicy {
     /// Whether an address linked to one real contact may be moved to another by a valid token
     /// (default off).
     pub relink: bool,
+    /// When the person is asked before a link is made (default: when it would move history).
+    pub confirm: ConfirmLinks,
 }
 
 impl Default for ConnectPolicy {
@@ -65,6 +70,7 @@ impl Default for ConnectPolicy {
             auto_register: false,
             technical_email: "fb.{id}@users.invalid".to_owned(),
             relink: false,
+            confirm: ConfirmLinks::default(),
         }
     }
 }
@@ -96,6 +102,12 @@ impl ConnectPolicy {
     /// Allows or forbids moving an address between real contacts.
     pub fn with_relink(mut self, allowed: bool) -> Self {
         self.relink = allowed;
+        self
+    }
+
+    /// Sets when the person is asked before a link is made.
+    pub fn with_confirm(mut self, confirm: ConfirmLinks) -> Self {
+        self.confirm = confirm;
         self
     }
 
@@ -146,6 +158,9 @@ pub enum Refusal {
     /// The token names a contact the directory does not have.
     #[error("the token names an unknown contact")]
     UnknownContact,
+    /// An answer to a link question came from another address than the one asked.
+    #[error("the answer came from another address than the one asked")]
+    OtherAddress,
     /// The address is linked to another real contact and the policy forbids moving it.
     #[error("the address is linked to contact {current}, and relinking is not allowed")]
     LinkedElsewhere {
@@ -194,6 +209,15 @@ pub enum ConnectOutcome {
         /// The real contact.
         contact: Contact,
     },
+    /// Nothing was linked yet: the person must first answer the question (Yes / No) that the
+    /// link would move their history or replace a link ([`ConfirmLinks`]). The Hub sends it;
+    /// the answer comes back through [`Connector::on_answer`].
+    Confirm(Box<LinkQuestion>),
+    /// The person answered No to the link question: everything stays as it was.
+    Declined {
+        /// The contact the link named.
+        contact: ContactId,
+    },
     /// Nothing was linked.
     Refused(Refusal),
 }
@@ -233,11 +257,11 @@ pub trait MergeHook: Send + Sync {
 /// Links addresses to contacts; see the [module docs](self).
 #[derive(Clone)]
 pub struct Connector {
-    directory: Arc<dyn Directory>,
-    seen: Arc<dyn SeenEvents>,
-    tokens: Tokens,
-    clock: SharedClock,
-    policy: ConnectPolicy,
+    pub(super) directory: Arc<dyn Directory>,
+    pub(super) seen: Arc<dyn SeenEvents>,
+    pub(super) tokens: Tokens,
+    pub(super) clock: SharedClock,
+    pub(super) policy: ConnectPolicy,
     merge_hook: Option<Arc<dyn MergeHook>>,
 }
 
@@ -324,14 +348,38 @@ impl Connector {
             return Ok(ConnectOutcome::Refused(Refusal::UnknownContact));
         };
 
-        // Claim the token first: of two uses, racing or not, only one gets past this point.
         let now = self.clock.now();
         let ttl = claims
             .expires_at()
             .saturating_duration_since(now)
             .max(Duration::from_secs(1));
         let claim = format!("connect:{}", claims.nonce());
-        let claimed = self.seen.mark_seen(&claim, now, ttl).await?;
+        // A link that would move history (or replace a link) is asked about first, unless
+        // the token is used already; nothing is claimed until the answer.
+        if !self.seen.is_seen(&claim, now).await? {
+            let current = self.directory.find_by_address(from).await?;
+            if let Some(change) = self.change_of(current.as_ref(), &target) {
+                if self.policy.confirm.asks(&change) {
+                    let question = self.question(from, &claims, target, change)?;
+                    return Ok(ConnectOutcome::Confirm(Box::new(question)));
+                }
+            }
+        }
+        self.use_token(from, target, &claim, now, ttl).await
+    }
+
+    /// Claims the token's nonce and links, as [`on_referral`](Self::on_referral) without a
+    /// question, or [`on_answer`](Self::on_answer) after a Yes.
+    pub(super) async fn use_token(
+        &self,
+        from: &Address,
+        target: Contact,
+        claim: &str,
+        now: crate::clock::Timestamp,
+        ttl: Duration,
+    ) -> Result<ConnectOutcome, StoreError> {
+        // Claim the token first: of two uses, racing or not, only one gets past this point.
+        let claimed = self.seen.mark_seen(claim, now, ttl).await?;
         let current = self.directory.find_by_address(from).await?;
         if !claimed {
             return Ok(match current {
@@ -345,11 +393,25 @@ impl Connector {
         match self.apply(from, target, current).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
-                if let Err(release) = self.seen.forget(&claim).await {
+                if let Err(release) = self.seen.forget(claim).await {
                     tracing::error!(error = %release, "connect claim could not be released");
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// What linking `from` (linked to `current`) to `target` would change, if it links at
+    /// all under the policy (`None`: already linked, or refused).
+    fn change_of(&self, current: Option<&Contact>, target: &Contact) -> Option<LinkChange> {
+        match current {
+            None => Some(LinkChange::Link),
+            Some(c) if c.id == target.id => None,
+            Some(c) if is_technical(c) && !is_technical(target) => Some(LinkChange::Merge {
+                technical: c.id.clone(),
+            }),
+            Some(_) if !self.policy.relink => None,
+            Some(c) => Some(LinkChange::Relink { from: c.id.clone() }),
         }
     }
 

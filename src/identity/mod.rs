@@ -31,8 +31,10 @@
 
 use async_trait::async_trait;
 
+pub mod confirm;
 pub mod connect;
 
+pub use confirm::{ConfirmLinks, LinkChange, LinkQuestion};
 pub use connect::{ConnectOutcome, ConnectPolicy, Connector, MergeHook, Refusal, Sender};
 
 use crate::{

@@ -294,9 +294,17 @@ impl SentRequest {
         })
     }
 
-    /// The `message.text`, when the send was a text message.
+    /// The text the person reads: `message.text`, or the text of a button template.
     pub fn text(&self) -> Option<&str> {
-        self.body.get("message")?.get("text")?.as_str()
+        let message = self.body.get("message")?;
+        message
+            .get("text")
+            .or_else(|| {
+                let payload = message.get("attachment")?.get("payload")?;
+                (payload.get("template_type")?.as_str()? == "button").then_some(())?;
+                payload.get("text")
+            })?
+            .as_str()
     }
 
     /// The `sender_action`, when the send was one.
