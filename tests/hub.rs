@@ -1300,3 +1300,270 @@ async fn thread_control_events_say_who_owns_the_thread() {
     assert_eq!(owner().await, Some(ThreadOwner::This));
     assert_eq!(w.texts_sent(), Vec::<String>::new(), "nothing was answered");
 }
+
+/// Bob was auto-registered (his conversation is kept) and taps the connect link Ann was
+/// sent and forwarded to him: he is asked, says No, and nothing of either account moves.
+#[tokio::test]
+async fn a_forwarded_link_asks_first_and_no_leaves_everything_as_it_was() {
+    let w = World::new(ConnectPolicy::new().with_auto_register(true)).await;
+    let bob = w.user("777");
+    assert_eq!(
+        w.post(&bob.text("m_bob1", "Hi, I'm Bob", w.clock.now()))
+            .await,
+        200
+    );
+    let bobs = w.owner("777").await.unwrap();
+    let ann = w.contact("ann@example.org").await;
+    let forwarded = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+
+    assert_eq!(
+        w.post(&bob.referral(forwarded.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+    assert_eq!(
+        w.texts_sent().last().map(String::as_str),
+        Some("Connect this Messenger to a***@example.org?"),
+        "the question names whose account, masked"
+    );
+    assert!(
+        !w.graph
+            .sent()
+            .last()
+            .unwrap()
+            .body
+            .to_string()
+            .contains("ann@example.org"),
+        "the address itself is not shown"
+    );
+    let (_, no) = w.link_answers();
+    let body = serde_json::to_vec(&bob.postback("m_no", "No", &no, w.clock.now())).unwrap();
+    let request = http::Request::post("/webhook")
+        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
+        .body(Bytes::from(body))
+        .unwrap();
+    let handled = w.hub.handle(&w.webhook, &request).await;
+    assert_eq!(handled.response.status(), 200);
+    assert!(
+        matches!(&handled.routed[..], [(_, Routed::Connected(ConnectOutcome::Declined { contact }))] if *contact == ann),
+        "the host is told: {:?}",
+        handled.routed
+    );
+    assert_eq!(w.owner("777").await, Some(bobs.clone()), "Bob stays Bob");
+    assert!(
+        w.directory
+            .get(&ann)
+            .await
+            .unwrap()
+            .unwrap()
+            .addresses
+            .is_empty()
+    );
+    assert_eq!(w.inbox.conversation(&bobs, 10).await.unwrap().len(), 1);
+    assert!(w.inbox.conversation(&ann, 10).await.unwrap().is_empty());
+    assert_eq!(
+        w.engine.times_offered("m_no"),
+        0,
+        "an answer is no message to processes"
+    );
+
+    // A Yes tapped after the No does not count: the first answer stands, and the link is spent.
+    let (yes, _) = w.link_answers();
+    let outcome = w
+        .connector
+        .on_answer(&w.address("777"), &yes)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Some(ConnectOutcome::Refused(Refusal::AlreadyUsed)));
+    let again = w
+        .connector
+        .on_referral(
+            &w.address("777"),
+            &tidings::message::Reference::new(forwarded.expose_secret()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, ConnectOutcome::Refused(Refusal::AlreadyUsed));
+    assert_eq!(w.owner("777").await, Some(bobs));
+}
+
+#[tokio::test]
+async fn forged_stale_and_foreign_answers_link_nothing_and_a_double_tap_links_once() {
+    let w = World::new(ConnectPolicy::new().with_auto_register(true)).await;
+    let user = w.user("888");
+    assert_eq!(w.post(&user.text("m_1", "hello", w.clock.now())).await, 200);
+    let technical = w.owner("888").await.unwrap();
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    assert_eq!(
+        w.post(&user.referral(token.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+    let (yes, _) = w.link_answers();
+    let me = w.address("888");
+    let answer = |payload: String| {
+        let (w, me) = (&w, me.clone());
+        async move { w.connector.on_answer(&me, &payload).await.unwrap() }
+    };
+
+    // Forged: one character of the signed answer changed.
+    let mut forged = yes.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(
+        answer(forged).await,
+        Some(ConnectOutcome::Refused(Refusal::Tampered))
+    );
+    assert_eq!(
+        answer("tdc1.not-a-token".into()).await,
+        Some(ConnectOutcome::Refused(Refusal::Tampered))
+    );
+    // Sent from another conversation than the one asked.
+    assert_eq!(
+        w.connector
+            .on_answer(&w.address("999"), &yes)
+            .await
+            .unwrap(),
+        Some(ConnectOutcome::Refused(Refusal::OtherAddress))
+    );
+    // Any other payload is no answer at all: routed as a message.
+    assert_eq!(answer("LATER".into()).await, None);
+    assert_eq!(
+        w.owner("888").await,
+        Some(technical.clone()),
+        "nothing linked yet"
+    );
+
+    // A double tap on Yes, both taps in one delivery: merged once, the second is "already".
+    let batch = FakeUser::batch([
+        user.postback("m_y1", "Yes", &yes, w.clock.now()),
+        user.postback("m_y2", "Yes", &yes, w.clock.now()),
+    ]);
+    let body = serde_json::to_vec(&batch).unwrap();
+    let request = http::Request::post("/webhook")
+        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
+        .body(Bytes::from(body))
+        .unwrap();
+    let handled = w.hub.handle(&w.webhook, &request).await;
+    let outcomes: Vec<&str> = handled
+        .routed
+        .iter()
+        .map(|(_, r)| match r {
+            Routed::Connected(ConnectOutcome::Merged { .. }) => "merged",
+            Routed::Connected(ConnectOutcome::AlreadyLinked { .. }) => "already",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(outcomes, ["merged", "already"], "{:?}", handled.routed);
+    assert_eq!(w.owner("888").await, Some(ann.clone()));
+    assert_eq!(
+        w.texts_sent()
+            .iter()
+            .filter(|t| t.starts_with("Your Messenger is connected"))
+            .count(),
+        1,
+        "one confirmation"
+    );
+    assert_eq!(
+        w.inbox.conversation(&ann, 10).await.unwrap().len(),
+        1,
+        "history moved once"
+    );
+
+    // Stale: a question answered after the link's lifetime.
+    let other = w.user("889");
+    assert_eq!(w.post(&other.text("m_2", "hi", w.clock.now())).await, 200);
+    let cara = w.contact("cara@example.org").await;
+    let token = w.connector.connect_token(&cara, Some(PAGE)).unwrap();
+    assert_eq!(
+        w.post(&other.referral(token.expose_secret(), w.clock.now()))
+            .await,
+        200
+    );
+    let (yes, _) = w.link_answers();
+    w.clock.advance(Duration::from_secs(16 * 60));
+    assert_eq!(
+        w.connector
+            .on_answer(&w.address("889"), &yes)
+            .await
+            .unwrap(),
+        Some(ConnectOutcome::Refused(Refusal::Expired))
+    );
+    assert_ne!(w.owner("889").await, Some(cara));
+}
+
+#[tokio::test]
+async fn when_to_ask_is_the_policys_choice() {
+    // Never: a merge happens at once, as before the question existed.
+    let w = World::new(
+        ConnectPolicy::new()
+            .with_auto_register(true)
+            .with_confirm(ConfirmLinks::Never),
+    )
+    .await;
+    assert_eq!(
+        w.post(&w.user("1").text("m_1", "hi", w.clock.now())).await,
+        200
+    );
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let outcome = w
+        .connector
+        .on_referral(
+            &w.address("1"),
+            &tidings::message::Reference::new(token.expose_secret()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ConnectOutcome::Merged { .. }),
+        "{outcome:?}"
+    );
+
+    // The default asks nothing for a first link of a new address ...
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let outcome = w
+        .connector
+        .on_referral(
+            &w.address("2"),
+            &tidings::message::Reference::new(token.expose_secret()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ConnectOutcome::Linked { .. }),
+        "{outcome:?}"
+    );
+
+    // ... and Always asks even then.
+    let w = World::new(ConnectPolicy::new().with_confirm(ConfirmLinks::Always)).await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let outcome = w
+        .connector
+        .on_referral(
+            &w.address("3"),
+            &tidings::message::Reference::new(token.expose_secret()),
+        )
+        .await
+        .unwrap();
+    let ConnectOutcome::Confirm(question) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(question.change, LinkChange::Link);
+    assert_eq!(w.owner("3").await, None);
+    let linked = w
+        .connector
+        .on_answer(&w.address("3"), &question.yes)
+        .await
+        .unwrap();
+    assert!(
+        matches!(linked, Some(ConnectOutcome::Linked { .. })),
+        "{linked:?}"
+    );
+    assert_eq!(w.owner("3").await, Some(ann));
+}
