@@ -747,8 +747,11 @@ async fn a_flow_killed_while_waiting_moves_once_on_an_answer_delivered_twice_to_
         .collect();
     assert_eq!(
         sent,
-        [None, Some("Take your time.".to_owned())],
-        "the question (a button template, no text), then exactly one follow-up"
+        [
+            Some("How is the course going?".to_owned()),
+            Some("Take your time.".to_owned())
+        ],
+        "the question, then exactly one follow-up"
     );
 }
 
