@@ -372,6 +372,25 @@ impl World {
             .map(|c| c.id)
     }
 
+    /// Hands `body`, signed, to the Hub directly (no HTTP), for what it routed.
+    async fn deliver(&self, body: &Value) -> tidings::hub::HubResponse {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let request = http::Request::post("/webhook")
+            .header("X-Hub-Signature-256", FakeUser::sign(&bytes, &self.secret))
+            .body(Bytes::from(bytes))
+            .unwrap();
+        self.hub.handle(&self.webhook, &request).await
+    }
+
+    /// What the connector makes of `token` presented from `psid`.
+    async fn refer(&self, psid: &str, token: &tidings::token::SignedToken) -> ConnectOutcome {
+        let reference = tidings::message::Reference::new(token.expose_secret());
+        self.connector
+            .on_referral(&self.address(psid), &reference)
+            .await
+            .unwrap()
+    }
+
     /// The payloads of the signed answers of the last link question sent: (Yes, No).
     fn link_answers(&self) -> (String, String) {
         fn collect(v: &Value, out: &mut Vec<String>) {
@@ -541,14 +560,7 @@ async fn a_used_link_cannot_take_over_the_account() {
     assert_eq!(ann_now.addresses, vec![w.address("444")]);
 
     // Ann tapping her own link again is harmless.
-    let again = w
-        .connector
-        .on_referral(
-            &w.address("444"),
-            &tidings::message::Reference::new(token.expose_secret()),
-        )
-        .await
-        .unwrap();
+    let again = w.refer("444", &token).await;
     assert!(matches!(again, ConnectOutcome::AlreadyLinked { .. }));
 
     // A fresh link that Ann opens while already linked is used up too: nobody can use it after.
@@ -576,14 +588,7 @@ async fn a_link_made_for_one_page_cannot_connect_a_conversation_on_another() {
         .connector
         .connect_token(&ann, Some("another-page"))
         .unwrap();
-    let outcome = w
-        .connector
-        .on_referral(
-            &w.address("445"),
-            &tidings::message::Reference::new(token.expose_secret()),
-        )
-        .await
-        .unwrap();
+    let outcome = w.refer("445", &token).await;
     assert_eq!(outcome, ConnectOutcome::Refused(Refusal::OtherScope));
     assert_eq!(w.owner("445").await, None);
 }
@@ -1016,7 +1021,7 @@ async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
         {"sender":{"id":PAGE},"recipient":{"id":"100"},"timestamp":now.as_millis(),"message":{"mid":"m_echo","is_echo":true,"app_id":123,"text":"our own"}}]}]});
     let standby = json!({"object":"page","entry":[{"id":PAGE,"time":now.as_millis(),"standby":[
         {"sender":{"id":"100"},"recipient":{"id":PAGE},"timestamp":now.as_millis(),"message":{"mid":"m_sb","text":"to the human"}}]}]});
-    let unknown = json!({"object":"page","entry":[{"id":PAGE,"time":now.as_millis(),"messaging":[
+    let reaction = json!({"object":"page","entry":[{"id":PAGE,"time":now.as_millis(),"messaging":[
         {"sender":{"id":"100"},"recipient":{"id":PAGE},"timestamp":now.as_millis(),"reaction":{"mid":"m_t","action":"react","reaction":"love"}}]}]});
     let batch = FakeUser::batch([
         ann_user.text("m_t", "text", now),
@@ -1027,16 +1032,10 @@ async fn a_batch_mixing_every_event_kind_is_routed_by_kind() {
         ann_user.read(now),
         echo,
         standby,
-        unknown,
+        reaction,
         w.user("300").text("m_stranger", "hello?", now),
     ]);
-    let bytes = serde_json::to_vec(&batch).unwrap();
-    let request = http::Request::post("/webhook")
-        .header("X-Hub-Signature-256", FakeUser::sign(&bytes, &w.secret))
-        .body(Bytes::from(bytes))
-        .unwrap();
-    let webhook = w.webhook.clone();
-    let handled = w.hub.handle(&webhook, &request).await;
+    let handled = w.deliver(&batch).await;
     assert_eq!(handled.response.status(), 200);
     let kinds: Vec<&'static str> = handled
         .routed
@@ -1153,12 +1152,7 @@ async fn reactions_and_edits_land_on_the_message_they_target_even_when_they_arri
         later(11),
         json!({"mid":"m_reply","action":"react","emoji":"\u{1F44D}","reaction":"like"}),
     );
-    let body = serde_json::to_vec(&like).unwrap();
-    let request = http::Request::post("/webhook")
-        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
-        .body(Bytes::from(body))
-        .unwrap();
-    let handled = w.hub.handle(&w.webhook, &request).await;
+    let handled = w.deliver(&like).await;
     assert!(
         matches!(&handled.routed[..], [(_, Routed::Annotated { entry: Some(e), .. })] if *e == reply),
         "{:?}",
@@ -1291,12 +1285,7 @@ async fn thread_control_events_say_who_owns_the_thread() {
     assert_eq!(w.post(&pass).await, 200);
     assert_eq!(owner().await, Some(ThreadOwner::This));
     // A late redelivery of the older take does not move it back.
-    let body = serde_json::to_vec(&take).unwrap();
-    let late = http::Request::post("/webhook")
-        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
-        .body(Bytes::from(body))
-        .unwrap();
-    let _ = w.hub.handle(&w.webhook, &late).await;
+    let _ = w.deliver(&take).await;
     assert_eq!(owner().await, Some(ThreadOwner::This));
     assert_eq!(w.texts_sent(), Vec::<String>::new(), "nothing was answered");
 }
@@ -1337,12 +1326,9 @@ async fn a_forwarded_link_asks_first_and_no_leaves_everything_as_it_was() {
         "the address itself is not shown"
     );
     let (_, no) = w.link_answers();
-    let body = serde_json::to_vec(&bob.postback("m_no", "No", &no, w.clock.now())).unwrap();
-    let request = http::Request::post("/webhook")
-        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
-        .body(Bytes::from(body))
-        .unwrap();
-    let handled = w.hub.handle(&w.webhook, &request).await;
+    let handled = w
+        .deliver(&bob.postback("m_no", "No", &no, w.clock.now()))
+        .await;
     assert_eq!(handled.response.status(), 200);
     assert!(
         matches!(&handled.routed[..], [(_, Routed::Connected(ConnectOutcome::Declined { contact }))] if *contact == ann),
@@ -1375,14 +1361,7 @@ async fn a_forwarded_link_asks_first_and_no_leaves_everything_as_it_was() {
         .await
         .unwrap();
     assert_eq!(outcome, Some(ConnectOutcome::Refused(Refusal::AlreadyUsed)));
-    let again = w
-        .connector
-        .on_referral(
-            &w.address("777"),
-            &tidings::message::Reference::new(forwarded.expose_secret()),
-        )
-        .await
-        .unwrap();
+    let again = w.refer("777", &forwarded).await;
     assert_eq!(again, ConnectOutcome::Refused(Refusal::AlreadyUsed));
     assert_eq!(w.owner("777").await, Some(bobs));
 }
@@ -1441,12 +1420,7 @@ async fn forged_stale_and_foreign_answers_link_nothing_and_a_double_tap_links_on
         user.postback("m_y1", "Yes", &yes, w.clock.now()),
         user.postback("m_y2", "Yes", &yes, w.clock.now()),
     ]);
-    let body = serde_json::to_vec(&batch).unwrap();
-    let request = http::Request::post("/webhook")
-        .header("X-Hub-Signature-256", FakeUser::sign(&body, &w.secret))
-        .body(Bytes::from(body))
-        .unwrap();
-    let handled = w.hub.handle(&w.webhook, &request).await;
+    let handled = w.deliver(&batch).await;
     let outcomes: Vec<&str> = handled
         .routed
         .iter()
@@ -1509,14 +1483,7 @@ async fn when_to_ask_is_the_policys_choice() {
     );
     let ann = w.contact("ann@example.org").await;
     let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
-    let outcome = w
-        .connector
-        .on_referral(
-            &w.address("1"),
-            &tidings::message::Reference::new(token.expose_secret()),
-        )
-        .await
-        .unwrap();
+    let outcome = w.refer("1", &token).await;
     assert!(
         matches!(outcome, ConnectOutcome::Merged { .. }),
         "{outcome:?}"
@@ -1526,14 +1493,7 @@ async fn when_to_ask_is_the_policys_choice() {
     let w = World::new(ConnectPolicy::new()).await;
     let ann = w.contact("ann@example.org").await;
     let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
-    let outcome = w
-        .connector
-        .on_referral(
-            &w.address("2"),
-            &tidings::message::Reference::new(token.expose_secret()),
-        )
-        .await
-        .unwrap();
+    let outcome = w.refer("2", &token).await;
     assert!(
         matches!(outcome, ConnectOutcome::Linked { .. }),
         "{outcome:?}"
@@ -1543,14 +1503,7 @@ async fn when_to_ask_is_the_policys_choice() {
     let w = World::new(ConnectPolicy::new().with_confirm(ConfirmLinks::Always)).await;
     let ann = w.contact("ann@example.org").await;
     let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
-    let outcome = w
-        .connector
-        .on_referral(
-            &w.address("3"),
-            &tidings::message::Reference::new(token.expose_secret()),
-        )
-        .await
-        .unwrap();
+    let outcome = w.refer("3", &token).await;
     let ConnectOutcome::Confirm(question) = outcome else {
         panic!("{outcome:?}")
     };
