@@ -10,6 +10,7 @@
 
 use std::{
     net::{SocketAddr, TcpListener as StdListener},
+    os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::Arc,
@@ -66,7 +67,11 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Kills chromedriver and the Chromium it started: they run in a process group of their
+    /// own, so a test that fails before [`Browser::quit`] leaves no browser behind either.
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -100,12 +105,18 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
+    /// Ends the session (chromedriver closes Chromium), then stops chromedriver.
+    async fn quit(self) {
+        let _ = self.client.clone().close().await;
+    }
+
     async fn start() -> Browser {
         let chromium = find_program("CHROMIUM", &["chromium", "chromium-browser"]);
         let chromedriver = find_program("CHROMEDRIVER", &["chromedriver"]);
         let port = free_port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -532,6 +543,7 @@ async fn an_agent_follows_a_conversation_live_and_replies_by_facebook() {
         json!(["messenger"]),
         "no email checkbox for a technical address"
     );
+    b.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,6 +677,7 @@ async fn an_agent_runs_a_campaign_and_starts_a_flow() {
         "return document.getElementById('campaign-error').textContent.startsWith('The segment is not valid JSON')",
     )
     .await;
+    b.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,4 +712,5 @@ async fn the_token_is_asked_once_per_tab_and_a_wrong_one_is_refused() {
             .await,
         json!([true, null])
     );
+    b.quit().await;
 }
