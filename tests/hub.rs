@@ -1520,3 +1520,130 @@ async fn when_to_ask_is_the_policys_choice() {
     );
     assert_eq!(w.owner("3").await, Some(ann));
 }
+
+/// An inbox whose writes take a while, that watches how many are in flight at once, logs the
+/// order of each sender's writes, and fails the message `fail_mid` once.
+#[derive(Default)]
+struct ProbeInbox {
+    inner: MemoryInbox,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    written: std::sync::Mutex<Vec<(ContactId, String)>>,
+    fail_mid: String,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Inbox for ProbeInbox {
+    async fn annotate(
+        &self,
+        contact: &ContactId,
+        annotation: tidings::inbox::Annotation,
+    ) -> Result<Option<EntryId>, StoreError> {
+        self.inner.annotate(contact, annotation).await
+    }
+    async fn record_incoming(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Incoming,
+    ) -> Result<EntryId, StoreError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mid = e.message_id.clone().unwrap_or_default();
+        if mid == self.fail_mid && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other("disk I/O error")));
+        }
+        self.written.lock().unwrap().push((c.clone(), mid));
+        self.inner.record_incoming(c, at, e).await
+    }
+    async fn record_outgoing(
+        &self,
+        c: &ContactId,
+        at: Timestamp,
+        e: Outgoing,
+    ) -> Result<EntryId, StoreError> {
+        self.inner.record_outgoing(c, at, e).await
+    }
+    async fn update_status(&self, u: &StatusUpdate) -> Result<usize, StoreError> {
+        self.inner.update_status(u).await
+    }
+    async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.conversation(c, limit).await
+    }
+    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
+        self.inner.reassign(from, into).await
+    }
+    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
+        self.inner.forget_contact(c).await
+    }
+    async fn conversations(
+        &self,
+        after: Option<&tidings::inbox::ConversationCursor>,
+        limit: usize,
+    ) -> Result<tidings::inbox::ConversationPage, StoreError> {
+        self.inner.conversations(after, limit).await
+    }
+    async fn mark_read(&self, c: &ContactId, up_to: Timestamp) -> Result<(), StoreError> {
+        self.inner.mark_read(c, up_to).await
+    }
+}
+
+/// Ten people write three messages each in one batch: their writes overlap (a store that
+/// batches concurrent writes gets them together), each person's stay in order, and a failure
+/// of one person's second message holds back only that person's rest, which the redelivery
+/// routes in order.
+#[tokio::test]
+async fn senders_are_routed_side_by_side_and_each_in_order() {
+    let probe = Arc::new(ProbeInbox {
+        fail_mid: "m_3_2".into(),
+        ..ProbeInbox::default()
+    });
+    let w = World::with_inbox(ConnectPolicy::new().with_auto_register(true), probe.clone()).await;
+    let now = w.clock.now();
+    let events: Vec<Value> = (1..=3)
+        .flat_map(|n| {
+            let w = &w;
+            (0..10).map(move |p| {
+                w.user(&format!("50{p}")).text(
+                    &format!("m_{p}_{n}"),
+                    &format!("message {n}"),
+                    Timestamp::from_millis(now.as_millis() + n),
+                )
+            })
+        })
+        .collect();
+    let batch = FakeUser::batch(events);
+    let first = w.deliver(&batch).await;
+    assert_eq!(first.response.status(), 500, "one write failed");
+    assert!(
+        probe.most_in_flight.load(Ordering::SeqCst) > 1,
+        "writes of different senders overlap"
+    );
+    assert_eq!(
+        first.routed.len(),
+        28,
+        "everyone else's messages went through; person 3's second and third wait"
+    );
+    let routed_keys: Vec<&str> = first.routed.iter().map(|(e, _)| e.key.as_str()).collect();
+    assert!(!routed_keys.contains(&"messenger:m_3_2") && !routed_keys.contains(&"messenger:m_3_3"));
+
+    let again = w.deliver(&batch).await;
+    assert_eq!(again.response.status(), 200);
+    assert_eq!(again.routed.len(), 2, "only what was held back");
+    assert_eq!(again.duplicates, 28);
+
+    let written = probe.written.lock().unwrap().clone();
+    for p in 0..10 {
+        let contact = w.owner(&format!("50{p}")).await.unwrap();
+        let order: Vec<&str> = written
+            .iter()
+            .filter(|(c, _)| *c == contact)
+            .map(|(_, m)| m.as_str())
+            .collect();
+        let expected: Vec<String> = (1..=3).map(|n| format!("m_{p}_{n}")).collect();
+        assert_eq!(order, expected, "person {p}'s messages in order, each once");
+    }
+}

@@ -71,34 +71,99 @@ impl Hub {
         out.notices = batch.notices;
         out.duplicates = batch.duplicates;
         out.in_flight = batch.in_flight;
-        out.routed.reserve(batch.events.len());
-        let mut events = batch.events.into_iter();
-        while let Some(event) = events.next() {
-            let result = async {
-                let routed = self.route(&event).await?;
-                source.commit(&event).await?;
-                Ok::<_, HubError>(routed)
-            }
-            .await;
+        let events = batch.events;
+        let routed = self.route_all(source, &events).await;
+        out.routed.reserve(events.len());
+        let mut unrouted = Vec::new();
+        for (event, result) in events.into_iter().zip(routed) {
             match result {
-                Ok(r) => out.routed.push((event, r)),
-                Err(e) => {
+                Some(Ok(r)) => out.routed.push((event, r)),
+                Some(Err(e)) => {
                     tracing::error!(error = %e, key = %event.key, "routing failed; the transport will deliver the batch again");
-                    // This event and the ones after it were claimed and not committed: give
-                    // them back, so the redelivery routes them at once.
-                    let unrouted: Vec<Inbound> = std::iter::once(event).chain(events).collect();
-                    if let Err(release) = source.release(&unrouted).await {
-                        tracing::warn!(error = %release, "releasing the claims failed; the redelivery routes them once the lease ends");
-                    }
-                    out.response = source.respond(Outcome::Failed);
-                    out.error = Some(e);
-                    return out;
+                    out.error.get_or_insert(e);
+                    unrouted.push(event);
                 }
+                None => unrouted.push(event),
             }
+        }
+        if !unrouted.is_empty() {
+            // Claimed and not committed: give them back, so the redelivery routes them at once.
+            if let Err(release) = source.release(&unrouted).await {
+                tracing::warn!(error = %release, "releasing the claims failed; the redelivery routes them once the lease ends");
+            }
+            out.response = source.respond(Outcome::Failed);
+            return out;
         }
         if out.in_flight > 0 {
             out.response = source.respond(Outcome::InFlight);
         }
         out
     }
+}
+
+impl Hub {
+    /// Routes and commits `events`: those of one sender in order, one after the other, and
+    /// the senders side by side, so that a store that batches concurrent writes (the SQLite
+    /// stores' group commit, a connection pool) takes a batch of many people in a few
+    /// transactions. Each event's result is at its index; `None` for an event not routed
+    /// because an earlier event of the same sender failed.
+    async fn route_all<S>(
+        &self,
+        source: &S,
+        events: &[Inbound],
+    ) -> Vec<Option<Result<Routed, HubError>>>
+    where
+        S: InboundSource + ?Sized,
+    {
+        let mut results: Vec<Option<Result<Routed, HubError>>> =
+            std::iter::repeat_with(|| None).take(events.len()).collect();
+        let groups = by_sender(events);
+        let route_group = |group: Vec<usize>| async move {
+            let mut done = Vec::with_capacity(group.len());
+            for i in group {
+                let event = &events[i];
+                let result = async {
+                    let routed = self.route(event).await?;
+                    source.commit(event).await?;
+                    Ok::<_, HubError>(routed)
+                }
+                .await;
+                let failed = result.is_err();
+                done.push((i, result));
+                if failed {
+                    // The sender's later events wait for the redelivery, in order.
+                    break;
+                }
+            }
+            done
+        };
+        let done: Vec<Vec<(usize, Result<Routed, HubError>)>> = if groups.len() == 1 {
+            let group = groups.into_iter().flatten().collect();
+            vec![route_group(group).await]
+        } else {
+            futures_util::future::join_all(groups.into_iter().map(route_group)).await
+        };
+        for (i, result) in done.into_iter().flatten() {
+            results[i] = Some(result);
+        }
+        results
+    }
+}
+
+/// The indexes of `events` grouped by sender, each group in request order, the groups in the
+/// order of their first event.
+fn by_sender(events: &[Inbound]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut index: std::collections::HashMap<&crate::contact::Address, usize> =
+        std::collections::HashMap::new();
+    for (i, event) in events.iter().enumerate() {
+        match index.get(&event.from) {
+            Some(&g) => groups[g].push(i),
+            None => {
+                index.insert(&event.from, groups.len());
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups
 }

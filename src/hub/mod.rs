@@ -29,9 +29,18 @@
 //!   later and finds it handled. Nothing is routed twice, and no delivery is acknowledged for
 //!   an event that might still be lost.
 //! - **Routing fails** (a store error): the answer is 500 so that Meta delivers the batch
-//!   again; the events routed before the failure were committed and are dropped on
-//!   redelivery, the claims of the rest are released ([`Webhook::release`]) and they are
-//!   routed then.
+//!   again; the events routed were committed and are dropped on redelivery; the failed event
+//!   and its sender's later events are released ([`Webhook::release`]) and routed then, in
+//!   order.
+//!
+//! # One sender in order, the senders side by side
+//!
+//! [`Hub::handle`] routes the events of one sender (one Page-scoped person) one after the
+//! other, in request order, and the events of different senders concurrently: a batch of a
+//! hundred people is routed while a store writes, so a store that batches concurrent writes
+//! (the SQLite stores' group commit, a pool of PostgreSQL connections) records it in a few
+//! transactions instead of a hundred. Nothing a sender does depends on another sender's
+//! events; a connect token two people present at once is still used once (its claim).
 //! - **The process crashes** between claiming and committing: the claims expire with the lease
 //!   ([`WebhookBuilder::claim_lease`], 60 seconds by default), and Meta's redelivery routes
 //!   the events. Routing is idempotent where such a redelivery could repeat work that was
