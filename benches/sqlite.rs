@@ -304,8 +304,16 @@ fn report(c: Compare<'_>) {
 // Databases ------------------------------------------------------------------------------------
 
 const PAGE: &str = "104812345678901";
-/// The crate's schema, for the baseline's own file: the same tables and indexes.
-const SCHEMA: &str = include_str!("../src/store/sqlite/migrations/0001_stores.sql");
+/// The crate's schema, for the baseline's own file: the same tables and indexes, every
+/// migration in order.
+const SCHEMA: [&str; 6] = [
+    include_str!("../src/store/sqlite/migrations/0001_stores.sql"),
+    include_str!("../src/store/sqlite/migrations/0002_erasure.sql"),
+    include_str!("../src/store/sqlite/migrations/0003_inbox_read_marks.sql"),
+    include_str!("../src/store/sqlite/migrations/0004_seen_claims.sql"),
+    include_str!("../src/store/sqlite/migrations/0005_inbox_event_keys.sql"),
+    include_str!("../src/store/sqlite/migrations/0006_annotations_optins_threads.sql"),
+];
 const SEGMENT_PAGE: usize = 500;
 
 /// Whether this is a `cargo bench` run (not `cargo test`'s single pass).
@@ -349,7 +357,12 @@ async fn raw_pool(path: &Path, options: SqlitePoolOptions) -> SqlitePool {
 /// A new baseline database with the crate's schema.
 async fn raw_database(path: &Path, options: SqlitePoolOptions) -> SqlitePool {
     let pool = raw_pool(path, options).await;
-    sqlx::raw_sql(SCHEMA).execute(&pool).await.expect("schema");
+    for migration in SCHEMA {
+        sqlx::raw_sql(migration)
+            .execute(&pool)
+            .await
+            .expect("schema");
+    }
     pool
 }
 
@@ -680,14 +693,21 @@ async fn tidings_batch(stores: &InboundStores, events: Vec<Event>, now: Timestam
         .claim_many(&keys, now, tidings::messenger::webhook::DEFAULT_CLAIM_LEASE)
         .await
         .expect("claims");
-    debug_assert!(claims.iter().all(|c| matches!(c, tidings::seen::Claim::Acquired)));
+    debug_assert!(
+        claims
+            .iter()
+            .all(|c| matches!(c, tidings::seen::Claim::Acquired))
+    );
     drop(keys);
     let windows: Vec<(&Address, Timestamp)> = events.iter().map(|e| (&e.address, e.at)).collect();
     stores.last.record_many(&windows).await.expect("windows");
     drop(windows);
     let mut by_sender: BTreeMap<ContactId, Vec<Event>> = BTreeMap::new();
     for event in events {
-        by_sender.entry(event.contact.clone()).or_default().push(event);
+        by_sender
+            .entry(event.contact.clone())
+            .or_default()
+            .push(event);
     }
     futures_util::future::join_all(by_sender.into_values().map(|events| async move {
         for event in events {
