@@ -503,6 +503,39 @@ async fn an_agent_follows_a_conversation_live_and_replies_by_facebook() {
         json!(["read", "facebook read"])
     );
 
+    // Ann edits her message and reacts to the reply: both show on their message, live.
+    let change = |field: &str, value: Value| {
+        let at = SystemClock.now().as_millis();
+        json!({"object":"page","entry":[{"id":PAGE,"time":at,"messaging":[
+            {"sender":{"id":ANN},"recipient":{"id":PAGE},"timestamp":at, field: value}]}]})
+    };
+    desk.post(&change(
+        "message_edit",
+        json!({"mid":"m_ann_1","text":"Where is lesson 5? https://example.org/l/5","num_edit":1}),
+    ))
+    .await;
+    desk.post(&change(
+        "reaction",
+        json!({"mid": mid, "action":"react","emoji":"\u{1F44D}","reaction":"like"}),
+    ))
+    .await;
+    assert_eq!(
+        b.until(
+            "the edit and the reaction",
+            "const inc = document.querySelector('#entries .entry.incoming'); \
+             const out = [...document.querySelectorAll('#entries .entry.outgoing')].pop(); \
+             const r = out && out.querySelector('.reaction'); \
+             return inc && r && inc.querySelector('.edited') && \
+               [inc.querySelector('.text').textContent, inc.querySelector('.edit-history').textContent, r.textContent]",
+        )
+        .await,
+        json!([
+            "Where is lesson 5? https://example.org/l/5",
+            "Where is lesson 4? https://example.org/l/4.",
+            "\u{1F44D} like"
+        ])
+    );
+
     // A hostile message renders inert: shown literally, no element made of it, nothing ran.
     b.js("window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective)); window.__title = document.title;")
         .await;
@@ -524,7 +557,7 @@ async fn an_agent_follows_a_conversation_live_and_replies_by_facebook() {
         b.js("return [document.querySelectorAll('#entries img, #entries script, #conversations img, #conversations script').length, \
          [...document.querySelectorAll('#entries a')].map(a => a.href), window.__csp, document.title === window.__title]")
             .await,
-        json!([0, ["https://example.org/l/4"], [], true]),
+        json!([0, ["https://example.org/l/5"], [], true]),
         "no element was made of the message, only the http(s) URL became a link, nothing was blocked"
     );
     b.screenshot("desk-conversation.png").await;

@@ -110,8 +110,12 @@ pub(super) fn observer(
             .routed
             .iter()
             .filter(|(_, r)| {
-                matches!(r, Routed::Inbox { .. } | Routed::Standby { entry: Some(_) })
-                    || matches!(r, Routed::Receipt { updated } if *updated > 0)
+                matches!(
+                    r,
+                    Routed::Inbox { .. }
+                        | Routed::Standby { entry: Some(_) }
+                        | Routed::Annotated { entry: Some(_), .. }
+                ) || matches!(r, Routed::Receipt { updated } if *updated > 0)
             })
             .cloned()
             .collect();
@@ -123,6 +127,11 @@ pub(super) fn observer(
             for (event, routed) in routed {
                 let (contact, entry) = match &routed {
                     Routed::Inbox { contact, entry, .. } => (Some(contact.clone()), Some(entry)),
+                    // A reaction or an edit: the entry it changed, shown again.
+                    Routed::Annotated {
+                        contact,
+                        entry: Some(entry),
+                    } => (Some(contact.clone()), Some(entry)),
                     Routed::Standby { entry } => (None, entry.as_ref()),
                     _ => (None, None),
                 };

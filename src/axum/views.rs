@@ -52,6 +52,30 @@ pub(super) struct EntryView {
     attachments: Vec<Attachment>,
     author: Option<String>,
     deliveries: Vec<DeliveryRecord>,
+    /// The reaction the message carries now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reaction: Option<ReactionView>,
+    /// The text as first written, when the message was edited since (`text` reads as now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_text: Option<String>,
+    /// The edits, first edit first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    edits: Vec<EditView>,
+}
+
+/// A reaction as the desk shows it.
+#[derive(Debug, Serialize)]
+struct ReactionView {
+    emoji: Option<String>,
+    name: Option<String>,
+    at: i64,
+}
+
+/// One edit as the desk shows it.
+#[derive(Debug, Serialize)]
+struct EditView {
+    text: String,
+    at: i64,
 }
 
 impl EntryView {
@@ -74,6 +98,18 @@ impl EntryView {
                 o.deliveries.clone(),
             ),
         };
+        let edits: Vec<EditView> = entry
+            .edits()
+            .iter()
+            .map(|e| EditView {
+                text: e.text.to_owned(),
+                at: e.at.as_millis(),
+            })
+            .collect();
+        let (text, original_text) = match (direction, edits.last()) {
+            ("incoming", Some(last)) => (Some(last.text.clone()), text),
+            _ => (text, None),
+        };
         EntryView {
             id: entry.id.to_string(),
             at: entry.at.as_millis(),
@@ -83,6 +119,13 @@ impl EntryView {
             attachments,
             author,
             deliveries,
+            reaction: entry.reaction().map(|r| ReactionView {
+                emoji: r.emoji.map(str::to_owned),
+                name: r.name.map(str::to_owned),
+                at: r.at.as_millis(),
+            }),
+            original_text,
+            edits,
         }
     }
 }

@@ -413,6 +413,20 @@
       else row.textContent = label + (attachment.url ? " (" + attachment.url + ")" : "");
       bubble.append(row);
     }
+    if (Array.isArray(entry.edits) && entry.edits.length) {
+      const edited = el("details", "edited");
+      edited.append(el("summary", null, "edited" + (entry.edits.length > 1 ? " " + entry.edits.length + " times" : "")));
+      const history = el("ol", "edit-history");
+      if (typeof entry.original_text === "string") history.append(el("li", "original", entry.original_text));
+      for (const edit of entry.edits.slice(0, -1)) history.append(el("li", null, edit.text));
+      edited.append(history);
+      bubble.append(edited);
+    }
+    if (entry.reaction) {
+      const r = entry.reaction;
+      const label = [r.emoji, r.name].filter((part) => typeof part === "string" && part).join(" ");
+      bubble.append(el("span", "reaction", label || "reacted"));
+    }
     node.append(bubble);
 
     if (outgoing) {
