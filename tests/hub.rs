@@ -44,13 +44,24 @@ use tidings::{
 const PAGE: &str = "104812345678901";
 const SECRET: &str = "hub-test-app-secret";
 
-/// An inbox that fails the `fail_at`-th incoming record (1-based), once, and takes `delay`
-/// for each incoming record.
+/// An inbox that takes `delay` for each incoming record, fails the `fail_at`-th (1-based) and
+/// the first write of `fail_mid`, watches how many writes are in flight at once and logs the
+/// order of the writes it made.
+#[derive(Default)]
 struct FlakyInbox {
     inner: MemoryInbox,
     calls: AtomicUsize,
+    /// The call (1-based) that fails; 0 for none.
     fail_at: usize,
+    /// The message id whose first write fails, if any.
+    fail_mid: String,
+    failed_mid: std::sync::atomic::AtomicBool,
     delay: Duration,
+    /// Writes in flight now, and the most seen at once.
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    /// (contact, message id) of each write, in the order they were made.
+    written: std::sync::Mutex<Vec<(ContactId, String)>>,
 }
 
 #[async_trait]
@@ -69,12 +80,20 @@ impl Inbox for FlakyInbox {
         at: Timestamp,
         e: Incoming,
     ) -> Result<EntryId, StoreError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
-        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mid = e.message_id.clone().unwrap_or_default();
+        let fails_here = !self.fail_mid.is_empty()
+            && mid == self.fail_mid
+            && !self.failed_mid.swap(true, Ordering::SeqCst);
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at || fails_here {
             return Err(StoreError::backend(std::io::Error::other(
                 "database unavailable",
             )));
         }
+        self.written.lock().unwrap().push((c.clone(), mid));
         self.inner.record_incoming(c, at, e).await
     }
     async fn record_outgoing(
@@ -885,10 +904,8 @@ async fn duplicated_deliveries_are_handled_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_overlapping_deliveries_of_one_batch_route_each_event_once() {
     let inbox = Arc::new(FlakyInbox {
-        inner: MemoryInbox::new(),
-        calls: AtomicUsize::new(0),
-        fail_at: 0,
         delay: SLOW_WRITE,
+        ..FlakyInbox::default()
     });
     let w = World::with_stores(
         ConnectPolicy::new(),
@@ -965,10 +982,8 @@ async fn sixteen_overlapping_deliveries_of_one_batch_route_each_event_once() {
 #[tokio::test]
 async fn a_routing_failure_answers_500_and_the_redelivery_routes_the_rest_once() {
     let flaky = Arc::new(FlakyInbox {
-        inner: MemoryInbox::new(),
-        calls: AtomicUsize::new(0),
         fail_at: 2,
-        delay: Duration::ZERO,
+        ..FlakyInbox::default()
     });
     let w = World::with_inbox(ConnectPolicy::new().with_auto_register(true), flaky.clone()).await;
     let user = w.user("654");
@@ -1521,85 +1536,16 @@ async fn when_to_ask_is_the_policys_choice() {
     assert_eq!(w.owner("3").await, Some(ann));
 }
 
-/// An inbox whose writes take a while, that watches how many are in flight at once, logs the
-/// order of each sender's writes, and fails the message `fail_mid` once.
-#[derive(Default)]
-struct ProbeInbox {
-    inner: MemoryInbox,
-    in_flight: AtomicUsize,
-    most_in_flight: AtomicUsize,
-    written: std::sync::Mutex<Vec<(ContactId, String)>>,
-    fail_mid: String,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait]
-impl Inbox for ProbeInbox {
-    async fn annotate(
-        &self,
-        contact: &ContactId,
-        annotation: tidings::inbox::Annotation,
-    ) -> Result<Option<EntryId>, StoreError> {
-        self.inner.annotate(contact, annotation).await
-    }
-    async fn record_incoming(
-        &self,
-        c: &ContactId,
-        at: Timestamp,
-        e: Incoming,
-    ) -> Result<EntryId, StoreError> {
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let mid = e.message_id.clone().unwrap_or_default();
-        if mid == self.fail_mid && !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::backend(std::io::Error::other("disk I/O error")));
-        }
-        self.written.lock().unwrap().push((c.clone(), mid));
-        self.inner.record_incoming(c, at, e).await
-    }
-    async fn record_outgoing(
-        &self,
-        c: &ContactId,
-        at: Timestamp,
-        e: Outgoing,
-    ) -> Result<EntryId, StoreError> {
-        self.inner.record_outgoing(c, at, e).await
-    }
-    async fn update_status(&self, u: &StatusUpdate) -> Result<usize, StoreError> {
-        self.inner.update_status(u).await
-    }
-    async fn conversation(&self, c: &ContactId, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.inner.conversation(c, limit).await
-    }
-    async fn reassign(&self, from: &ContactId, into: &ContactId) -> Result<usize, StoreError> {
-        self.inner.reassign(from, into).await
-    }
-    async fn forget_contact(&self, c: &ContactId) -> Result<usize, StoreError> {
-        self.inner.forget_contact(c).await
-    }
-    async fn conversations(
-        &self,
-        after: Option<&tidings::inbox::ConversationCursor>,
-        limit: usize,
-    ) -> Result<tidings::inbox::ConversationPage, StoreError> {
-        self.inner.conversations(after, limit).await
-    }
-    async fn mark_read(&self, c: &ContactId, up_to: Timestamp) -> Result<(), StoreError> {
-        self.inner.mark_read(c, up_to).await
-    }
-}
-
 /// Ten people write three messages each in one batch: their writes overlap (a store that
 /// batches concurrent writes gets them together), each person's stay in order, and a failure
 /// of one person's second message holds back only that person's rest, which the redelivery
 /// routes in order.
 #[tokio::test]
 async fn senders_are_routed_side_by_side_and_each_in_order() {
-    let probe = Arc::new(ProbeInbox {
+    let probe = Arc::new(FlakyInbox {
         fail_mid: "m_3_2".into(),
-        ..ProbeInbox::default()
+        delay: Duration::from_millis(5),
+        ..FlakyInbox::default()
     });
     let w = World::with_inbox(ConnectPolicy::new().with_auto_register(true), probe.clone()).await;
     let now = w.clock.now();
