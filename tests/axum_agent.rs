@@ -17,7 +17,7 @@ use tidings::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
         Webhook,
     },
-    newsletter::CampaignRunner,
+    newsletter::{CampaignId, CampaignRunner, Outbox, Outcome, OutcomeRecord},
     secrecy::SecretSlice,
     store::sqlite::SqliteStores,
     testkit::{graph::FakeGraph, user::FakeUser},
@@ -35,11 +35,16 @@ struct Desk {
     graph: FakeGraph,
     stores: SqliteStores,
     client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: Arc<tempfile::TempDir>,
 }
 
 async fn desk() -> Desk {
-    let dir = tempfile::tempdir().unwrap();
+    desk_in(Arc::new(tempfile::tempdir().unwrap())).await
+}
+
+/// A desk on the database in `dir`: a second one on the same directory is the service
+/// restarted.
+async fn desk_in(dir: Arc<tempfile::TempDir>) -> Desk {
     let stores = SqliteStores::open(dir.path().join("desk.db").to_str().unwrap())
         .await
         .unwrap();
@@ -113,7 +118,7 @@ async fn desk() -> Desk {
         graph,
         stores,
         client: reqwest::Client::new(),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -454,4 +459,59 @@ async fn a_campaign_runs_reports_progress_and_resumes_without_resending() {
     .unwrap();
     assert_eq!(run["report"]["this_run"]["sent"], json!(0), "{run}");
     assert_eq!(d.graph.sent().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_still_reported_after_a_restart() {
+    let d = desk().await;
+    for i in 0..3 {
+        d.user_posts(&FakeUser::new(PAGE, format!("80{i}")).text(&format!("m_{i}"), "hi", now()))
+            .await;
+    }
+    let body = json!({
+        "id": "autumn",
+        "segment": {"has_address": "messenger"},
+        "text": "Autumn lessons are open!",
+        "channels": ["messenger"],
+    })
+    .to_string();
+    assert_eq!(d.post("/campaigns", &body).await.0, 202);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while d.get("/campaigns/autumn").await.1["state"] != "finished" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    d.stores.close().await;
+
+    // The service restarts on the same file: the run is gone, the outcomes are not.
+    let again = desk_in(d.dir.clone()).await;
+    let (status, run) = again.get("/campaigns/autumn").await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["state"], "recorded", "{run}");
+    assert_eq!(run["report"]["total"]["sent"], json!(3), "{run}");
+    assert_eq!(
+        run["report"]["total"]["sent_by_channel"]["messenger"],
+        json!(3),
+        "{run}"
+    );
+    let (status, missing) = again.get("/campaigns/never-ran").await;
+    assert_eq!(status, 404, "{missing}");
+
+    // A run killed between claim and send left a pending claim: reported as interrupted.
+    again
+        .stores
+        .outbox()
+        .record(&OutcomeRecord::new(
+            CampaignId::new("autumn").unwrap(),
+            tidings::ContactId::new("c-killed").unwrap(),
+            Outcome::Pending,
+            now(),
+        ))
+        .await
+        .unwrap();
+    let (_, run) = again.get("/campaigns/autumn").await;
+    assert_eq!(run["state"], "interrupted", "{run}");
+    assert_eq!(run["report"]["total"]["uncertain"], json!(1), "{run}");
 }

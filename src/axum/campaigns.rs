@@ -163,6 +163,9 @@ pub(super) async fn campaign_status(
 ) -> Result<Json<Value>, ApiError> {
     let campaigns = api.campaigns()?;
     let id = CampaignId::new(id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !lock(&campaigns.runs).contains_key(&id) {
+        return recorded_status(campaigns, id).await;
+    }
     let runs = lock(&campaigns.runs);
     let run = runs
         .get(&id)
@@ -178,5 +181,27 @@ pub(super) async fn campaign_status(
         "state": run_state(run),
         "progress": progress,
         "report": report,
+    })))
+}
+
+/// A campaign no run of this process saw (it ran before a restart, or in another process):
+/// what the outbox recorded. `recorded` when every recipient met has a final outcome,
+/// `interrupted` when a run stopped with claims pending (uncertain: maybe sent, never resent;
+/// posting the campaign again resumes it); 404 when the outbox holds nothing of it.
+async fn recorded_status(campaigns: &Campaigns, id: CampaignId) -> Result<Json<Value>, ApiError> {
+    let counts = campaigns.runner.recorded(&id).await?;
+    if counts.recipients() == 0 {
+        return Err(ApiError::not_found(format!("no campaign {id} is known")));
+    }
+    let state = if counts.uncertain > 0 {
+        "interrupted"
+    } else {
+        "recorded"
+    };
+    Ok(Json(serde_json::json!({
+        "id": id,
+        "state": state,
+        "progress": Value::Null,
+        "report": {"total": counts},
     })))
 }

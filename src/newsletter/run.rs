@@ -444,6 +444,26 @@ impl CampaignRunner {
         })
     }
 
+    /// What the outbox holds for campaign `id`, counted: every recipient with a recorded
+    /// outcome, pending claims counted as uncertain. It reads the outbox alone, so it answers
+    /// after a restart, for a campaign no run of this process saw; all zero for a campaign
+    /// never run.
+    pub async fn recorded(&self, id: &CampaignId) -> Result<Counts, StoreError> {
+        const PAGE: usize = 1_000;
+        let mut counts = Counts::default();
+        let mut after: Option<ContactId> = None;
+        loop {
+            let records = self.outbox.list(id, after.as_ref(), PAGE).await?;
+            for record in &records {
+                counts.add(&record.outcome);
+            }
+            match records.last() {
+                Some(last) if records.len() == PAGE => after = Some(last.contact.clone()),
+                _ => return Ok(counts),
+            }
+        }
+    }
+
     /// Runs `campaign` to the end of its segment (or until cancelled through `control`).
     ///
     /// The future is `Send` (boxed, so that holds for every caller), ready for
