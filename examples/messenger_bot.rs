@@ -348,6 +348,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     let hub = Arc::new(
         Hub::builder(connector.clone(), stores.directory(), stores.inbox())
+            .opt_ins(stores.opt_ins())
+            .thread_owners(stores.thread_owners())
             .reply_transport(messenger.clone())
             .confirmation(Message::text(
                 "Your Messenger is now connected to your account.",
@@ -376,7 +378,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         support = support.with_transport(email.clone());
         transports.insert(email);
     }
-    let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports);
+    // What a campaign sends shows in each recipient's conversation, with its receipts.
+    let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports)
+        .record_in(stores.inbox());
     let agents = AgentApi::builder(
         BearerToken::new(&config.agent_token, "agent"),
         support,

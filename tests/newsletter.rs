@@ -1064,3 +1064,56 @@ async fn a_segment_the_store_cannot_evaluate_is_refused_before_anyone_is_claimed
     assert!(w.outcomes(campaign.id()).await.is_empty());
     assert!(w.fake.sent().is_empty());
 }
+
+/// With `record_in`, each message sent is an outgoing entry of its recipient's conversation,
+/// by `campaign:<id>`, and the delivery receipt the transport reports later lands on it; a
+/// recipient who was skipped gets no entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_messages_appear_in_the_inbox_and_their_receipts_land_on_them() {
+    use tidings::inbox::{DeliveryStatus, EntryContent, Inbox, StatusUpdate};
+    let w = world(12).await;
+    let inbox = Arc::new(tidings::store::memory::MemoryInbox::new());
+    let campaign = newsletter("inbox-visible");
+    let report = w
+        .runner()
+        .record_in(inbox.clone())
+        .run(&campaign, &RunControl::new())
+        .await
+        .unwrap();
+    assert!(report.total.sent > 0);
+    let mut entries = 0;
+    for record in w.outcomes(campaign.id()).await {
+        let conversation = inbox.conversation(&record.contact, 10).await.unwrap();
+        match &record.outcome {
+            Outcome::Sent {
+                channel,
+                message_ids,
+            } => {
+                let [entry] = &conversation[..] else {
+                    panic!("one entry for {}: {conversation:?}", record.contact)
+                };
+                let EntryContent::Outgoing(out) = &entry.content else {
+                    panic!("an outgoing entry: {entry:?}")
+                };
+                assert_eq!(out.author.as_deref(), Some("campaign:inbox-visible"));
+                assert!(out.message.text_body().starts_with("Hi "), "{out:?}");
+                assert_eq!(out.deliveries[0].channel, *channel);
+                assert_eq!(&out.deliveries[0].message_ids, message_ids);
+                entries += 1;
+                if *channel == Channel::Messenger {
+                    let moved = inbox
+                        .update_status(&StatusUpdate::Message {
+                            channel: Channel::Messenger,
+                            message_id: message_ids[0].clone(),
+                            status: DeliveryStatus::Delivered,
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(moved, 1, "the receipt lands on the campaign's entry");
+                }
+            }
+            _ => assert!(conversation.is_empty(), "no entry for {record:?}"),
+        }
+    }
+    assert_eq!(entries as u64, report.total.sent);
+}

@@ -145,6 +145,7 @@ impl World {
                 .unwrap(),
         );
         let mut engine = FlowEngine::builder(self.store.clone(), self.directory.clone(), keys())
+            .record_in(self.inbox.clone())
             .transport(messenger.clone())
             .clock(self.clock.shared())
             .choice_style(style);
@@ -323,6 +324,38 @@ async fn the_readme_flow_runs_every_path_over_messenger() {
     assert_eq!(w.last_to("ann").0, "Wonderful! Lesson 4 is open.");
     let done = w.store.get(&ann_run).await.unwrap().unwrap();
     assert_eq!(done.status, InstanceStatus::Finished);
+    // What the flow said is in Ann's conversation, by the flow, with its Messenger delivery;
+    // her answer was the flow's, not the inbox's.
+    let said: Vec<(String, Option<String>, String)> = w
+        .inbox
+        .conversation(&ann, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.content {
+            tidings::inbox::EntryContent::Outgoing(out) => Some((
+                out.message.text_body().to_owned(),
+                out.author,
+                out.deliveries[0].channel.to_string(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (
+                "Hi Ann, how is the course going?".to_owned(),
+                Some("flow:check-in".to_owned()),
+                "messenger".to_owned()
+            ),
+            (
+                "Wonderful! Lesson 4 is open.".to_owned(),
+                Some("flow:check-in".to_owned()),
+                "messenger".to_owned()
+            ),
+        ]
+    );
 
     // Bob: "Too fast", typed; a wait; the second question; "yes", typed.
     let bob = w.student("bob", "Bob").await;
@@ -449,8 +482,16 @@ async fn stale_forged_and_double_tapped_answers_move_nothing_and_are_reported() 
     assert_eq!(w.sent_to("ann"), sends, "nothing was sent for them");
     let inst = w.store.get(&run).await.unwrap().unwrap();
     assert_eq!(inst.step, "pause", "the flow moved once");
-    assert!(
-        w.inbox.conversation(&ann, 20).await.unwrap().len() == 1,
+    let incoming = w
+        .inbox
+        .conversation(&ann, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.content, tidings::inbox::EntryContent::Incoming(_)))
+        .count();
+    assert_eq!(
+        incoming, 1,
         "only the hello is in the inbox: ignored answers are not recorded"
     );
 

@@ -324,6 +324,7 @@ pub struct CampaignRunner {
     page_size: usize,
     retries: usize,
     retry_delay: Duration,
+    inbox: Option<Arc<dyn crate::inbox::Inbox>>,
 }
 
 impl std::fmt::Debug for CampaignRunner {
@@ -377,7 +378,18 @@ impl CampaignRunner {
             page_size: DEFAULT_PAGE_SIZE,
             retries: 3,
             retry_delay: Duration::from_millis(200),
+            inbox: None,
         }
+    }
+
+    /// Records each message sent in the recipient's inbox conversation too, as an outgoing
+    /// entry by `campaign:<id>` with its delivery, so that agents see what the platform sent
+    /// and delivery and read receipts land on it (default: not recorded). The entry is
+    /// written after the outcome; a failure to write it is logged and does not change the
+    /// outcome, and a crash in between leaves the send without its entry.
+    pub fn record_in(mut self, inbox: Arc<dyn crate::inbox::Inbox>) -> Self {
+        self.inbox = Some(inbox);
+        self
     }
 
     /// Recipients in flight at once (at least 1; default [`DEFAULT_CONCURRENCY`]).
@@ -722,7 +734,34 @@ impl CampaignRunner {
         let outcome = self.deliver(run, contact, &message).await;
         let record = self.record(run, contact, outcome);
         self.outbox.finish(&record).await?;
+        self.record_sent(campaign, &record, message).await;
         Ok(Handled::New(record))
+    }
+
+    /// Puts a sent message in the recipient's conversation, when the runner records there.
+    async fn record_sent(&self, campaign: &Campaign, record: &OutcomeRecord, message: Message) {
+        let (
+            Some(inbox),
+            Outcome::Sent {
+                channel,
+                message_ids,
+            },
+        ) = (&self.inbox, &record.outcome)
+        else {
+            return;
+        };
+        let entry = crate::inbox::Outgoing::new(message)
+            .with_author(format!("campaign:{}", campaign.id))
+            .with_delivery(crate::inbox::DeliveryRecord::sent(
+                channel.clone(),
+                message_ids.clone(),
+            ));
+        if let Err(e) = inbox
+            .record_outgoing(&record.contact, record.at, entry)
+            .await
+        {
+            tracing::warn!(campaign = %campaign.id, contact = %record.contact, error = %e, "the sent message is not in the inbox");
+        }
     }
 
     /// Records a final outcome reached without sending (a skip, a render failure) in one

@@ -315,6 +315,7 @@ pub struct FlowEngineBuilder {
     max_attempts: u32,
     send_timeout: Option<Duration>,
     tick_batch: usize,
+    inbox: Option<Arc<dyn crate::inbox::Inbox>>,
 }
 
 impl fmt::Debug for FlowEngineBuilder {
@@ -343,6 +344,15 @@ impl FlowEngineBuilder {
     /// against the [`Limits`] of the transports that can show options.
     pub fn transport(mut self, transport: SharedTransport) -> Self {
         self.transports.insert(transport);
+        self
+    }
+
+    /// Records each message a flow sends in the contact's inbox conversation too, as an
+    /// outgoing entry by `flow:<flow id>` with its delivery, so that agents see what the flow
+    /// said and receipts land on it (default: not recorded). A failure to write it is logged
+    /// and does not change the flow.
+    pub fn record_in(mut self, inbox: Arc<dyn crate::inbox::Inbox>) -> Self {
+        self.inbox = Some(inbox);
         self
     }
 
@@ -443,6 +453,7 @@ impl FlowEngineBuilder {
                 send_timeout: self.send_timeout.map(|t| t.min(self.lease / 2)),
                 tick_batch: self.tick_batch,
                 no_vars: CampaignVars::none(),
+                inbox: self.inbox,
             }),
         }
     }
@@ -463,6 +474,7 @@ struct Inner {
     send_timeout: Option<Duration>,
     tick_batch: usize,
     no_vars: CampaignVars,
+    inbox: Option<Arc<dyn crate::inbox::Inbox>>,
 }
 
 /// The reference flow engine; see the [module docs](self). Cheap to clone (clones share state).
@@ -560,6 +572,7 @@ impl FlowEngine {
             max_attempts: 10,
             send_timeout: Some(Duration::MAX),
             tick_batch: 100,
+            inbox: None,
         }
     }
 
@@ -1182,6 +1195,18 @@ impl FlowEngine {
                         passed_over = delivered.passed_over.len(),
                         "flow message delivered on a fallback route"
                     );
+                }
+                if let Some(inbox) = &self.inner.inbox {
+                    let entry = crate::inbox::Outgoing::new(message.clone())
+                        .with_author(format!("flow:{}", run.inst.flow))
+                        .with_delivery(crate::inbox::DeliveryRecord::sent(
+                            delivered.receipt.channel,
+                            delivered.receipt.message_ids,
+                        ));
+                    let at = self.now(run);
+                    if let Err(e) = inbox.record_outgoing(&run.inst.contact, at, entry).await {
+                        tracing::warn!(instance = %run.inst.id, error = %e, "the flow's message is not in the inbox");
+                    }
                 }
                 Ok(())
             }
