@@ -43,6 +43,52 @@ use tidings::{
     transport::{SharedTransport, TransportSet},
 };
 
+/// The bot's transports, counted: each send by channel and outcome (`sent`, or the kind of
+/// the delivery error: `window_closed`, `retryable`, ...), for `/metrics`.
+struct Metered {
+    inner: SharedTransport,
+    sends: Family<Vec<(&'static str, String)>, Counter>,
+}
+
+#[async_trait::async_trait]
+impl tidings::transport::Transport for Metered {
+    fn channel(&self) -> &tidings::Channel {
+        self.inner.channel()
+    }
+
+    fn capabilities(&self) -> tidings::transport::Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn send(
+        &self,
+        to: &tidings::Address,
+        message: &Message,
+        ctx: &tidings::transport::SendContext,
+    ) -> Result<tidings::message::Receipt, tidings::transport::DeliveryError> {
+        let result = self.inner.send(to, message, ctx).await;
+        use tidings::transport::DeliveryErrorKind as Kind;
+        let outcome = match &result {
+            Ok(_) => "sent",
+            Err(e) => match e.kind() {
+                Kind::Retryable => "retryable",
+                Kind::WindowClosed => "window_closed",
+                Kind::Unreachable => "unreachable",
+                Kind::InvalidMessage => "invalid_message",
+                Kind::Unauthorized => "unauthorized",
+                _ => "other",
+            },
+        };
+        self.sends
+            .get_or_create(&vec![
+                ("channel", self.inner.channel().to_string()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+        result
+    }
+}
+
 /// A configuration problem, naming the variable.
 #[derive(Debug)]
 struct ConfigError(String);
@@ -230,6 +276,7 @@ struct Metrics {
     registry: Registry,
     requests: Counter,
     events: Family<Vec<(&'static str, &'static str)>, Counter>,
+    sends: Family<Vec<(&'static str, String)>, Counter>,
 }
 
 impl Metrics {
@@ -247,11 +294,26 @@ impl Metrics {
             "Webhook events by outcome (routed to inbox, receipt, ...; dropped; duplicate)",
             events.clone(),
         );
+        let sends = Family::default();
+        registry.register(
+            "sends",
+            "Messages sent through each transport (replies, campaigns, the Hub's answers), by channel and outcome",
+            sends.clone(),
+        );
         Metrics {
             registry,
             requests,
             events,
+            sends,
         }
+    }
+
+    /// `transport`, its sends counted.
+    fn metered(&self, transport: SharedTransport) -> SharedTransport {
+        Arc::new(Metered {
+            inner: transport,
+            sends: self.sends.clone(),
+        })
     }
 
     fn observe(&self, response: &HubResponse) {
@@ -338,7 +400,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(url) = &graph_url {
         messenger = messenger.base_url(url);
     }
-    let messenger: SharedTransport = Arc::new(messenger.build()?);
+    let metrics = Arc::new(Metrics::new());
+    let messenger = metrics.metered(Arc::new(messenger.build()?));
     let connector = Connector::new(
         stores.directory(),
         stores.seen(),
@@ -374,7 +437,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut transports = TransportSet::new();
     transports.insert(messenger);
     if let Some(email) = config.smtp.clone() {
-        let email: SharedTransport = Arc::new(email);
+        let email = metrics.metered(Arc::new(email));
         support = support.with_transport(email.clone());
         transports.insert(email);
     }
@@ -392,7 +455,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     .campaigns(runner, None)
     .build();
 
-    let metrics = Arc::new(Metrics::new());
     let observer = {
         let (metrics, live) = (metrics.clone(), agents.webhook_observer());
         move |response: &HubResponse| {

@@ -185,12 +185,28 @@ async fn the_bot_keeps_conversations_links_and_outcomes_across_a_sigkill() {
     assert_eq!(run["report"]["total"]["sent"], json!(3), "{run}");
     let sent_before = graph.sent().len();
     assert_eq!(sent_before, 4);
+    // /metrics counts the sends by channel and outcome: one reply and three campaign messages.
+    let metrics = reqwest::get(format!("{}/metrics", bot.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"tidings_sends_total{channel="messenger",outcome="sent"} 4"#),
+        "{metrics}"
+    );
 
     // SIGKILL, then start again on the same file.
     drop(bot);
     let bot = start_bot(&db, &graph.base_url(), port).await;
     let (_, list) = bot.api("GET", "/conversations", None).await;
     assert_eq!(list["conversations"].as_array().unwrap().len(), 3);
+    // The campaign is still known after the restart, from the outbox.
+    let (status, known) = bot.api("GET", "/campaigns/welcome", None).await;
+    assert_eq!(status, 200, "{known}");
+    assert_eq!(known["state"], "recorded", "{known}");
+    assert_eq!(known["report"]["total"]["sent"], json!(3), "{known}");
     let (_, conv) = bot.api("GET", &format!("/conversations/{ann}"), None).await;
     let texts: Vec<&str> = conv["entries"]
         .as_array()
@@ -199,6 +215,10 @@ async fn the_bot_keeps_conversations_links_and_outcomes_across_a_sigkill() {
         .filter_map(|e| e["text"].as_str())
         .collect();
     assert!(texts.contains(&"Welcome!"), "{texts:?}");
+    assert!(
+        texts.contains(&"Lesson 1 is open"),
+        "the campaign's message is in the conversation: {texts:?}"
+    );
     // The link survived: the same person writing again is the same contact.
     let who = conv["entries"][0]["text"].as_str().unwrap().to_owned();
     let psid = format!("90{}", who.trim_start_matches("hello "));
