@@ -1593,3 +1593,63 @@ async fn senders_are_routed_side_by_side_and_each_in_order() {
         assert_eq!(order, expected, "person {p}'s messages in order, each once");
     }
 }
+
+/// Collects what a `fmt` subscriber writes, for reading back.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The logs have a span per webhook request (with its event count and status), per routed
+/// event (its key) and per send attempt (its Page and attempt number), and no secret.
+#[tokio::test]
+async fn logs_have_a_span_per_request_per_event_and_per_send_attempt() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let token = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let handled = w
+        .deliver(&w.user("100").referral(token.expose_secret(), w.clock.now()))
+        .await;
+    assert_eq!(handled.response.status(), 200);
+    assert_eq!(w.texts_sent().len(), 1, "the confirmation went out");
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("webhook_request{events=1 status=200}"),
+        "{logs}"
+    );
+    assert!(logs.contains("route{key=messenger:referral:"), "{logs}");
+    assert!(
+        logs.contains(&format!(
+            "send_attempt{{channel=\"messenger\" page_id=\"{PAGE}\" attempt=1}}"
+        )),
+        "{logs}"
+    );
+    for secret in ["page-token", SECRET, token.expose_secret()] {
+        assert!(!logs.contains(secret), "a secret in the logs: {logs}");
+    }
+}

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::{Request, Response};
+use tracing::Instrument;
 
 use super::{Hub, HubError, Routed};
 use crate::{
@@ -59,6 +60,28 @@ impl Hub {
     where
         S: InboundSource + ?Sized,
     {
+        let span = tracing::info_span!(
+            "webhook_request",
+            events = tracing::field::Empty,
+            status = tracing::field::Empty
+        );
+        let out = self
+            .handle_in_span(source, request, &span)
+            .instrument(span.clone())
+            .await;
+        span.record("status", out.response.status().as_u16());
+        out
+    }
+
+    async fn handle_in_span<S>(
+        &self,
+        source: &S,
+        request: &Request<Bytes>,
+        span: &tracing::Span,
+    ) -> HubResponse
+    where
+        S: InboundSource + ?Sized,
+    {
         let batch = match source.receive(request).await {
             Reception::Batch(batch) => batch,
             Reception::Answered { response, error } => {
@@ -72,6 +95,7 @@ impl Hub {
         out.duplicates = batch.duplicates;
         out.in_flight = batch.in_flight;
         let events = batch.events;
+        span.record("events", events.len());
         let routed = self.route_all(source, &events).await;
         out.routed.reserve(events.len());
         let mut unrouted = Vec::new();
@@ -127,6 +151,9 @@ impl Hub {
                     source.commit(event).await?;
                     Ok::<_, HubError>(routed)
                 }
+                .instrument(
+                    tracing::info_span!("route", key = %event.key, channel = %event.channel()),
+                )
                 .await;
                 let failed = result.is_err();
                 done.push((i, result));

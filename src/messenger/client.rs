@@ -40,6 +40,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tracing::Instrument;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
@@ -559,8 +560,18 @@ impl MessengerTransport {
             .with_max_delay(retry.max_delay)
             .with_max_times(retry.max_retries)
             .with_jitter();
-        (|| self.post_once(page_id, url, body))
-            .retry(backoff)
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        (|| {
+            let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            // The URL carries the Page token: never a span field.
+            self.post_once(page_id, url, body).instrument(tracing::info_span!(
+                "send_attempt",
+                channel = "messenger",
+                page_id,
+                attempt
+            ))
+        })
+        .retry(backoff)
             .when(MessengerError::may_auto_retry)
             .notify(|e: &MessengerError, after: Duration| {
                 tracing::warn!(page_id, error = %e, retry_in = ?after, "Messenger send failed, retrying");
