@@ -19,7 +19,7 @@ use axum::{Router, http::header::CONTENT_TYPE, response::IntoResponse, routing::
 use hmac::{Hmac, Mac};
 use prometheus_client::{
     encoding::text::encode,
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use sha2::Sha256;
@@ -277,6 +277,7 @@ struct Metrics {
     requests: Counter,
     events: Family<Vec<(&'static str, &'static str)>, Counter>,
     sends: Family<Vec<(&'static str, String)>, Counter>,
+    campaigns: Family<Vec<(&'static str, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -300,12 +301,55 @@ impl Metrics {
             "Messages sent through each transport (replies, campaigns, the Hub's answers), by channel and outcome",
             sends.clone(),
         );
+        let campaigns = Family::default();
+        registry.register(
+            "campaign_recipients",
+            "Progress of each campaign run by the agent API: recipients by count (total once \
+             known, done, sent, skipped, failed, earlier)",
+            campaigns.clone(),
+        );
         Metrics {
             registry,
             requests,
             events,
             sends,
+            campaigns,
         }
+    }
+
+    /// Follows the agent API's campaign progress updates into the `campaign_recipients` gauges.
+    fn follow_campaigns(
+        self: &Arc<Self>,
+        mut updates: tokio::sync::broadcast::Receiver<tidings::axum::LiveEvent>,
+    ) {
+        let metrics = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = match updates.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if event.name() != "campaign" {
+                    continue;
+                }
+                let data = event.data();
+                let (Some(id), Some(progress)) = (data["id"].as_str(), data.get("progress")) else {
+                    continue;
+                };
+                for count in ["total", "done", "sent", "skipped", "failed", "earlier"] {
+                    if let Some(n) = progress[count].as_i64() {
+                        metrics
+                            .campaigns
+                            .get_or_create(&vec![
+                                ("campaign", id.to_owned()),
+                                ("count", count.to_owned()),
+                            ])
+                            .set(n);
+                    }
+                }
+            }
+        });
     }
 
     /// `transport`, its sends counted.
@@ -454,6 +498,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     .connect_links(connector, page)
     .campaigns(runner, None)
     .build();
+    metrics.follow_campaigns(agents.subscribe());
 
     let observer = {
         let (metrics, live) = (metrics.clone(), agents.webhook_observer());

@@ -196,6 +196,27 @@ async fn the_bot_keeps_conversations_links_and_outcomes_across_a_sigkill() {
         metrics.contains(r#"tidings_sends_total{channel="messenger",outcome="sent"} 4"#),
         "{metrics}"
     );
+    // ... and the campaign's progress, as the agent API reported it.
+    let progress = async {
+        loop {
+            let metrics = reqwest::get(format!("{}/metrics", bot.base))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metrics.contains(r#"tidings_campaign_recipients{campaign="welcome",count="sent"} 3"#)
+                && metrics
+                    .contains(r#"tidings_campaign_recipients{campaign="welcome",count="done"} 3"#)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), progress)
+        .await
+        .expect("the campaign's progress in /metrics");
 
     // SIGKILL, then start again on the same file.
     drop(bot);

@@ -181,6 +181,13 @@ impl AgentApi {
         }
     }
 
+    /// Every live update from now on, as `GET /events` streams them (new messages, receipts,
+    /// campaign progress): for a host's own metrics or logs. A receiver that falls behind by
+    /// more than 1,024 updates gets `Lagged` and goes on from the newest.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LiveEvent> {
+        self.state.live.subscribe()
+    }
+
     /// Publishes `event` to every open `GET /events` stream.
     pub fn publish(&self, event: LiveEvent) {
         self.state.live.publish(event);

@@ -78,6 +78,10 @@ impl Live {
         // No reader is not an error: nobody has the desk open.
         let _ = self.0.send(event);
     }
+
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.0.subscribe()
+    }
 }
 
 /// `GET /events`: the live updates as server-sent events. A reader that falls behind gets a
