@@ -141,7 +141,6 @@ impl Hub {
     {
         let mut results: Vec<Option<Result<Routed, HubError>>> =
             std::iter::repeat_with(|| None).take(events.len()).collect();
-        let groups = by_sender(events);
         let route_group = |group: Vec<usize>| async move {
             let mut done = Vec::with_capacity(group.len());
             for i in group {
@@ -164,12 +163,8 @@ impl Hub {
             }
             done
         };
-        let done: Vec<Vec<(usize, Result<Routed, HubError>)>> = if groups.len() == 1 {
-            let group = groups.into_iter().flatten().collect();
-            vec![route_group(group).await]
-        } else {
-            futures_util::future::join_all(groups.into_iter().map(route_group)).await
-        };
+        let done =
+            futures_util::future::join_all(by_sender(events).into_iter().map(route_group)).await;
         for (i, result) in done.into_iter().flatten() {
             results[i] = Some(result);
         }

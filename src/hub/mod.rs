@@ -523,11 +523,10 @@ impl Hub {
     /// A standby event says another app owns the thread: noted, keeping the owner's app id
     /// when an earlier event named it.
     async fn note_standby(&self, event: &Inbound) -> Result<(), HubError> {
+        // An earlier event than the stored one is refused by the store itself.
         let known = self.threads.get(&event.from).await?;
-        if let Some(state) = &known {
-            if matches!(state.owner, ThreadOwner::Other { .. }) || state.since > event.at {
-                return Ok(());
-            }
+        if known.is_some_and(|s| matches!(s.owner, ThreadOwner::Other { .. })) {
+            return Ok(());
         }
         self.threads
             .set(&event.from, ThreadOwner::Other { app_id: None }, event.at)

@@ -415,44 +415,48 @@ impl Connector {
         }
     }
 
+    /// Makes the link [`change_of`](Self::change_of) decides on.
     async fn apply(
         &self,
         from: &Address,
         target: Contact,
         current: Option<Contact>,
     ) -> Result<ConnectOutcome, StoreError> {
-        match current {
-            None => {
+        let Some(change) = self.change_of(current.as_ref(), &target) else {
+            return Ok(match current {
+                Some(contact) if contact.id == target.id => {
+                    ConnectOutcome::AlreadyLinked { contact }
+                }
+                // Linked to another real contact, and the policy forbids moving it.
+                _ => ConnectOutcome::Refused(Refusal::LinkedElsewhere {
+                    current: current.map_or(target.id, |c| c.id),
+                }),
+            });
+        };
+        match change {
+            LinkChange::Link => {
                 self.directory.link(&target.id, from).await?;
                 Ok(ConnectOutcome::Linked {
                     contact: self.reload(target).await?,
                 })
             }
-            Some(contact) if contact.id == target.id => {
-                Ok(ConnectOutcome::AlreadyLinked { contact })
-            }
-            Some(technical) if is_technical(&technical) && !is_technical(&target) => {
+            LinkChange::Merge { technical } => {
                 if let Some(hook) = &self.merge_hook {
-                    hook.before_merge(&technical.id, &target.id).await?;
+                    hook.before_merge(&technical, &target.id).await?;
                 }
-                let merged = self.directory.merge(&technical.id, &target.id).await?;
-                tracing::info!(technical = %technical.id, contact = %target.id, "technical contact merged into a real one");
+                let merged = self.directory.merge(&technical, &target.id).await?;
+                tracing::info!(%technical, contact = %target.id, "technical contact merged into a real one");
                 Ok(ConnectOutcome::Merged {
-                    technical: technical.id,
+                    technical,
                     contact: merged,
                 })
             }
-            Some(current) if !self.policy.relink => {
-                Ok(ConnectOutcome::Refused(Refusal::LinkedElsewhere {
-                    current: current.id,
-                }))
-            }
-            Some(previous) => {
+            LinkChange::Relink { from: previous } => {
                 self.directory.unlink(from).await?;
                 self.directory.link(&target.id, from).await?;
-                tracing::info!(from = %previous.id, to = %target.id, "address relinked");
+                tracing::info!(from = %previous, to = %target.id, "address relinked");
                 Ok(ConnectOutcome::Relinked {
-                    from: previous.id,
+                    from: previous,
                     contact: self.reload(target).await?,
                 })
             }
