@@ -1299,8 +1299,20 @@ async fn thread_control_events_say_who_owns_the_thread() {
     );
     assert_eq!(w.post(&pass).await, 200);
     assert_eq!(owner().await, Some(ThreadOwner::This));
-    // A late redelivery of the older take does not move it back.
-    let _ = w.deliver(&take).await;
+    // A take older than the pass, arriving late (a new event, not a redelivery), does not
+    // move it back.
+    let late_take = event(
+        "take_thread_control",
+        "100",
+        t(3),
+        json!({"previous_owner_app_id":"1111","new_owner_app_id":"263902037430900","metadata":"late"}),
+    );
+    let late = w.deliver(&late_take).await;
+    assert!(
+        matches!(&late.routed[..], [(_, Routed::ThreadControl { .. })]),
+        "the late take was routed: {:?}",
+        late.routed
+    );
     assert_eq!(owner().await, Some(ThreadOwner::This));
     assert_eq!(w.texts_sent(), Vec::<String>::new(), "nothing was answered");
 }
