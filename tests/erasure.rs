@@ -595,3 +595,99 @@ mod sqlite {
         );
     }
 }
+
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod support;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use tidings::store::postgres::PostgresStores;
+
+    use super::{support::TestDatabase, *};
+
+    fn stores(pg: &PostgresStores) -> Stores {
+        Stores {
+            directory: pg.directory(),
+            inbox: pg.inbox(),
+            outbox: pg.outbox(),
+            processes: pg.processes(),
+            last: pg.last_inbound(),
+            opt_ins: pg.opt_ins(),
+            threads: pg.thread_owners(),
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_stores_forget_one_contact_and_nobody_else() {
+        let Some(db) = TestDatabase::create("erase_one").await else {
+            return;
+        };
+        forgets_one_contact_and_nobody_else(stores(&db.stores().await)).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_stores_finish_a_failed_erasure_when_it_runs_again() {
+        let Some(db) = TestDatabase::create("erase_again").await else {
+            return;
+        };
+        a_failed_run_is_finished_by_running_it_again(stores(&db.stores().await)).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_stores_lose_what_arrives_during_the_erasure() {
+        let Some(db) = TestDatabase::create("erase_during").await else {
+            return;
+        };
+        what_arrives_during_the_erasure_goes_too(stores(&db.stores().await)).await;
+    }
+
+    #[tokio::test]
+    async fn no_row_of_the_contact_is_left_in_the_database() {
+        let Some(db) = TestDatabase::create("erase_rows").await else {
+            return;
+        };
+        let pg = db.stores().await;
+        let s = stores(&pg);
+        let ann = seed(&s, "ann").await;
+        let bob = seed(&s, "bob").await;
+        let by_contact = [
+            "contacts WHERE id = $1",
+            "contact_addresses WHERE contact_id = $1",
+            "contact_tags WHERE contact_id = $1",
+            "inbox_entries WHERE contact_id = $1",
+            "inbox_deliveries WHERE contact_id = $1",
+            "inbox_message_ids WHERE message_id LIKE '%-ann' AND $1 <> ''",
+            "campaign_outcomes WHERE contact_id = $1",
+            "process_instances WHERE contact_id = $1",
+            "last_inbound WHERE address IN ('psid-ann', 'ann@example.org') AND $1 <> ''",
+            "inbox_annotations WHERE contact_id = $1",
+            "opt_ins WHERE contact_id = $1",
+            "thread_owners WHERE address = 'psid-ann' AND $1 <> ''",
+        ];
+        let rows = |pg: PostgresStores| {
+            let ann = ann.id.clone();
+            async move {
+                let mut counts = Vec::new();
+                for from in by_contact {
+                    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {from}"))
+                        .bind(ann.as_str())
+                        .fetch_one(pg.pool())
+                        .await
+                        .unwrap();
+                    counts.push((from, n));
+                }
+                counts
+            }
+        };
+        let before = rows(pg.clone()).await;
+        assert!(before.iter().all(|(_, n)| *n > 0), "seeded: {before:?}");
+        s.erasure().forget(&ann.id).await.unwrap();
+        pg.close().await;
+        // Read back through a new pool, as another process would.
+        let pg = db.stores().await;
+        let after = rows(pg.clone()).await;
+        assert!(after.iter().all(|(_, n)| *n == 0), "left: {after:?}");
+        assert_intact(&stores(&pg), &bob).await;
+    }
+}

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`memory`] | `memory` (default) | tests, examples, single-process hosts that can lose state on restart |
 //! | [`sqlite`] | `sqlite` | one process (or a few on one machine) that keeps its state across restarts |
+//! | [`postgres`] | `postgres` | several app instances and workers on one PostgreSQL database |
 //!
 //! Each store trait lives in the module of its concern
 //! ([`Directory`](crate::identity::Directory), [`Inbox`](crate::inbox::Inbox),
@@ -16,6 +17,13 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
+
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;

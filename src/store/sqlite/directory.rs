@@ -5,9 +5,9 @@ use sqlx::{SqliteConnection, SqliteExecutor};
 
 use super::{
     Shared,
-    codec::{CONTACT_COLUMNS, ContactRow, address_key, contact_from_row, to_json},
+    codec::{ContactRow, address_key, contact_from_row, to_json},
     error::{db, is_unique_violation},
-    segment,
+    segment::{self, Bind, Dialect},
 };
 use crate::{
     contact::{Address, Contact, ContactId, NewContact},
@@ -15,6 +15,12 @@ use crate::{
     identity::{Directory, absorb},
     segment::{Cursor, Segment, SegmentPage, SegmentQuery},
 };
+
+/// The columns a contact is read from, in [`ContactRow`]'s order, for `FROM contacts c`.
+const CONTACT_COLUMNS: &str = "c.id, c.email, c.first_name, c.last_name, c.fields, \
+     (SELECT json_group_array(json_array(a.channel, a.scope, a.address) ORDER BY a.seq) \
+        FROM contact_addresses a WHERE a.contact_id = c.id), \
+     (SELECT json_group_array(t.tag ORDER BY t.tag) FROM contact_tags t WHERE t.contact_id = c.id)";
 
 /// Contacts in SQLite: a [`Directory`] and a [`SegmentQuery`] over them.
 ///
@@ -342,14 +348,18 @@ impl SegmentQuery for SqliteDirectory {
         }
         let after = after.map(segment::cursor_id).transpose()?;
         let now = self.shared.clock.now();
-        let filter = segment::translate(segment, now)?;
+        let filter = segment::translate(segment, now, Dialect::Sqlite, 2)?;
         let sql = format!(
             "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.id > ? AND ({}) ORDER BY c.id LIMIT ?",
             filter.sql
         );
         let mut query = sqlx::query_as::<_, ContactRow>(&sql).bind(after.unwrap_or_default());
         for value in filter.binds {
-            query = value.bind_to(query);
+            query = match value {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+                Bind::Real(r) => query.bind(r),
+            };
         }
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
         let rows = query
@@ -371,6 +381,6 @@ impl SegmentQuery for SqliteDirectory {
     }
 
     fn check(&self, segment: &Segment) -> Result<(), StoreError> {
-        segment::translate(segment, self.shared.clock.now()).map(|_| ())
+        segment::translate(segment, self.shared.clock.now(), Dialect::Sqlite, 2).map(|_| ())
     }
 }

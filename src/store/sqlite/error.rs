@@ -58,12 +58,3 @@ pub(super) fn db(e: sqlx::Error) -> StoreError {
         source: Box::new(e),
     }
 }
-
-/// Stored data that does not decode into the crate's types: the database was changed by
-/// something other than these stores, or is damaged.
-pub(super) fn corrupt(what: &str, cause: impl std::fmt::Display) -> StoreError {
-    StoreError::Database {
-        failure: DbFailure::Corrupt,
-        source: format!("stored {what} does not decode: {cause}").into(),
-    }
-}

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{
     Shared,
     batch::{Done, Value, Write},
-    codec::{contact_id, from_json, to_json},
+    codec::{EntryRow, entry_from, entry_id, rank, to_json},
     error::db,
     run,
 };
@@ -14,8 +14,8 @@ use crate::{
     contact::ContactId,
     error::StoreError,
     inbox::{
-        Annotation, ConversationCursor, ConversationPage, ConversationSummary, DeliveryStatus,
-        Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
+        Annotation, ConversationCursor, ConversationPage, ConversationSummary, Entry, EntryContent,
+        EntryId, Inbox, Incoming, Outgoing, StatusUpdate,
     },
 };
 
@@ -38,32 +38,6 @@ impl fmt::Debug for SqliteInbox {
     }
 }
 
-/// The rank of a status in the `status` column (the order statuses advance in).
-fn rank(status: DeliveryStatus) -> i64 {
-    match status {
-        DeliveryStatus::Sent => 0,
-        DeliveryStatus::Delivered => 1,
-        DeliveryStatus::Read => 2,
-        DeliveryStatus::Refused => 3,
-        DeliveryStatus::Failed => 4,
-    }
-}
-
-fn status_of(rank: i64) -> Result<DeliveryStatus, StoreError> {
-    Ok(match rank {
-        0 => DeliveryStatus::Sent,
-        1 => DeliveryStatus::Delivered,
-        2 => DeliveryStatus::Read,
-        3 => DeliveryStatus::Refused,
-        4 => DeliveryStatus::Failed,
-        other => return Err(super::error::corrupt("delivery status", other)),
-    })
-}
-
-fn entry_id(seq: i64) -> Result<EntryId, StoreError> {
-    EntryId::new(format!("e{seq}")).map_err(StoreError::backend)
-}
-
 /// Records an incoming entry unless one with its (channel, message id) or its (channel, event
 /// key) exists: `DO NOTHING` without a target covers both unique indexes.
 pub(super) const INSERT_INCOMING: &str = "INSERT INTO inbox_entries (contact_id, at, incoming, channel, message_id, event_key, content) \
@@ -83,28 +57,6 @@ const ENTRY_COLUMNS: &str = "e.seq, e.contact_id, e.at, e.content, \
           OR (e.incoming = 0 AND EXISTS (SELECT 1 FROM inbox_message_ids i \
                 WHERE i.entry_seq = e.seq AND i.channel = a.channel \
                   AND i.message_id = a.message_id))))";
-
-/// A row of [`ENTRY_COLUMNS`] and one count.
-type EntryRow = (i64, String, i64, String, String, String, i64);
-
-fn entry_from(row: EntryRow) -> Result<Entry, StoreError> {
-    let (seq, contact, at, content, statuses, annotations, _) = row;
-    let annotations: Vec<Annotation> = from_json("annotations", &annotations)?;
-    let mut content: EntryContent = from_json("inbox entry", &content)?;
-    if let EntryContent::Outgoing(out) = &mut content {
-        let statuses: Vec<i64> = from_json("delivery statuses", &statuses)?;
-        for (delivery, rank) in out.deliveries.iter_mut().zip(statuses) {
-            delivery.status = status_of(rank)?;
-        }
-    }
-    Ok(Entry::new(
-        entry_id(seq)?,
-        contact_id(contact)?,
-        Timestamp::from_millis(at),
-        content,
-    )
-    .with_annotations(annotations))
-}
 
 impl SqliteInbox {
     pub(super) fn new(shared: Arc<Shared>) -> Self {

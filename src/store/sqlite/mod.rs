@@ -66,7 +66,6 @@ use crate::{
 
 mod activity;
 mod batch;
-mod codec;
 mod directory;
 mod error;
 mod inbox;
@@ -76,8 +75,9 @@ mod outbox;
 mod pages;
 mod process;
 mod seen;
-mod segment;
 mod threads;
+
+use super::sql::{codec, segment};
 
 pub use activity::SqliteLastInbound;
 pub use directory::SqliteDirectory;

@@ -70,7 +70,7 @@ impl OptIns for SqliteOptIns {
             .map(|(contact, channel, at, optin)| {
                 let channel: Channel = channel
                     .parse()
-                    .map_err(|_| super::error::corrupt("opt-in channel", &channel))?;
+                    .map_err(|_| super::codec::corrupt("opt-in channel", &channel))?;
                 Ok(OptInRecord::new(
                     contact_id(contact)?,
                     channel,

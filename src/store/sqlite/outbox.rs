@@ -5,11 +5,10 @@ use async_trait::async_trait;
 use super::{
     Shared,
     batch::{Done, Write},
-    codec::{contact_id, from_json, to_json},
+    codec::{OutcomeRow as Row, count, outcome_from as record_from, to_json},
     error::db,
 };
 use crate::{
-    clock::Timestamp,
     contact::ContactId,
     error::StoreError,
     newsletter::{CampaignId, Outbox, OutcomeRecord, Recorded},
@@ -32,18 +31,6 @@ impl fmt::Debug for SqliteOutbox {
             .field("location", &self.shared.location)
             .finish()
     }
-}
-
-type Row = (String, String, String, i64);
-
-fn record_from(row: Row) -> Result<OutcomeRecord, StoreError> {
-    let (campaign, contact, outcome, at) = row;
-    Ok(OutcomeRecord::new(
-        CampaignId::new(campaign).map_err(|e| super::error::corrupt("campaign id", e))?,
-        contact_id(contact)?,
-        from_json("campaign outcome", &outcome)?,
-        Timestamp::from_millis(at),
-    ))
 }
 
 impl SqliteOutbox {
@@ -165,6 +152,6 @@ impl Outbox for SqliteOutbox {
             .execute(&self.shared.pool)
             .await
             .map_err(db)?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        Ok(count(done.rows_affected()))
     }
 }

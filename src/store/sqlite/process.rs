@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{
     Shared,
-    codec::{from_json, to_json},
+    codec::{instance_from as decode, revision_of as revision, to_json},
     error::{db, is_unique_violation},
 };
 use crate::{
@@ -30,18 +30,6 @@ impl fmt::Debug for SqliteProcessStore {
             .field("location", &self.shared.location)
             .finish()
     }
-}
-
-fn decode(instance: &str, revision: i64) -> Result<ProcessInstance, StoreError> {
-    let mut instance: ProcessInstance = from_json("process instance", instance)?;
-    instance.revision = u64::try_from(revision)
-        .map_err(|e| super::error::corrupt("process instance revision", e))?;
-    Ok(instance)
-}
-
-fn revision(instance: &ProcessInstance) -> Result<i64, StoreError> {
-    i64::try_from(instance.revision)
-        .map_err(|_| StoreError::invalid(format!("instance {} revision overflow", instance.id)))
 }
 
 impl SqliteProcessStore {

@@ -1,6 +1,10 @@
-//! The SQLite translation of segments selects exactly the contacts `Segment::matches_at`
-//! selects: random contacts, random segments, random page sizes, compared with the memory
-//! directory, which evaluates the filter in Rust.
+//! The SQLite and PostgreSQL translations of segments select exactly the contacts
+//! `Segment::matches_at` selects: random contacts, random segments, random page sizes,
+//! compared with the memory directory, which evaluates the filter in Rust.
+
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod support;
 
 use std::{sync::Arc, time::Duration};
 
@@ -163,38 +167,120 @@ async fn ids(query: &dyn SegmentQuery, segment: &Segment, page: usize) -> Vec<St
     }
 }
 
-async fn compare(people: Vec<Person>, segments: Vec<Segment>, page: usize) {
-    let clock = ManualClock::new(NOW);
-    let last = Arc::new(MemoryLastInbound::new());
-    let memory = MemoryDirectory::new().with_activity(last.clone(), clock.shared());
+/// A SQL directory under test: where contacts go, where activity goes, what answers.
+struct Sql {
+    insert: Box<dyn Fn(Vec<Contact>) -> futures_util::future::BoxFuture<'static, ()>>,
+    last: Arc<dyn LastInbound>,
+    query: Arc<dyn SegmentQuery>,
+}
+
+async fn sqlite(clock: &ManualClock) -> Sql {
     let stores = SqliteStores::open_with(SqliteOptions::new(":memory:").clock(clock.shared()))
         .await
         .unwrap();
-    let sqlite = stores.directory();
-    let sqlite_last = stores.last_inbound();
+    let directory = stores.directory();
+    let insert = directory.clone();
+    Sql {
+        insert: Box::new(move |contacts| {
+            let insert = insert.clone();
+            Box::pin(async move { insert.insert_many(&contacts).await.unwrap() })
+        }),
+        last: stores.last_inbound(),
+        query: directory,
+    }
+}
+
+async fn compare_with(sql: Sql, people: Vec<Person>, segments: Vec<Segment>, page: usize) {
+    let clock = ManualClock::new(NOW);
+    let last = Arc::new(MemoryLastInbound::new());
+    let memory = MemoryDirectory::new().with_activity(last.clone(), clock.shared());
     let contacts: Vec<Contact> = people
         .iter()
         .enumerate()
         .map(|(i, p)| contact(i, p))
         .collect();
-    sqlite.insert_many(&contacts).await.unwrap();
+    (sql.insert)(contacts.clone()).await;
     for (c, p) in contacts.iter().zip(&people) {
         memory.insert(c.clone()).unwrap();
         if let (Some(hours), Some(a)) = (p.wrote, c.address_on(&Channel::Messenger)) {
             let at = NOW.saturating_sub(Duration::from_secs(hours * 3600));
             last.record(a, at).await.unwrap();
-            sqlite_last.record(a, at).await.unwrap();
+            sql.last.record(a, at).await.unwrap();
         }
     }
     for segment in &segments {
         let expected = ids(&memory, segment, page).await;
-        let got = ids(sqlite.as_ref(), segment, page).await;
+        let got = ids(sql.query.as_ref(), segment, page).await;
         assert_eq!(
             got,
             expected,
             "segment {}",
             serde_json::to_string(segment).unwrap()
         );
+    }
+}
+
+async fn compare(people: Vec<Person>, segments: Vec<Segment>, page: usize) {
+    let clock = ManualClock::new(NOW);
+    compare_with(sqlite(&clock).await, people, segments, page).await;
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use tidings::store::postgres::{PostgresOptions, PostgresStores};
+
+    use super::*;
+
+    /// The PostgreSQL stores of `db`, emptied: one database serves every case.
+    pub(super) async fn stores(db: &support::TestDatabase) -> Sql {
+        let stores = PostgresStores::open_with(
+            PostgresOptions::new(&db.url).clock(ManualClock::new(NOW).shared()),
+        )
+        .await
+        .unwrap();
+        sqlx::query("TRUNCATE contacts, contact_addresses, contact_tags, last_inbound")
+            .execute(stores.pool())
+            .await
+            .unwrap();
+        let directory = stores.directory();
+        let insert = directory.clone();
+        Sql {
+            insert: Box::new(move |contacts| {
+                let insert = insert.clone();
+                Box::pin(async move { insert.insert_many(&contacts).await.unwrap() })
+            }),
+            last: stores.last_inbound(),
+            query: directory,
+        }
+    }
+
+    #[test]
+    fn postgres_segments_select_what_matches_selects() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let Some(db) = runtime.block_on(support::TestDatabase::create("segments_prop")) else {
+            return;
+        };
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 96,
+            ..ProptestConfig::default()
+        });
+        let cases = (
+            prop::collection::vec(person(), 0..25),
+            prop::collection::vec(segment(), 1..10),
+            1usize..7,
+        );
+        runner
+            .run(&cases, |(people, segments, page)| {
+                runtime.block_on(async {
+                    compare_with(stores(&db).await, people, segments, page).await
+                });
+                Ok(())
+            })
+            .unwrap();
+        drop(db);
     }
 }
 
@@ -215,8 +301,8 @@ proptest! {
     }
 }
 
-#[tokio::test]
-async fn numbers_compare_by_value_and_booleans_are_not_numbers() {
+/// Numbers compare by value and booleans are not numbers.
+fn numbers_case() -> (Vec<Person>, Vec<Segment>) {
     let people = vec![
         Person {
             email: None,
@@ -238,7 +324,7 @@ async fn numbers_compare_by_value_and_booleans_are_not_numbers() {
         },
     ];
     let seg = |v: Value| Segment::from_json(&v.to_string()).unwrap();
-    compare(
+    (
         people,
         vec![
             seg(json!({"field": {"name": "score", "op": "eq", "value": 12}})),
@@ -247,7 +333,21 @@ async fn numbers_compare_by_value_and_booleans_are_not_numbers() {
             seg(json!({"field": {"name": "flag", "op": "ne", "value": true}})),
             seg(json!({"field": {"name": "score", "op": "gt", "value": 11.5}})),
         ],
-        1,
     )
-    .await;
+}
+
+#[tokio::test]
+async fn numbers_compare_by_value_and_booleans_are_not_numbers() {
+    let (people, segments) = numbers_case();
+    compare(people, segments, 1).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_numbers_compare_by_value_and_booleans_are_not_numbers() {
+    let Some(db) = support::TestDatabase::create("segments_numbers").await else {
+        return;
+    };
+    let (people, segments) = numbers_case();
+    compare_with(postgres::stores(&db).await, people, segments, 1).await;
 }

@@ -1,0 +1,199 @@
+//! The PostgreSQL stores pass the published conformance suite, each test on a database of
+//! its own (see tests/support/postgres.rs; skipped, saying so, without TIDINGS_POSTGRES_URL).
+
+#[path = "support/postgres.rs"]
+mod support;
+
+use support::TestDatabase;
+use tidings::{
+    clock::{ManualClock, Timestamp},
+    store::postgres::{OpenError, PostgresOptions, PostgresStores},
+    testkit::conformance,
+};
+
+macro_rules! database {
+    ($name:literal) => {
+        match TestDatabase::create($name).await {
+            Some(db) => db,
+            None => return,
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_directory_keeps_the_directory_contract() {
+    let db = database!("directory");
+    conformance::directory(db.stores().await.directory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_directory_keeps_the_segment_query_contract() {
+    let db = database!("segments");
+    let directory = db.stores().await.directory();
+    conformance::segment_query(directory.clone(), directory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_directory_evaluates_activity_segments() {
+    let db = database!("activity");
+    let now = Timestamp::from_secs(1_800_000_000);
+    let stores = PostgresStores::open_with(
+        PostgresOptions::new(&db.url).clock(ManualClock::new(now).shared()),
+    )
+    .await
+    .unwrap();
+    let directory = stores.directory();
+    conformance::segment_activity(directory.clone(), directory, stores.last_inbound(), now).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_inbox_keeps_the_inbox_contract() {
+    let db = database!("inbox");
+    conformance::inbox(db.stores().await.inbox()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outbox_keeps_the_outbox_contract() {
+    let db = database!("outbox");
+    conformance::outbox(db.stores().await.outbox()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_process_store_keeps_the_process_store_contract() {
+    let db = database!("processes");
+    conformance::process_store(db.stores().await.processes()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_seen_events_keeps_the_seen_events_contract() {
+    let db = database!("seen");
+    conformance::seen_events(db.stores().await.seen()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_last_inbound_keeps_the_last_inbound_contract() {
+    let db = database!("last_inbound");
+    conformance::last_inbound(db.stores().await.last_inbound()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_opt_ins_keep_the_opt_ins_contract() {
+    let db = database!("opt_ins");
+    conformance::opt_ins(db.stores().await.opt_ins()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_thread_owners_keep_the_thread_owners_contract() {
+    let db = database!("thread_owners");
+    conformance::thread_owners(db.stores().await.thread_owners()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_can_run_twice_against_one_database_from_two_pools() {
+    let db = database!("twice");
+    // Two pools on one database: what two app instances see.
+    for stores in [db.stores().await, db.stores().await] {
+        let directory = stores.directory();
+        conformance::directory(directory.clone()).await;
+        conformance::segment_query(directory.clone(), directory).await;
+        conformance::inbox(stores.inbox()).await;
+        conformance::seen_events(stores.seen()).await;
+        conformance::process_store(stores.processes()).await;
+        conformance::outbox(stores.outbox()).await;
+        conformance::last_inbound(stores.last_inbound()).await;
+        conformance::opt_ins(stores.opt_ins()).await;
+        conformance::thread_owners(stores.thread_owners()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stores_in_a_schema_of_their_own_keep_the_contracts_beside_other_tables() {
+    let db = database!("schema");
+    let open =
+        |schema: &str| PostgresStores::open_with(PostgresOptions::new(&db.url).schema(schema));
+    let a = open("school_a").await.unwrap();
+    let b = open("school_b").await.unwrap();
+    conformance::directory(a.directory()).await;
+    conformance::inbox(b.inbox()).await;
+    // Each schema has its own tables: what one holds, the other does not.
+    let in_a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    let in_b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts")
+        .fetch_one(b.pool())
+        .await
+        .unwrap();
+    assert!(in_a > 0);
+    assert_eq!(in_b, 0);
+    let hostile = PostgresStores::open_with(PostgresOptions::new(&db.url).schema("x\"; DROP"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(hostile, OpenError::InvalidLocation { .. }),
+        "{hostile}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_newer_than_the_code_is_refused_naming_both_versions() {
+    let db = database!("too_new");
+    let stores = db.stores().await;
+    let code = tidings::store::postgres::schema_version();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ($1, 'from the future', TRUE, '\\x00', 0)",
+    )
+    .bind(code + 1)
+    .execute(stores.pool())
+    .await
+    .unwrap();
+    stores.close().await;
+    let err = PostgresStores::open(&db.url).await.unwrap_err();
+    assert!(
+        matches!(err, OpenError::SchemaTooNew { database, code: c, .. } if database == code + 1 && c == code),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&(code + 1).to_string()) && text.contains(&code.to_string()),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_twice_migrates_once_and_keeps_what_was_written() {
+    let db = database!("reopen");
+    let (first, second) =
+        tokio::join!(PostgresStores::open(&db.url), PostgresStores::open(&db.url));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    use tidings::{contact::NewContact, identity::Directory};
+    let ann = first
+        .directory()
+        .create(NewContact::new().with_email("ann@example.org"))
+        .await
+        .unwrap();
+    first.close().await;
+    assert_eq!(second.directory().get(&ann.id).await.unwrap(), Some(ann));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_connection_error_without_the_password() {
+    let err = PostgresStores::open_with(
+        PostgresOptions::new("postgres://ann:s3cret@127.0.0.1:1/nothing")
+            .acquire_timeout(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, OpenError::Connect { .. }), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    let source = std::error::Error::source(&err).unwrap();
+    assert!(
+        matches!(
+            source.downcast_ref::<tidings::error::StoreError>(),
+            Some(e) if e.is_retryable()
+        ),
+        "{source:?}"
+    );
+}
