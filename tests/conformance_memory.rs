@@ -89,3 +89,11 @@ async fn the_suite_can_run_twice_against_one_store() {
         conformance::thread_owners(threads.clone()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_campaign_batches_keep_the_campaign_batches_contract() {
+    conformance::campaign_batches(Arc::new(
+        tidings::store::memory::MemoryCampaignBatches::new(),
+    ))
+    .await;
+}

@@ -197,3 +197,9 @@ async fn an_unreachable_server_is_a_connection_error_without_the_password() {
         "{source:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_campaign_batches_keep_the_campaign_batches_contract() {
+    let db = database!("batches");
+    conformance::campaign_batches(db.stores().await.campaign_batches()).await;
+}

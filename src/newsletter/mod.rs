@@ -10,6 +10,8 @@
 //!   stop continues where it stopped and never sends twice to anyone recorded. The few
 //!   recipients a crash caught in flight are reported as
 //!   [uncertain](run#the-window-between-claim-and-record) (maybe sent) by id, never resent.
+//! - [`CampaignRunner::run_shared`] ([`batches`]): the same campaign run by any number of
+//!   workers (processes) at once, each taking batches of the segment under expiring leases.
 //! - [`CampaignRunner::send_one`]: the platform's own notifications to one user through the
 //!   same pipeline.
 //!
@@ -52,6 +54,7 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
 //! ```
 
+pub mod batches;
 pub mod campaign;
 pub mod login;
 pub mod outbox;

@@ -72,6 +72,7 @@ use tokio::sync::watch;
 
 use super::{
     Campaign, CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason,
+    batches::{Batch, CampaignBatches, DEFAULT_LEASE, Position, WorkerId},
     login::LoginLinkError,
 };
 use crate::{
@@ -79,7 +80,7 @@ use crate::{
     contact::{Address, Channel, Contact, ContactId},
     error::StoreError,
     message::{Link, Message, MessageError},
-    segment::{Cursor, SegmentPage, SegmentQuery},
+    segment::{Cursor, FieldOp, Segment, SegmentPage, SegmentQuery},
     sync::lock,
     transport::{
         DeliveryErrorKind, Fallback, SendContext, TransportSet,
@@ -325,6 +326,7 @@ pub struct CampaignRunner {
     retries: usize,
     retry_delay: Duration,
     inbox: Option<Arc<dyn crate::inbox::Inbox>>,
+    lease: Duration,
 }
 
 impl std::fmt::Debug for CampaignRunner {
@@ -379,6 +381,7 @@ impl CampaignRunner {
             retries: 3,
             retry_delay: Duration::from_millis(200),
             inbox: None,
+            lease: DEFAULT_LEASE,
         }
     }
 
@@ -389,6 +392,14 @@ impl CampaignRunner {
     /// outcome, and a crash in between leaves the send without its entry.
     pub fn record_in(mut self, inbox: Arc<dyn crate::inbox::Inbox>) -> Self {
         self.inbox = Some(inbox);
+        self
+    }
+
+    /// How long a worker of [`run_shared`](Self::run_shared) holds a batch without renewing
+    /// it (at least 1 s; default [`DEFAULT_LEASE`]): after a worker dies, its batch waits this
+    /// long before another worker takes it over. Renewed every third of it.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_secs(1));
         self
     }
 
@@ -492,6 +503,207 @@ impl CampaignRunner {
             let report = self.finish_run(&run, cancelled);
             result.map(|()| report)
         })
+    }
+
+    /// Runs `campaign` as one of any number of workers (tasks or processes) sharing
+    /// `batches`, under the name `worker`; see [batches](super::batches).
+    ///
+    /// The worker takes batches of [`page_size`](Self::page_size) recipients until every page
+    /// of the segment is in a batch and every batch is completed (it waits for the batches of
+    /// other workers, and takes them over if their leases end), or until cancelled. The
+    /// report counts the recipients this worker handled; [`recorded`](Self::recorded) counts
+    /// the whole campaign.
+    pub fn run_shared<'a>(
+        &'a self,
+        campaign: &'a Campaign,
+        control: &'a RunControl,
+        batches: &'a dyn CampaignBatches,
+        worker: &'a WorkerId,
+    ) -> BoxFuture<'a, Result<Report, CampaignError>> {
+        Box::pin(async move {
+            let run = self.start(campaign, control)?;
+            let result = self.drive_shared(&run, batches, worker).await;
+            let cancelled = control.state() == RunState::Cancelled;
+            let report = self.finish_run(&run, cancelled);
+            result.map(|()| report)
+        })
+    }
+
+    async fn drive_shared(
+        &self,
+        run: &Run<'_>,
+        batches: &dyn CampaignBatches,
+        worker: &WorkerId,
+    ) -> Result<(), CampaignError> {
+        while let Some((batch, contacts)) = self.next_batch(run, batches, worker).await? {
+            self.run_batch(run, batches, &batch, contacts).await?;
+        }
+        Ok(())
+    }
+
+    /// The next batch for `worker`: one whose lease ended, else the next page of the
+    /// segment; `None` once every batch is completed (or the run is cancelled).
+    async fn next_batch(
+        &self,
+        run: &Run<'_>,
+        batches: &dyn CampaignBatches,
+        worker: &WorkerId,
+    ) -> Result<Option<(Batch, Vec<Contact>)>, CampaignError> {
+        /// The longest wait for other workers' batches before looking again.
+        const POLL: Duration = Duration::from_secs(1);
+        let campaign = run.campaign;
+        loop {
+            if run.control.state() == RunState::Cancelled {
+                return Ok(None);
+            }
+            let now = self.clock.now();
+            if let Some(batch) = batches
+                .take_expired(&campaign.id, worker, now, self.lease)
+                .await?
+            {
+                tracing::info!(
+                    campaign = %campaign.id,
+                    batch = batch.number,
+                    takeovers = batch.takeovers,
+                    "took over a batch whose lease ended"
+                );
+                let contacts = self.read_recipients(campaign, &batch.recipients).await?;
+                return Ok(Some((batch, contacts)));
+            }
+            match batches.position(&campaign.id).await? {
+                Position::Next { number, after } => {
+                    let page = self
+                        .segments
+                        .page(&campaign.segment, after.as_ref(), self.page_size)
+                        .await?;
+                    let batch = Batch::new(
+                        campaign.id.clone(),
+                        number,
+                        after,
+                        page.next,
+                        page.contacts.iter().map(|c| c.id.clone()).collect(),
+                        worker.clone(),
+                        now.saturating_add(self.lease),
+                    );
+                    // Another worker opened this number first: look again.
+                    if batches.open(&batch).await? {
+                        return Ok(Some((batch, page.contacts)));
+                    }
+                }
+                Position::Exhausted { open: 0, .. } => return Ok(None),
+                Position::Exhausted {
+                    earliest_lease_end, ..
+                } => {
+                    // Other workers' batches are running: wait for them to complete, or for a
+                    // lease to end.
+                    let until_end = earliest_lease_end.map_or(POLL, |end| {
+                        Duration::from_millis(
+                            u64::try_from(end.as_millis() - now.as_millis()).unwrap_or(0),
+                        )
+                    });
+                    tokio::time::sleep(until_end.clamp(Duration::from_millis(20), POLL)).await;
+                }
+            }
+        }
+    }
+
+    /// The recipients of a batch taken over, as the segment has them now: a recipient
+    /// who left the segment (or was erased) since is not sent to.
+    async fn read_recipients(
+        &self,
+        campaign: &Campaign,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, CampaignError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let members = ids
+            .iter()
+            .map(|id| {
+                Segment::field(
+                    "id",
+                    FieldOp::Eq,
+                    Some(serde_json::Value::String(id.to_string())),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(Segment::any)
+            .and_then(|ids| Segment::all(vec![campaign.segment.clone(), ids]))
+            .map_err(|e| StoreError::invalid(format!("batch recipients as a segment: {e}")))?;
+        let mut contacts = Vec::with_capacity(ids.len());
+        let mut after: Option<Cursor> = None;
+        loop {
+            let page = self
+                .segments
+                .page(&members, after.as_ref(), ids.len())
+                .await?;
+            contacts.extend(page.contacts);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(contacts),
+            }
+        }
+    }
+
+    /// Handles the recipients of `batch` with up to `concurrency` in flight, renewing its
+    /// lease every third of it, and completes it once each has an outcome.
+    async fn run_batch(
+        &self,
+        run: &Run<'_>,
+        batches: &dyn CampaignBatches,
+        batch: &Batch,
+        contacts: Vec<Contact>,
+    ) -> Result<(), CampaignError> {
+        let mut queue: VecDeque<Contact> = contacts.into();
+        let mut in_flight = FuturesUnordered::new();
+        let mut failure: Option<CampaignError> = None;
+        let renew_every = self.lease / 3;
+        let mut renew_at = tokio::time::Instant::now() + renew_every;
+        loop {
+            let stopping = failure.is_some() || run.control.state() == RunState::Cancelled;
+            while !stopping && in_flight.len() < self.concurrency {
+                let Some(contact) = queue.pop_front() else {
+                    break;
+                };
+                in_flight.push(self.visit(run, contact));
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(done) = in_flight.next() => {
+                    if let Err(e) = done {
+                        tracing::warn!(campaign = %batch.campaign, error = %e, "campaign worker stopping");
+                        failure.get_or_insert(e);
+                    }
+                }
+                () = tokio::time::sleep_until(renew_at) => {
+                    let until = self.clock.now().saturating_add(self.lease);
+                    if !batches.renew(&batch.campaign, batch.number, &batch.worker, until).await? {
+                        // Taken over after a stall: the outbox still lets nobody be sent
+                        // twice; the other worker reports this one's sends in flight as
+                        // uncertain.
+                        tracing::warn!(
+                            campaign = %batch.campaign,
+                            batch = batch.number,
+                            "lost the lease of a batch to another worker"
+                        );
+                    }
+                    renew_at = tokio::time::Instant::now() + renew_every;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        // A cancelled run may have skipped recipients of the batch: it stays open, and the
+        // next run (or another worker, once the lease ends) finishes it.
+        if queue.is_empty() && run.control.state() != RunState::Cancelled {
+            batches
+                .complete(&batch.campaign, batch.number, &batch.worker)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Keeps up to `concurrency` recipients in flight while the next segment page is read

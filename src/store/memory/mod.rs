@@ -13,8 +13,10 @@
 //! | [`MemoryLastInbound`] | [`LastInbound`](crate::activity::LastInbound) |
 //! | [`MemoryOptIns`] | [`OptIns`](crate::optin::OptIns) |
 //! | [`MemoryThreadOwners`] | [`ThreadOwners`](crate::threads::ThreadOwners) |
+//! | [`MemoryCampaignBatches`] | [`CampaignBatches`](crate::newsletter::batches::CampaignBatches) |
 
 mod activity;
+mod batches;
 mod directory;
 mod inbox;
 mod optin;
@@ -24,6 +26,7 @@ mod seen;
 mod threads;
 
 pub use activity::MemoryLastInbound;
+pub use batches::MemoryCampaignBatches;
 pub use directory::MemoryDirectory;
 pub use inbox::MemoryInbox;
 pub use optin::MemoryOptIns;

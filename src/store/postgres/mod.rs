@@ -15,6 +15,7 @@
 //! | [`PgLastInbound`] | [`LastInbound`](crate::activity::LastInbound) |
 //! | [`PgOptIns`] | [`OptIns`](crate::optin::OptIns) |
 //! | [`PgThreadOwners`] | [`ThreadOwners`](crate::threads::ThreadOwners) |
+//! | [`PgCampaignBatches`] | [`CampaignBatches`](crate::newsletter::batches::CampaignBatches) (several workers on one campaign) |
 //! | [`PgPages`] (with `messenger`) | [`PageResolver`](crate::messenger::PageResolver) |
 //!
 //! ```no_run
@@ -62,6 +63,7 @@ use crate::{
 };
 
 mod activity;
+mod batches;
 mod directory;
 mod error;
 mod inbox;
@@ -74,6 +76,7 @@ mod seen;
 mod threads;
 
 pub use activity::PgLastInbound;
+pub use batches::PgCampaignBatches;
 pub use directory::PgDirectory;
 pub use inbox::PgInbox;
 pub use optin::PgOptIns;
@@ -342,6 +345,12 @@ impl PostgresStores {
     /// Who owns each conversation thread.
     pub fn thread_owners(&self) -> Arc<PgThreadOwners> {
         Arc::new(PgThreadOwners::new(self.inner.clone()))
+    }
+
+    /// The batches workers take of a campaign run by several of them
+    /// ([`CampaignRunner::run_shared`](crate::newsletter::CampaignRunner::run_shared)).
+    pub fn campaign_batches(&self) -> Arc<PgCampaignBatches> {
+        Arc::new(PgCampaignBatches::new(self.inner.clone()))
     }
 
     /// The Messenger Pages the platform serves.

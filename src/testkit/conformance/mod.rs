@@ -24,8 +24,10 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
+mod batches;
 mod conversation;
 
+pub use batches::campaign_batches;
 pub use conversation::{opt_ins, thread_owners};
 
 use serde_json::json;
