@@ -170,6 +170,7 @@ pub mod activity;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+pub mod budget;
 pub mod clock;
 pub mod contact;
 #[cfg(feature = "email")]

@@ -168,6 +168,7 @@ pub struct MessengerTransportBuilder {
     policy: Policy,
     retry: RetryPolicy,
     rate_per_second: Option<NonZeroU32>,
+    budget: Option<Arc<crate::budget::Pacer>>,
 }
 
 impl fmt::Debug for MessengerTransportBuilder {
@@ -234,6 +235,15 @@ impl MessengerTransportBuilder {
         self
     }
 
+    /// Also waits for a slot of `budget` before every request, keyed by Page id: a rate the
+    /// transports of several processes share (Meta's cap is per Page, whoever sends), on top
+    /// of this transport's own [`rate_limit`](Self::rate_limit). Slots are reserved 8 at a
+    /// time. A budget that cannot be read fails the send as retryable, with nothing sent.
+    pub fn shared_budget(mut self, budget: Arc<dyn crate::budget::SendBudget>) -> Self {
+        self.budget = Some(Arc::new(crate::budget::Pacer::new(budget, 8)));
+        self
+    }
+
     /// Builds the transport.
     pub fn build(self) -> Result<MessengerTransport, BuildError> {
         let base = self.base_url.trim_end_matches('/');
@@ -274,6 +284,7 @@ impl MessengerTransportBuilder {
                 policy: self.policy,
                 retry: self.retry,
                 rate_per_second: self.rate_per_second,
+                budget: self.budget,
                 page_state: Mutex::new(HashMap::new()),
                 channel: Channel::Messenger,
             }),
@@ -299,6 +310,7 @@ struct Inner {
     policy: Policy,
     retry: RetryPolicy,
     rate_per_second: Option<NonZeroU32>,
+    budget: Option<Arc<crate::budget::Pacer>>,
     page_state: Mutex<HashMap<String, PageState>>,
     channel: Channel,
 }
@@ -364,6 +376,7 @@ impl MessengerTransport {
             policy: Policy::default(),
             retry: RetryPolicy::default(),
             rate_per_second: NonZeroU32::new(250),
+            budget: None,
         }
     }
 
@@ -494,8 +507,8 @@ impl MessengerTransport {
         Ok(url)
     }
 
-    /// Waits for the Page's cooldown and rate limiter.
-    async fn pace(&self, page_id: &str) {
+    /// Waits for the Page's cooldown, rate limiter and shared budget.
+    async fn pace(&self, page_id: &str) -> Result<(), MessengerError> {
         let (limiter, cooldown) = {
             let states = lock(&self.inner.page_state);
             match states.get(page_id) {
@@ -509,6 +522,10 @@ impl MessengerTransport {
         if let Some(limiter) = limiter {
             limiter.until_ready().await;
         }
+        if let Some(budget) = &self.inner.budget {
+            budget.wait(page_id).await.map_err(MessengerError::Budget)?;
+        }
+        Ok(())
     }
 
     fn cool_down(&self, page_id: &str) {
@@ -524,7 +541,7 @@ impl MessengerTransport {
         url: &str,
         body: &B,
     ) -> Result<SendResponse, MessengerError> {
-        self.pace(page_id).await;
+        self.pace(page_id).await?;
         let response = self
             .inner
             .http

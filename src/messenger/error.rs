@@ -126,6 +126,9 @@ pub enum MessengerError {
         /// The start of the body, for diagnosis.
         body: Box<str>,
     },
+    /// The shared send budget could not be read; nothing was sent.
+    #[error("the shared send budget failed; nothing was sent")]
+    Budget(#[source] crate::error::StoreError),
 }
 
 impl MessengerError {
@@ -145,6 +148,7 @@ impl MessengerError {
                 DeliveryErrorKind::Retryable
             }
             MessengerError::UnexpectedResponse { .. } => DeliveryErrorKind::Other,
+            MessengerError::Budget(_) => DeliveryErrorKind::Retryable,
         }
     }
 
@@ -164,7 +168,7 @@ impl MessengerError {
         match self {
             MessengerError::Graph(g) => g.is_rate_limit(),
             MessengerError::UnexpectedResponse { status, .. } => *status == 429,
-            MessengerError::Http(_) => false,
+            MessengerError::Http(_) | MessengerError::Budget(_) => false,
         }
     }
 

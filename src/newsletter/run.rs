@@ -659,6 +659,9 @@ impl CampaignRunner {
         let mut failure: Option<CampaignError> = None;
         let renew_every = self.lease / 3;
         let mut renew_at = tokio::time::Instant::now() + renew_every;
+        // The renewal runs beside the sends, never instead of them: a send waiting to be
+        // polled may hold a pooled connection the renewal would wait for.
+        let mut renewing: Option<BoxFuture<'_, Result<bool, StoreError>>> = None;
         loop {
             let stopping = failure.is_some() || run.control.state() == RunState::Cancelled;
             while !stopping && in_flight.len() < self.concurrency {
@@ -677,19 +680,33 @@ impl CampaignRunner {
                         failure.get_or_insert(e);
                     }
                 }
-                () = tokio::time::sleep_until(renew_at) => {
+                () = tokio::time::sleep_until(renew_at), if renewing.is_none() => {
                     let until = self.clock.now().saturating_add(self.lease);
-                    if !batches.renew(&batch.campaign, batch.number, &batch.worker, until).await? {
+                    renewing = Some(batches.renew(&batch.campaign, batch.number, &batch.worker, until));
+                    renew_at = tokio::time::Instant::now() + renew_every;
+                }
+                renewed = async {
+                    match renewing.as_mut() {
+                        Some(renewal) => renewal.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    renewing = None;
+                    match renewed {
+                        Ok(true) => {}
                         // Taken over after a stall: the outbox still lets nobody be sent
                         // twice; the other worker reports this one's sends in flight as
                         // uncertain.
-                        tracing::warn!(
+                        Ok(false) => tracing::warn!(
                             campaign = %batch.campaign,
                             batch = batch.number,
                             "lost the lease of a batch to another worker"
-                        );
+                        ),
+                        Err(e) => {
+                            tracing::warn!(campaign = %batch.campaign, error = %e, "campaign worker stopping");
+                            failure.get_or_insert(e.into());
+                        }
                     }
-                    renew_at = tokio::time::Instant::now() + renew_every;
                 }
             }
         }

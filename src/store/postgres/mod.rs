@@ -15,6 +15,7 @@
 //! | [`PgLastInbound`] | [`LastInbound`](crate::activity::LastInbound) |
 //! | [`PgOptIns`] | [`OptIns`](crate::optin::OptIns) |
 //! | [`PgThreadOwners`] | [`ThreadOwners`](crate::threads::ThreadOwners) |
+//! | [`PgSendBudget`] | [`SendBudget`](crate::budget::SendBudget) (a per-Page send rate all workers share) |
 //! | [`PgCampaignBatches`] | [`CampaignBatches`](crate::newsletter::batches::CampaignBatches) (several workers on one campaign) |
 //! | [`PgPages`] (with `messenger`) | [`PageResolver`](crate::messenger::PageResolver) |
 //!
@@ -64,6 +65,7 @@ use crate::{
 
 mod activity;
 mod batches;
+mod budget;
 mod directory;
 mod error;
 mod inbox;
@@ -77,6 +79,7 @@ mod threads;
 
 pub use activity::PgLastInbound;
 pub use batches::PgCampaignBatches;
+pub use budget::PgSendBudget;
 pub use directory::PgDirectory;
 pub use inbox::PgInbox;
 pub use optin::PgOptIns;
@@ -358,6 +361,13 @@ impl PostgresStores {
     #[cfg_attr(docsrs, doc(cfg(feature = "messenger")))]
     pub fn pages(&self) -> Arc<PgPages> {
         Arc::new(PgPages::new(self.inner.clone()))
+    }
+
+    /// A send budget of `per_second` sends a second per key (a Messenger Page), shared by
+    /// every process on this database; give it to
+    /// [`MessengerTransportBuilder::shared_budget`](crate::messenger::MessengerTransportBuilder::shared_budget).
+    pub fn send_budget(&self, per_second: u32) -> Arc<PgSendBudget> {
+        Arc::new(PgSendBudget::new(self.inner.clone(), per_second))
     }
 
     /// The stores' pool, for a host that keeps its own tables in the same database.

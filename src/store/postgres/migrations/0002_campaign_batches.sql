@@ -19,3 +19,10 @@ CREATE TABLE campaign_batches (
 CREATE INDEX campaign_batches_open ON campaign_batches (campaign, number) WHERE NOT done;
 -- Erasure finds a contact's batches without reading them all.
 CREATE INDEX campaign_batches_recipients ON campaign_batches USING gin (recipients);
+
+-- The send budget shared by every worker (budget::SendBudget): per key (a Messenger Page), the
+-- next free send slot, in microseconds on the database's clock.
+CREATE TABLE send_budgets (
+    key      TEXT PRIMARY KEY,
+    next_us  BIGINT NOT NULL
+);
