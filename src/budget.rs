@@ -5,7 +5,9 @@
 //! `n` consecutive slots, spaced by the budget's interval, after every slot reserved before,
 //! whoever reserved it (a GCRA schedule: one "next free slot" time per key). Since every send
 //! waits for a slot of its own, no window of one second holds more than the rate's sends
-//! (plus the jitter of the senders' timers).
+//! plus the jitter between a slot and the moment its request reaches Meta (the reservation's
+//! round trip, the sender's timer, the network). On a loaded machine that jitter reaches a few
+//! tens of milliseconds, so set the budget about 10 % under the cap you must not cross.
 //!
 //! The PostgreSQL store keeps the schedule in one row per key, updated by one statement per
 //! reservation and read on the database's clock, so workers on several machines agree

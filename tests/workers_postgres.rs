@@ -52,11 +52,12 @@ const CONCURRENCY: usize = 16;
 /// the fake's record may hold more sends.
 const CEILING: usize = 420;
 /// The send budget all workers share, sends a second: below what four workers reach here
-/// unpaced (so the budget is what holds them back), and 5 % under the ceiling. The budget
-/// spaces the sends' *slots* exactly; when each request reaches the fake also depends on the
-/// senders' timers and the loopback, which on this loaded 2-core machine add up to a few tens
-/// of milliseconds (the busiest window measured 416 against a budget of 400).
-const BUDGET: u32 = 400;
+/// unpaced (so the budget is what holds them back), and 10 % under the ceiling, as the budget's
+/// docs advise. The budget spaces the sends' *slots* exactly; when each request reaches the fake
+/// also depends on the reservation's round trip, the senders' timers and the loopback, which on
+/// this loaded 2-core machine add up to a few tens of milliseconds (with a budget of 400 the
+/// busiest window measured 416 and 425).
+const BUDGET: u32 = 380;
 /// A worker's lease on a batch: a killed worker's batch is taken over this long after.
 const LEASE: Duration = Duration::from_secs(3);
 /// A child left alive this long exits on its own.

@@ -588,8 +588,23 @@ impl FlowEngine {
 
     /// Moves on every instance due at `now` (waits that ended, answer timeouts, steps to take
     /// up again), up to the batch size. Call it periodically with the current time.
+    ///
+    /// The instances are claimed first ([`ProcessStore::claim_due`], for the
+    /// [`recovery_after`](FlowEngineBuilder::recovery_after) lease), so any number of workers
+    /// may tick one shared store at once: each moves instances of its own, and each instance
+    /// moves once.
     pub async fn tick(&self, now: Timestamp) -> Result<TickReport, ProcessError> {
-        let due = self.inner.store.due(now, self.inner.tick_batch).await?;
+        // Claimed until the lease ends: a worker ticking beside this one takes other instances,
+        // and an instance whose tick dies here is due again when the lease ends.
+        let due = self
+            .inner
+            .store
+            .claim_due(
+                now,
+                self.inner.tick_batch,
+                now.saturating_add(self.inner.lease),
+            )
+            .await?;
         let mut report = TickReport {
             more: due.len() >= self.inner.tick_batch,
             ..TickReport::default()

@@ -12,6 +12,8 @@
 //!   instance once; the loser gets a conflict and re-reads.
 //! - [`ProcessStore::due`] returns unfinished instances whose `due_at` is at or before `now`,
 //!   earliest first, so a host's periodic `tick` finds waits and timeouts that expired.
+//!   [`ProcessStore::claim_due`] claims them: a claimed instance is due again only when the
+//!   claim's time has passed, so workers ticking at once take instances of their own.
 //! - [`ProcessStore::forget_contact`] removes every instance of the contact, finished and
 //!   failed ones included (their history holds the contact's answers), and returns how many:
 //!   afterwards [`get`](ProcessStore::get) of each is `None`, none is
@@ -166,6 +168,42 @@ pub trait ProcessStore: Send + Sync {
 
     /// Up to `limit` unfinished instances due at or before `now`, earliest first.
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError>;
+
+    /// Claims up to `limit` instances due at `now` (earliest first) for the caller until
+    /// `until`: each claimed instance is stored with `due_at = until` (and its revision moved
+    /// on), so a second claim before `until` passes it by, and returned as stored. An instance
+    /// whose claimer dies is due again at `until`.
+    ///
+    /// This is what lets several workers [`tick`](crate::process::FlowEngine::tick) one store
+    /// without taking the same instances: each gets instances of its own. (The revision
+    /// compare-and-swap alone already moves each instance once; claims keep workers from
+    /// spending their turns on each other's instances.)
+    ///
+    /// The provided method claims each instance of [`due`](ProcessStore::due) with an
+    /// [`update`](ProcessStore::update) (a compare-and-swap) and returns the ones won; a store
+    /// shared by several processes can do it in one statement (PostgreSQL skips rows another
+    /// worker is claiming, `FOR UPDATE SKIP LOCKED`).
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        until: Timestamp,
+    ) -> Result<Vec<ProcessInstance>, StoreError> {
+        let mut claimed = Vec::new();
+        for mut instance in self.due(now, limit).await? {
+            instance.due_at = Some(until);
+            match self.update(&instance).await {
+                Ok(revision) => {
+                    instance.revision = revision;
+                    claimed.push(instance);
+                }
+                // Moved by someone else since `due` read it: theirs.
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(claimed)
+    }
 
     /// Removes every instance of `contact`, finished ones included; returns how many.
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError>;

@@ -161,6 +161,71 @@ impl ProcessStore for PgProcessStore {
         rows.iter().map(|(i, r)| instance_from(i, *r)).collect()
     }
 
+    /// One transaction: the due rows are locked with `FOR UPDATE SKIP LOCKED` (rows another
+    /// worker is claiming at this moment are passed by, not waited for) and written back with
+    /// the claim's `due_at` in one `UPDATE` over arrays.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        until: Timestamp,
+    ) -> Result<Vec<ProcessInstance>, StoreError> {
+        let mut tx = self.shared.pool.begin().await.map_err(db)?;
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, instance, revision FROM process_instances \
+             WHERE active AND due_at IS NOT NULL AND due_at <= $1 \
+             ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now.as_millis())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut claimed = Vec::with_capacity(rows.len());
+        let (mut ids, mut revisions, mut texts) = (
+            Vec::with_capacity(rows.len()),
+            Vec::with_capacity(rows.len()),
+            Vec::with_capacity(rows.len()),
+        );
+        for (id, text, revision) in &rows {
+            let mut instance = match instance_from(text, *revision) {
+                Ok(instance) => instance,
+                Err(e) => {
+                    // Unreadable: left as it is (due, unclaimed) for someone to look at; the
+                    // others of the batch are claimed.
+                    tracing::warn!(instance = %id, error = %e, "flow instance unreadable; not claimed");
+                    continue;
+                }
+            };
+            instance.due_at = Some(until);
+            instance.revision = instance.revision.checked_add(1).ok_or_else(|| {
+                StoreError::invalid(format!("instance {} revision overflow", instance.id))
+            })?;
+            ids.push(instance.id.as_str().to_owned());
+            revisions.push(revision_of(&instance)?);
+            texts.push(to_json("process instance", &instance)?);
+            claimed.push(instance);
+        }
+        sqlx::query(
+            "UPDATE process_instances AS p SET due_at = $1, revision = c.revision, \
+             instance = c.instance \
+             FROM unnest($2::text[], $3::bigint[], $4::text[]) AS c(id, revision, instance) \
+             WHERE p.id = c.id",
+        )
+        .bind(until.as_millis())
+        .bind(&ids)
+        .bind(&revisions)
+        .bind(&texts)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(claimed)
+    }
+
     async fn forget_contact(&self, contact: &ContactId) -> Result<usize, StoreError> {
         let done = sqlx::query("DELETE FROM process_instances WHERE contact_id = $1")
             .bind(contact.as_str())

@@ -1429,6 +1429,122 @@ pub async fn process_store(store: Arc<dyn ProcessStore>) {
     );
 
     process_store_forget(&store).await;
+    process_store_claims(&store).await;
+}
+
+/// [`ProcessStore::claim_due`]: claims take due instances earliest first, hold them until the
+/// claim's time, and racing claimers never take one instance twice.
+async fn process_store_claims(store: &Arc<dyn ProcessStore>) {
+    // Long before every other clause's times, so only this clause's instances are due.
+    let base = Timestamp::from_secs(1_000_000);
+    let flow = flow_id(unique("claim-flow"));
+    let make = |seconds_before: u64| {
+        let mut i = ProcessInstance::new(
+            instance_id(unique("claim-i")),
+            flow.clone(),
+            1,
+            id(&unique("claim-contact")),
+            "wait",
+        );
+        i.status = InstanceStatus::Waiting;
+        i.due_at = Some(base.saturating_sub(Duration::from_secs(seconds_before)));
+        i
+    };
+    let mut five = Vec::new();
+    for before in (1..=5).rev() {
+        let i = make(before);
+        ok("insert", store.insert(&i).await);
+        five.push(i);
+    }
+    let until = base.saturating_add(Duration::from_secs(60));
+    let claimed = ok("claim_due", store.claim_due(base, 2, until).await);
+    assert_eq!(
+        claimed.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        vec![&five[0].id, &five[1].id],
+        "claim_due: claims up to `limit` due instances, earliest first"
+    );
+    for c in &claimed {
+        let stored = ok("get", store.get(&c.id).await)
+            .unwrap_or_else(|| panic!("claimed instance vanished"));
+        assert_eq!(
+            (stored.due_at, stored.revision),
+            (Some(until), 1),
+            "claim_due: a claimed instance is stored due at the claim's end, at the next revision"
+        );
+        assert_eq!(&stored, c, "claim_due: returns the instance as stored");
+    }
+    let rest = ok("claim_due", store.claim_due(base, 10, until).await);
+    assert_eq!(
+        rest.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        five[2..].iter().map(|i| &i.id).collect::<Vec<_>>(),
+        "claim_due: a second claim passes the claimed instances by"
+    );
+    assert!(
+        ok("claim_due", store.claim_due(base, 10, until).await).is_empty(),
+        "claim_due: nothing left to claim while the claims hold"
+    );
+    let after = base.saturating_add(Duration::from_secs(61));
+    let again = ok(
+        "claim_due after the claims ended",
+        store
+            .claim_due(after, 10, after.saturating_add(Duration::from_secs(60)))
+            .await,
+    );
+    assert_eq!(
+        again.len(),
+        5,
+        "claim_due: an instance whose claim ended (its claimer died) is claimed again"
+    );
+    let moved = ok("claim_due", store.claim_due(base, 10, until).await);
+    assert!(moved.is_empty(), "claim_due: re-claimed instances hold too");
+    finish_all(store, five.iter().map(|i| &i.id)).await;
+
+    // Racing claimers share the due instances out: none is claimed twice. (Earlier than the
+    // instances above, which are due again from 1,000,121 s.)
+    let base = Timestamp::from_secs(500_000);
+    let mut racing = Vec::new();
+    for _ in 0..24 {
+        let mut i = make(0);
+        i.due_at = Some(base.saturating_sub(Duration::from_secs(1)));
+        ok("insert", store.insert(&i).await);
+        racing.push(i.id);
+    }
+    let until = base.saturating_add(Duration::from_secs(60));
+    let results = race(|_| {
+        let store = store.clone();
+        async move { store.claim_due(base, 4, until).await }
+    })
+    .await;
+    let mut taken: Vec<InstanceId> = results
+        .into_iter()
+        .flat_map(|r| ok("racing claim_due", r))
+        .map(|i| i.id)
+        .filter(|i| racing.contains(i))
+        .collect();
+    let total = taken.len();
+    taken.sort();
+    taken.dedup();
+    assert_eq!(
+        taken.len(),
+        total,
+        "claim_due: racing claimers never claim one instance twice"
+    );
+    assert!(
+        total > 0,
+        "claim_due: racing claimers claim the due instances"
+    );
+    finish_all(store, racing.iter()).await;
+}
+
+/// Finishes the instances `ids`, so that a later run of the suite on the same store finds
+/// none of them due.
+async fn finish_all(store: &Arc<dyn ProcessStore>, ids: impl Iterator<Item = &InstanceId>) {
+    for id in ids {
+        let mut i = ok("get", store.get(id).await).unwrap_or_else(|| panic!("instance vanished"));
+        i.status = InstanceStatus::Finished;
+        i.due_at = None;
+        ok("finish", store.update(&i).await);
+    }
 }
 
 /// The event-key clause of [`Inbox::record_incoming`]: an entry without a message id is
