@@ -5,10 +5,10 @@
 //!
 //! The test binary runs itself again (`std::env::current_exe()`) with
 //! `--exact <child> --ignored --nocapture`, configured through `TIDINGS_CRASH_*` environment
-//! variables (the role, the SQLite path, the fake Graph API's URL, ...). The `child_*` tests are
+//! variables (the SQLite path, the fake Graph API's URL, ...). The `child_*` tests are
 //! `#[ignore]`d so that a normal `cargo test` does not run them on their own, and they return at
-//! once unless `TIDINGS_CRASH_CHILD` names them: run alone they do nothing. A child reports to
-//! the parent with `CRASH-...` lines on stdout.
+//! once unless they were started as children: run alone they do nothing. A child reports to
+//! the parent with `CHILD-...` lines on stdout (tests/support/child.rs).
 //!
 //! The fake Graph API runs in the PARENT, so its record of what was sent survives the child's
 //! death and is the ground truth the outbox is checked against. `Child::kill` sends SIGKILL on
@@ -34,20 +34,20 @@
 
 #![cfg(unix)]
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    io::{BufRead, BufReader},
-    os::unix::process::ExitStatusExt,
-    process::{Command, ExitStatus, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
-        mpsc,
     },
     time::Duration,
 };
 
 use async_trait::async_trait;
+use child::{ChildProcess, env, report};
 use serde_json::{Value, json};
 use tidings::{
     activity::LastInbound,
@@ -81,8 +81,6 @@ const PAGE: &str = "104812345678901";
 const PAGE_TOKEN: &str = "crash-page-token";
 const APP_SECRET: &str = "crash-test-app-secret";
 
-/// Which child test a re-executed binary is to run.
-const ROLE: &str = "TIDINGS_CRASH_CHILD";
 const DB: &str = "TIDINGS_CRASH_DB";
 const GRAPH: &str = "TIDINGS_CRASH_GRAPH";
 const PAYLOAD: &str = "TIDINGS_CRASH_PAYLOAD";
@@ -92,149 +90,9 @@ const STALL_AFTER: &str = "TIDINGS_CRASH_STALL_AFTER";
 /// A child left alive this long exits on its own.
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-// ---------------------------------------------------------------------------------------------
-// Parent side: spawning, reading, killing children.
-
-/// A child process running one `child_*` test of this binary. Dropping it kills it.
-struct ChildProcess {
-    name: &'static str,
-    process: std::process::Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl ChildProcess {
-    fn spawn(name: &'static str, env: &[(&str, &str)]) -> ChildProcess {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command
-            .args([
-                "--exact",
-                name,
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut process = command.spawn().unwrap();
-        let stdout = process.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // libtest prints around the test's own output; keep only the reports.
-                if let Some(at) = line.find("CRASH-") {
-                    if tx.send(line[at..].to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        ChildProcess {
-            name,
-            process,
-            lines,
-        }
-    }
-
-    /// The rest of the next `CRASH-<tag> ` line the child prints.
-    async fn line(&mut self, tag: &str, within: Duration) -> String {
-        let prefix = format!("CRASH-{tag} ");
-        let wait = async {
-            loop {
-                match self.lines.try_recv() {
-                    Ok(line) => {
-                        if let Some(rest) = line.strip_prefix(&prefix) {
-                            return rest.to_owned();
-                        }
-                    }
-                    Err(mpsc::TryRecvError::Empty) => {
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        let status = self.process.wait().unwrap();
-                        panic!("{} exited ({status}) before printing {prefix:?}", self.name);
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(within, wait)
-            .await
-            .unwrap_or_else(|_| panic!("{} printed no {prefix:?} within {within:?}", self.name))
-    }
-
-    /// Whether the child is still running.
-    fn running(&mut self) -> bool {
-        self.process.try_wait().unwrap().is_none()
-    }
-
-    /// SIGKILL, and proof that the signal is what ended it.
-    fn kill(&mut self) {
-        assert!(self.running(), "{} ended before it was killed", self.name);
-        self.process.kill().unwrap();
-        let status = self.process.wait().unwrap();
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "{} was killed: {status}",
-            self.name
-        );
-    }
-
-    /// Waits for the child to end on its own.
-    async fn exit(&mut self, within: Duration) -> ExitStatus {
-        let wait = async {
-            loop {
-                if let Some(status) = self.process.try_wait().unwrap() {
-                    return status;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(within, wait)
-            .await
-            .unwrap_or_else(|_| panic!("{} did not finish within {within:?}", self.name))
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        // Only this child, by its own handle; it may have ended already.
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child side.
-
-/// Whether this process was started to run the child test `name`; if so, arms the watchdog.
+/// Whether this process was started to run the child test `name` (see tests/support/child.rs).
 fn is_child(name: &str) -> bool {
-    if std::env::var(ROLE).as_deref() != Ok(name) {
-        return false;
-    }
-    std::thread::spawn(|| {
-        std::thread::sleep(WATCHDOG);
-        eprintln!("crash child: never killed, exiting");
-        std::process::exit(3);
-    });
-    true
-}
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
-}
-
-/// A report line for the parent (on its own line: libtest may have printed the test's name).
-fn report(tag: &str, rest: impl std::fmt::Display) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\nCRASH-{tag} {rest}");
-    let _ = out.flush();
+    child::is_child(name, WATCHDOG)
 }
 
 fn messenger(stores: &SqliteStores, graph: &str) -> Arc<MessengerTransport> {
@@ -389,7 +247,7 @@ async fn a_campaign_killed_mid_run_resumes_in_a_new_process_and_sends_nobody_twi
     let env = [(DB, db.as_str()), (GRAPH, graph.as_str())];
     let campaign = crash_campaign();
 
-    let mut first = ChildProcess::spawn("child_campaign", &env);
+    let mut first = ChildProcess::spawn("child_campaign", "child_campaign", &env);
     tokio::time::timeout(Duration::from_secs(60), async {
         while fake.request_count() < KILL_AFTER_SENDS {
             assert!(first.running(), "the first run ended before the kill");
@@ -421,7 +279,7 @@ async fn a_campaign_killed_mid_run_resumes_in_a_new_process_and_sends_nobody_twi
         pending_at_kill.len()
     );
 
-    let mut second = ChildProcess::spawn("child_campaign", &env);
+    let mut second = ChildProcess::spawn("child_campaign", "child_campaign", &env);
     let report: Value =
         serde_json::from_str(&second.line("REPORT", Duration::from_secs(90)).await).unwrap();
     assert!(second.exit(Duration::from_secs(10)).await.success());
@@ -694,6 +552,7 @@ async fn a_flow_killed_while_waiting_moves_once_on_an_answer_delivered_twice_to_
 
     let mut starter = ChildProcess::spawn(
         "child_flow_start",
+        "child_flow_start",
         &[(DB, db.as_str()), (GRAPH, graph.as_str())],
     );
     let instance = starter.line("WAITING", Duration::from_secs(30)).await;
@@ -722,6 +581,7 @@ async fn a_flow_killed_while_waiting_moves_once_on_an_answer_delivered_twice_to_
     );
 
     let mut answerer = ChildProcess::spawn(
+        "child_flow_answer",
         "child_flow_answer",
         &[
             (DB, db.as_str()),
@@ -966,6 +826,7 @@ async fn hub_killed_after(stall_after: usize) {
 
     let mut first = ChildProcess::spawn(
         "child_hub",
+        "child_hub",
         &[(DB, db.as_str()), (STALL_AFTER, stall.as_str())],
     );
     let url = format!(
@@ -990,7 +851,7 @@ async fn hub_killed_after(stall_after: usize) {
         "the killed process never answered the first delivery"
     );
 
-    let mut second = ChildProcess::spawn("child_hub", &[(DB, db.as_str())]);
+    let mut second = ChildProcess::spawn("child_hub", "child_hub", &[(DB, db.as_str())]);
     let url = format!(
         "http://127.0.0.1:{}/webhook",
         second.line("PORT", Duration::from_secs(30)).await

@@ -1,25 +1,24 @@
 //! Several worker processes on one PostgreSQL database: one campaign run by four workers,
 //! one of them killed with SIGKILL mid-run.
 //!
-//! The test binary runs itself again as the workers (`--exact child_worker --ignored`),
-//! configured through `TIDINGS_WORKER_*` variables, as tests/crash_sqlite.rs does. The fake
-//! Graph API runs in the parent, so its record of every send survives the killed worker and is
-//! the ground truth. Skipped (saying so) without `TIDINGS_POSTGRES_URL`.
+//! The test binary runs itself again as the workers (tests/support/child.rs), configured
+//! through `TIDINGS_WORKER_*` variables. The fake Graph API runs in the parent, so its record
+//! of every send survives the killed worker and is the ground truth. Skipped (saying so) without `TIDINGS_POSTGRES_URL`.
 
 #![cfg(unix)]
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/postgres.rs"]
 mod support;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{BufRead, BufReader},
-    os::unix::process::ExitStatusExt,
-    process::{Command, Stdio},
-    sync::{Arc, mpsc},
+    sync::Arc,
     time::Duration,
 };
 
+use child::{ChildProcess, env, is_child, report};
 use tidings::{
     clock::{Clock, SystemClock},
     contact::Channel,
@@ -35,7 +34,6 @@ use tidings::{
 
 const PAGE: &str = "104812345678901";
 const PAGE_TOKEN: &str = "workers-page-token";
-const ROLE: &str = "TIDINGS_WORKER_CHILD";
 const DB: &str = "TIDINGS_WORKER_DB";
 const GRAPH: &str = "TIDINGS_WORKER_GRAPH";
 const NAME: &str = "TIDINGS_WORKER_NAME";
@@ -77,26 +75,14 @@ fn campaign() -> Campaign {
 // ---------------------------------------------------------------------------------------------
 // Child side.
 
-fn report(tag: &str, rest: impl std::fmt::Display) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\nWORKER-{tag} {rest}");
-    let _ = out.flush();
-}
-
 /// A worker: runs its share of the campaign until every batch is completed.
 #[ignore = "a worker child: runs only when re-executed by its parent test (see the module docs)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_worker() {
-    if std::env::var(ROLE).as_deref() != Ok("child_worker") {
+    if !is_child("child_worker", WATCHDOG) {
         return;
     }
-    std::thread::spawn(|| {
-        std::thread::sleep(WATCHDOG);
-        eprintln!("worker child: never finished, exiting");
-        std::process::exit(3);
-    });
-    let var = |key: &str| std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"));
+    let var = env;
     let stores = PostgresStores::open(&var(DB)).await.unwrap();
     let pages = Arc::new(StaticPages::new([PageConfig::new(
         PAGE,
@@ -130,74 +116,6 @@ async fn child_worker() {
 
 // ---------------------------------------------------------------------------------------------
 // Parent side.
-
-struct Worker {
-    process: std::process::Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Worker {
-    fn spawn(db: &str, graph: &str, name: &str) -> Worker {
-        let mut process = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_worker", "--ignored", "--nocapture"])
-            .env(ROLE, "child_worker")
-            .env(DB, db)
-            .env(GRAPH, graph)
-            .env(NAME, name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = process.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("WORKER-") {
-                    if tx.send(line[at..].to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Worker { process, lines }
-    }
-
-    /// The report line of a worker that ended on its own.
-    async fn report(&mut self, within: Duration) -> serde_json::Value {
-        let wait = async {
-            loop {
-                match self.lines.try_recv() {
-                    Ok(line) => {
-                        if let Some(rest) = line.strip_prefix("WORKER-REPORT ") {
-                            return serde_json::from_str(rest).unwrap();
-                        }
-                    }
-                    Err(mpsc::TryRecvError::Empty) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        panic!(
-                            "a worker exited ({:?}) without a report",
-                            self.process.wait()
-                        );
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(within, wait)
-            .await
-            .expect("a worker finished in time")
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
 
 async fn outcomes(stores: &PostgresStores, campaign: &CampaignId) -> Vec<OutcomeRecord> {
     let mut all: Vec<OutcomeRecord> = Vec::new();
@@ -258,8 +176,15 @@ async fn four_workers_share_a_campaign_and_a_killed_one_costs_nobody_a_second_co
         .unwrap();
     let base = graph.base_url();
 
-    let mut workers: Vec<Worker> = (0..WORKERS)
-        .map(|i| Worker::spawn(&db.url, &base, &format!("worker-{i}")))
+    let mut workers: Vec<ChildProcess> = (0..WORKERS)
+        .map(|i| {
+            let name = format!("worker-{i}");
+            ChildProcess::spawn(
+                "child_worker",
+                &name,
+                &[(DB, &db.url), (GRAPH, &base), (NAME, &name)],
+            )
+        })
         .collect();
     // Kill worker 0 mid-run, while it has sends in flight.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
@@ -270,13 +195,12 @@ async fn four_workers_share_a_campaign_and_a_killed_one_costs_nobody_a_second_co
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    workers[0].process.kill().unwrap();
-    let status = workers[0].process.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "worker 0 was killed: {status}");
+    workers[0].kill();
 
     let mut reports = Vec::new();
     for worker in &mut workers[1..] {
-        reports.push(worker.report(Duration::from_secs(240)).await);
+        let line = worker.line("REPORT", Duration::from_secs(240)).await;
+        reports.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
     }
 
     // The fake's record: nobody got the campaign twice.
