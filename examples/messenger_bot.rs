@@ -1,5 +1,7 @@
 //! A complete bot for a real Facebook Page: the webhook, the agent API and the support desk,
-//! on SQLite, with graceful shutdown and Prometheus metrics.
+//! on SQLite or PostgreSQL (`DATABASE_URL`), with graceful shutdown and Prometheus metrics.
+//! Several instances may share one PostgreSQL database: each webhook event is routed once
+//! whichever instance Meta gives it to, and the Page's send rate is shared.
 //!
 //! ```sh
 //! # No Facebook account: the fake Graph API runs inside the process, demo values are printed.
@@ -8,6 +10,10 @@
 //! # A real Page (see examples/README.md for every variable):
 //! PAGE_ACCESS_TOKEN=... APP_SECRET=... VERIFY_TOKEN=... PAGE_ID=... PAGE_USERNAME=... \
 //! AGENT_TOKEN=... cargo run --example messenger_bot --features axum,sqlite,testkit,email
+//!
+//! # Several instances on one PostgreSQL database:
+//! DATABASE_URL=postgres://tidings@db.internal/tidings ... \
+//! cargo run --example messenger_bot --features axum,sqlite,postgres,testkit,email
 //! ```
 //!
 //! Routes: `GET`/`POST /webhook`, `GET /healthz`, `GET /metrics`, `GET /` (the desk) and the
@@ -37,7 +43,7 @@ use tidings::{
     },
     newsletter::CampaignRunner,
     secrecy::SecretSlice,
-    store::sqlite::SqliteStores,
+    store::Stores,
     testkit::graph::FakeGraph,
     token::{TokenKey, Tokens},
     transport::{SharedTransport, TransportSet},
@@ -110,6 +116,7 @@ struct Config {
     page_username: Option<String>,
     listen: SocketAddr,
     database_url: String,
+    send_rate: u32,
     agent_token: String,
     graph_api_url: Option<String>,
     auto_register: bool,
@@ -122,7 +129,8 @@ impl fmt::Debug for Config {
             .field("page_id", &self.page_id)
             .field("page_username", &self.page_username)
             .field("listen", &self.listen)
-            .field("database_url", &self.database_url)
+            .field("database_url", &"<redacted>")
+            .field("send_rate", &self.send_rate)
             .field("graph_api_url", &self.graph_api_url)
             .field("auto_register", &self.auto_register)
             .field("smtp", &self.smtp)
@@ -175,12 +183,14 @@ impl Config {
             }
         };
         let database_url = var("DATABASE_URL").unwrap_or_else(|| "tidings.db".into());
-        if database_url.starts_with("postgres") {
-            problems.push(
-                "DATABASE_URL: PostgreSQL stores are not in this version yet; use a SQLite path"
-                    .into(),
-            );
-        }
+        let send_rate = match var("SEND_RATE").map(|r| r.parse::<u32>()) {
+            None => 250,
+            Some(Ok(rate)) if rate > 0 => rate,
+            Some(_) => {
+                problems.push("SEND_RATE must be a positive number of sends a second".into());
+                250
+            }
+        };
         let graph_api_url = var("GRAPH_API_URL");
         if let Some(url) = &graph_api_url {
             if url::Url::parse(url).is_err() {
@@ -217,6 +227,7 @@ impl Config {
             page_username: var("PAGE_USERNAME"),
             listen,
             database_url,
+            send_rate,
             agent_token,
             graph_api_url,
             auto_register,
@@ -431,7 +442,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .map(FakeGraph::base_url)
         .or_else(|| config.graph_api_url.clone());
 
-    let stores = SqliteStores::open(&config.database_url).await?;
+    // A SQLite path or a postgres:// URL.
+    let stores = Stores::open(&config.database_url).await?;
     let mut page = PageConfig::new(
         &config.page_id,
         PageAccessToken::new(&config.page_access_token),
@@ -440,44 +452,55 @@ async fn main() -> Result<(), Box<dyn Error>> {
         page = page.with_username(username);
     }
     let pages = Arc::new(StaticPages::new([page.clone()]));
-    let mut messenger = MessengerTransport::builder(pages.clone(), stores.last_inbound());
+    // The Page's send rate, shared by every instance on the database (PostgreSQL), or this
+    // process's own.
+    let mut messenger = MessengerTransport::builder(pages.clone(), stores.last_inbound.clone())
+        .shared_budget(stores.send_budget(config.send_rate));
     if let Some(url) = &graph_url {
         messenger = messenger.base_url(url);
     }
     let metrics = Arc::new(Metrics::new());
     let messenger = metrics.metered(Arc::new(messenger.build()?));
     let connector = Connector::new(
-        stores.directory(),
-        stores.seen(),
+        stores.directory.clone(),
+        stores.seen.clone(),
         Tokens::new(config.token_key()?),
         SystemClock::shared(),
         ConnectPolicy::new().with_auto_register(config.auto_register),
     );
     let hub = Arc::new(
-        Hub::builder(connector.clone(), stores.directory(), stores.inbox())
-            .opt_ins(stores.opt_ins())
-            .thread_owners(stores.thread_owners())
-            .reply_transport(messenger.clone())
-            .confirmation(Message::text(
-                "Your Messenger is now connected to your account.",
-            )?)
-            .please_authorize(Message::text(
-                "Please connect your account first: use the link in your profile.",
-            )?)
-            .build(),
+        Hub::builder(
+            connector.clone(),
+            stores.directory.clone(),
+            stores.inbox.clone(),
+        )
+        .opt_ins(stores.opt_ins.clone())
+        .thread_owners(stores.thread_owners.clone())
+        .reply_transport(messenger.clone())
+        .confirmation(Message::text(
+            "Your Messenger is now connected to your account.",
+        )?)
+        .please_authorize(Message::text(
+            "Please connect your account first: use the link in your profile.",
+        )?)
+        .build(),
     );
     let webhook = Arc::new(
         Webhook::builder(
             AppSecret::new(&config.app_secret),
             VerifyToken::new(&config.verify_token),
             pages,
-            stores.seen(),
-            stores.last_inbound(),
+            stores.seen.clone(),
+            stores.last_inbound.clone(),
         )
         .build(),
     );
-    let mut support = Support::new(stores.directory(), stores.inbox(), SystemClock::shared())
-        .with_transport(messenger.clone());
+    let mut support = Support::new(
+        stores.directory.clone(),
+        stores.inbox.clone(),
+        SystemClock::shared(),
+    )
+    .with_transport(messenger.clone());
     let mut transports = TransportSet::new();
     transports.insert(messenger);
     if let Some(email) = config.smtp.clone() {
@@ -486,15 +509,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         transports.insert(email);
     }
     // What a campaign sends shows in each recipient's conversation, with its receipts.
-    let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports)
-        .record_in(stores.inbox());
+    let runner = CampaignRunner::new(stores.segments.clone(), stores.outbox.clone(), transports)
+        .record_in(stores.inbox.clone());
     let agents = AgentApi::builder(
         BearerToken::new(&config.agent_token, "agent"),
         support,
-        stores.inbox(),
-        stores.directory(),
+        stores.inbox.clone(),
+        stores.directory.clone(),
     )
-    .last_inbound(stores.last_inbound())
+    .last_inbound(stores.last_inbound.clone())
     .connect_links(connector, page)
     .campaigns(runner, None)
     .build();
@@ -534,8 +557,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!(
-        "tidings bot listening on http://{address}  (database {})",
-        config.database_url
+        "tidings bot listening on http://{address}  ({} stores)",
+        stores.backend()
     );
     if fake_graph {
         println!("  fake Graph API:  {}", graph_url.as_deref().unwrap_or("-"));
@@ -544,7 +567,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("  VERIFY_TOKEN:    {}", config.verify_token);
         println!("  AGENT_TOKEN:     {}", config.agent_token);
     }
-    tracing::info!(?config, %address, "started");
+    tracing::info!(?config, ?stores, %address, "started");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -2,129 +2,17 @@
 //! Graph API, fed signed webhooks over HTTP, killed with SIGKILL and started again: the
 //! conversation, the links and the campaign outcomes are all still there.
 
-use std::{
-    net::{SocketAddr, TcpListener},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+#[path = "support/bot.rs"]
+mod bot;
 
+use std::{net::SocketAddr, time::Duration};
+
+use bot::{PAGE, free_port, start_bot};
 use serde_json::{Value, json};
 use tidings::{
     clock::{Clock, SystemClock},
-    messenger::AppSecret,
     testkit::{graph::FakeGraph, user::FakeUser},
 };
-
-const PAGE: &str = "104812345678901";
-const APP_SECRET: &str = "blackbox-app-secret";
-const AGENT_TOKEN: &str = "blackbox-agent-token-0123456789";
-
-/// The example's binary, built if this test runs on its own.
-fn bot_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
-    let bot = examples.join("messenger_bot");
-    if !bot.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--example",
-                "messenger_bot",
-                "--features",
-                "axum,sqlite,testkit,email",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the bot example failed");
-    }
-    bot
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Bot {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_bot(db: &str, graph: &str, port: u16) -> Bot {
-    let child = Command::new(bot_binary())
-        .env("PAGE_ACCESS_TOKEN", "page-token")
-        .env("APP_SECRET", APP_SECRET)
-        .env("VERIFY_TOKEN", "verify")
-        .env("PAGE_ID", PAGE)
-        .env("PAGE_USERNAME", "school")
-        .env("AGENT_TOKEN", AGENT_TOKEN)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", db)
-        .env("GRAPH_API_URL", graph)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let bot = Bot { child, base };
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", bot.base)).await {
-            if r.status().is_success() {
-                return bot;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the bot did not come up");
-}
-
-impl Bot {
-    async fn webhook(&self, body: &Value) {
-        let (status, _) = FakeUser::post(
-            &format!("{}/webhook", self.base),
-            body,
-            &AppSecret::new(APP_SECRET),
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 200);
-    }
-
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .request(method.parse().unwrap(), format!("{}/api{path}", self.base))
-            .bearer_auth(AGENT_TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn campaign_done(&self, id: &str) -> Value {
-        for _ in 0..400 {
-            let (_, run) = self.api("GET", &format!("/campaigns/{id}"), None).await;
-            if run["state"] == "finished" {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("campaign {id} did not finish");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bot_keeps_conversations_links_and_outcomes_across_a_sigkill() {

@@ -12,6 +12,9 @@
 //! [`ProcessStore`](crate::process::ProcessStore), [`SeenEvents`](crate::seen::SeenEvents));
 //! a host implements the same traits over its own database and checks them with the
 //! conformance suite of the `testkit` feature.
+//!
+//! [`Stores`] holds every store of one backend as trait objects and [`Stores::open`] picks the
+//! backend from a URL (`postgres://...`, a SQLite path, `memory:`).
 
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
@@ -19,6 +22,9 @@ pub mod memory;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+
+mod stores;
+pub use stores::{OpenError, Stores};
 
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
