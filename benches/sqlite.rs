@@ -55,6 +55,9 @@
 //! prints no verdicts. `TIDINGS_BENCH_CONTACTS=100000` reads segment pages from a smaller
 //! directory (a quicker run, or a profile).
 
+#[path = "support/measure.rs"]
+mod measure;
+
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     cell::{Cell, OnceCell, RefCell},
@@ -62,13 +65,14 @@ use std::{
     hint::black_box,
     path::Path,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use measure::{Compare, INTERLEAVE, Interleave, Variant, full, measure, rate, report, runtime};
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -132,175 +136,6 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.load(Ordering::Relaxed).saturating_sub(before))
 }
 
-// Rates and ratios -----------------------------------------------------------------------------
-
-/// Seconds per element of every interleaved round, by bench id.
-static TALLY: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
-
-/// Notes that `elements` took `total` in bench `id`.
-fn note(id: &str, elements: u64, total: Duration) {
-    if elements == 0 {
-        return;
-    }
-    TALLY
-        .lock()
-        .expect("tally")
-        .entry(id.to_owned())
-        .or_default()
-        .push(total.as_secs_f64() / elements as f64);
-}
-
-/// Elements per second of bench `id`: the median over its interleaved rounds.
-fn rate(id: &str) -> Option<f64> {
-    rates(id).map(|(_, median, _)| median)
-}
-
-/// The slowest, median and fastest rate of bench `id` over its interleaved rounds.
-fn rates(id: &str) -> Option<(f64, f64, f64)> {
-    let tally = TALLY.lock().expect("tally");
-    let mut per = tally.get(id)?.clone();
-    per.sort_by(f64::total_cmp);
-    let rate = |secs: f64| {
-        if secs > 0.0 {
-            1.0 / secs
-        } else {
-            f64::INFINITY
-        }
-    };
-    Some((
-        rate(per[per.len() - 1]),
-        rate(per[per.len() / 2]),
-        rate(per[0]),
-    ))
-}
-
-/// One way of doing the measured work: `run(iters)` does it `iters` times and returns the time
-/// of the timed part; an iteration holds `elements` (events, pages, messages, ...).
-struct Variant<'a> {
-    label: String,
-    elements: u64,
-    run: RefCell<Box<dyn FnMut(u64) -> Duration + 'a>>,
-    /// Criterion's last call, (iters, time): sizes the interleaved slices.
-    last: Cell<Option<(u64, Duration)>>,
-}
-
-impl<'a> Variant<'a> {
-    fn new(label: impl Into<String>, elements: u64, run: impl FnMut(u64) -> Duration + 'a) -> Self {
-        Variant {
-            label: label.into(),
-            elements,
-            run: RefCell::new(Box::new(run)),
-            last: Cell::new(None),
-        }
-    }
-}
-
-/// How the interleaved measurement after criterion's runs a group's variants.
-struct Interleave {
-    rounds: usize,
-    slice: Duration,
-}
-
-const INTERLEAVE: Interleave = Interleave {
-    rounds: 8,
-    slice: Duration::from_millis(300),
-};
-
-/// Runs every variant through criterion (for its figures), then measures the ratios: the
-/// variants take turns, `rounds` times, each for about `slice`, so that a change of the
-/// machine's load (other processes share its 2 cores) falls on all of them alike; the rate of
-/// each is its median over the rounds. A variant the filter left out is skipped.
-fn measure(
-    c: &mut Criterion,
-    name: &str,
-    configure: impl FnOnce(&mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>),
-    variants: &[Variant<'_>],
-    interleave: &Interleave,
-) {
-    let mut group = c.benchmark_group(name);
-    configure(&mut group);
-    for variant in variants {
-        group.bench_function(variant.label.as_str(), |b| {
-            b.iter_custom(|iters| {
-                let took = (variant.run.borrow_mut())(iters);
-                variant.last.set(Some((iters, took)));
-                took
-            })
-        });
-    }
-    group.finish();
-    let ran: Vec<(&Variant<'_>, u64)> = variants
-        .iter()
-        .filter_map(|v| {
-            let (iters, took) = v.last.get()?;
-            let per_iter = took.as_secs_f64() / iters.max(1) as f64;
-            let iters = if full() && per_iter > 0.0 {
-                ((interleave.slice.as_secs_f64() / per_iter) as u64).max(1)
-            } else {
-                1
-            };
-            Some((v, iters))
-        })
-        .collect();
-    let rounds = if full() { interleave.rounds } else { 1 };
-    for round in 0..rounds {
-        // A different one goes first each round.
-        for k in 0..ran.len() {
-            let (variant, iters) = ran[(round + k) % ran.len()];
-            let took = (variant.run.borrow_mut())(iters);
-            note(
-                &format!("{name}/{}", variant.label),
-                iters * variant.elements,
-                took,
-            );
-        }
-    }
-}
-
-/// What a subject is compared with, and the targets.
-struct Compare<'a> {
-    group: &'a str,
-    subject: &'a str,
-    baselines: &'a [&'a str],
-    unit: &'a str,
-    min_rate: Option<f64>,
-    min_ratio: Option<f64>,
-}
-
-fn report(c: Compare<'_>) {
-    let Some((slowest, subject, fastest)) = rates(&format!("{}/{}", c.group, c.subject)) else {
-        return;
-    };
-    let mut line = format!(
-        "ratio {}: {} {:.0} {}/s (rounds {slowest:.0}..{fastest:.0})",
-        c.group, c.subject, subject, c.unit
-    );
-    // `cargo test` runs each bench once on a debug build: no verdicts on that.
-    if let (true, Some(min)) = (full(), c.min_rate) {
-        let verdict = if subject >= min { "met" } else { "MISSED" };
-        line.push_str(&format!(" (target >= {min:.0}: {verdict})"));
-    }
-    for (i, baseline) in c.baselines.iter().enumerate() {
-        let Some(base) = rate(&format!("{}/{baseline}", c.group)) else {
-            continue;
-        };
-        let ratio = 100.0 * subject / base;
-        line.push_str(&format!(
-            " = {ratio:.1} % of {baseline} {base:.0} {}/s",
-            c.unit
-        ));
-        if let (true, 0, Some(min)) = (full(), i, c.min_ratio) {
-            let verdict = if ratio >= 100.0 * min {
-                "met"
-            } else {
-                "MISSED"
-            };
-            line.push_str(&format!(" (target >= {:.0} %: {verdict})", 100.0 * min));
-        }
-    }
-    println!("{line}");
-}
-
 // Databases ------------------------------------------------------------------------------------
 
 const PAGE: &str = "104812345678901";
@@ -315,20 +150,6 @@ const SCHEMA: [&str; 6] = [
     include_str!("../src/store/sqlite/migrations/0006_annotations_optins_threads.sql"),
 ];
 const SEGMENT_PAGE: usize = 500;
-
-/// Whether this is a `cargo bench` run (not `cargo test`'s single pass).
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// The pragmas `SqliteStores::open` sets, for the baseline.
 fn raw_options(path: &Path) -> SqliteConnectOptions {
