@@ -90,7 +90,7 @@ pub use process::PgProcessStore;
 pub use seen::PgSeenEvents;
 pub use threads::PgThreadOwners;
 
-use super::sql::{codec, segment};
+use super::sql::{codec, refusal, seen as seen_marks, segment};
 
 /// The embedded migrations, in `src/store/postgres/migrations/`.
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/postgres/migrations");

@@ -6,6 +6,7 @@ use super::{
     Shared,
     codec::{OutcomeRow, count, outcome_from, to_json},
     error::db,
+    refusal,
 };
 use crate::{
     contact::ContactId,
@@ -80,11 +81,7 @@ impl Outbox for PgOutbox {
     }
 
     async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError> {
-        if record.outcome.is_pending() {
-            return Err(StoreError::invalid(
-                "finish needs a final outcome, not pending",
-            ));
-        }
+        refusal::check_final(record)?;
         let done = sqlx::query(
             "UPDATE campaign_outcomes SET pending = FALSE, outcome = $3, at = $4 \
              WHERE campaign = $1 AND contact_id = $2 AND pending",
@@ -99,16 +96,8 @@ impl Outbox for PgOutbox {
         if done.rows_affected() == 1 {
             return Ok(());
         }
-        match self.get(&record.campaign, &record.contact).await? {
-            None => Err(StoreError::not_found(
-                "campaign claim",
-                format!("{}/{}", record.campaign, record.contact),
-            )),
-            Some(_) => Err(StoreError::conflict(format!(
-                "{} in campaign {} already has a final outcome",
-                record.contact, record.campaign
-            ))),
-        }
+        let stored = self.get(&record.campaign, &record.contact).await?;
+        Err(refusal::finish_refused(record, stored))
     }
 
     async fn get(

@@ -6,6 +6,7 @@ use super::{
     Shared,
     codec::{count, instance_from, revision_of, to_json},
     error::{db, is_unique_violation},
+    refusal,
 };
 use crate::{
     clock::Timestamp,
@@ -125,26 +126,8 @@ impl ProcessStore for PgProcessStore {
             return Ok(next);
         }
         // Nothing written: say why.
-        let current = self
-            .get(&instance.id)
-            .await?
-            .ok_or_else(|| StoreError::not_found("process instance", instance.id.as_str()))?;
-        if current.revision != instance.revision {
-            Err(StoreError::conflict(format!(
-                "instance {} is at revision {}, the update was based on {}",
-                instance.id, current.revision, instance.revision
-            )))
-        } else if current.is_finished() {
-            Err(StoreError::invalid(format!(
-                "instance {} has finished and cannot run again; start a new instance",
-                instance.id
-            )))
-        } else {
-            Err(StoreError::invalid(format!(
-                "instance {} cannot change its contact or flow",
-                instance.id
-            )))
-        }
+        let current = self.get(&instance.id).await?;
+        Err(refusal::update_refused(instance, current))
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<ProcessInstance>, StoreError> {

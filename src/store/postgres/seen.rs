@@ -1,5 +1,5 @@
 use std::{
-    collections::{HashMap, HashSet, hash_map::Entry},
+    collections::{HashMap, HashSet},
     fmt,
     sync::Arc,
     time::Duration,
@@ -7,7 +7,12 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{Shared, codec::count, error::db};
+use super::{
+    Shared,
+    codec::count,
+    error::db,
+    seen_marks::{CLAIM_TRIES, distinct, found, until},
+};
 use crate::{
     clock::Timestamp,
     error::StoreError,
@@ -43,39 +48,6 @@ const SETTLE: &str = "INSERT INTO seen_events (key, expires_at, settled) \
      SELECT k, $2, TRUE FROM unnest($1::text[]) AS k \
      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = TRUE";
 
-/// How often a claim is tried again when the mark that refused it is gone by the time it is
-/// read (forgotten or expired in between): each retry means another handler moved the key on.
-const CLAIM_TRIES: usize = 4;
-
-/// What a live mark read back says.
-fn found(expires_at: i64, settled: bool) -> Claim {
-    if settled {
-        Claim::Done
-    } else {
-        Claim::Held {
-            until: Timestamp::from_millis(expires_at),
-        }
-    }
-}
-
-fn until(now: Timestamp, ttl: Duration) -> i64 {
-    now.saturating_add(ttl).as_millis()
-}
-
-/// The distinct keys of `keys` in order, and where each first appears (one upsert may not
-/// touch a row twice).
-fn distinct<'a>(keys: &[&'a str]) -> (HashMap<&'a str, usize>, Vec<&'a str>) {
-    let mut first = HashMap::with_capacity(keys.len());
-    let mut distinct = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        if let Entry::Vacant(v) = first.entry(*key) {
-            v.insert(i);
-            distinct.push(*key);
-        }
-    }
-    (first, distinct)
-}
-
 impl PgSeenEvents {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         PgSeenEvents { shared }
@@ -89,8 +61,13 @@ impl PgSeenEvents {
         expires: i64,
         settled: bool,
     ) -> Result<HashSet<String>, StoreError> {
+        // Rows are locked in key order whoever takes them, so two upserts over overlapping
+        // keys (a batch delivered twice at once, to two instances) wait for each other rather
+        // than deadlock.
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
         let taken: Vec<String> = sqlx::query_scalar(TAKE)
-            .bind(keys)
+            .bind(&sorted)
             .bind(expires)
             .bind(settled)
             .bind(now.as_millis())
@@ -246,7 +223,9 @@ impl SeenEvents for PgSeenEvents {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let (_, distinct) = distinct(keys);
+        let (_, mut distinct) = distinct(keys);
+        // In key order, as `take` locks them.
+        distinct.sort_unstable();
         sqlx::query(SETTLE)
             .bind(&distinct)
             .bind(until(now, ttl))

@@ -77,7 +77,7 @@ mod process;
 mod seen;
 mod threads;
 
-use super::sql::{codec, segment};
+use super::sql::{codec, refusal, seen as seen_marks, segment};
 
 pub use activity::SqliteLastInbound;
 pub use directory::SqliteDirectory;

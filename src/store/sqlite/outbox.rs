@@ -7,6 +7,7 @@ use super::{
     batch::{Done, Write},
     codec::{OutcomeRow as Row, count, outcome_from as record_from, to_json},
     error::db,
+    refusal,
 };
 use crate::{
     contact::ContactId,
@@ -78,11 +79,7 @@ impl Outbox for SqliteOutbox {
     }
 
     async fn finish(&self, record: &OutcomeRecord) -> Result<(), StoreError> {
-        if record.outcome.is_pending() {
-            return Err(StoreError::invalid(
-                "finish needs a final outcome, not pending",
-            ));
-        }
+        refusal::check_final(record)?;
         let done = self
             .shared
             .write(Write::Finish {
@@ -95,16 +92,8 @@ impl Outbox for SqliteOutbox {
         if matches!(done, Done::Rows(1)) {
             return Ok(());
         }
-        match self.get(&record.campaign, &record.contact).await? {
-            None => Err(StoreError::not_found(
-                "campaign claim",
-                format!("{}/{}", record.campaign, record.contact),
-            )),
-            Some(_) => Err(StoreError::conflict(format!(
-                "{} in campaign {} already has a final outcome",
-                record.contact, record.campaign
-            ))),
-        }
+        let stored = self.get(&record.campaign, &record.contact).await?;
+        Err(refusal::finish_refused(record, stored))
     }
 
     async fn get(

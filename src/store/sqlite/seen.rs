@@ -1,5 +1,5 @@
 use std::{
-    collections::{HashMap, HashSet, hash_map::Entry},
+    collections::{HashMap, HashSet},
     fmt,
     sync::Arc,
     time::Duration,
@@ -7,7 +7,13 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{CHUNK, Shared, batch::Value, error::db, placeholders};
+use super::{
+    CHUNK, Shared,
+    batch::Value,
+    error::db,
+    placeholders,
+    seen_marks::{CLAIM_TRIES, distinct, found, until},
+};
 use crate::{
     clock::Timestamp,
     error::StoreError,
@@ -40,25 +46,6 @@ const CLAIM: &str = "INSERT INTO seen_events (key, expires_at, settled) VALUES (
 
 const SETTLE: &str = "INSERT INTO seen_events (key, expires_at, settled) VALUES (?, ?, 1) \
      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, settled = 1";
-
-/// How often a claim is tried again when the mark that refused it is gone by the time it is
-/// read (forgotten or expired in between): each retry means another handler moved the key on.
-const CLAIM_TRIES: usize = 4;
-
-/// What a live mark read back says.
-fn found(expires_at: i64, settled: bool) -> Claim {
-    if settled {
-        Claim::Done
-    } else {
-        Claim::Held {
-            until: Timestamp::from_millis(expires_at),
-        }
-    }
-}
-
-fn until(now: Timestamp, ttl: Duration) -> i64 {
-    now.saturating_add(ttl).as_millis()
-}
 
 impl SqliteSeenEvents {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
@@ -326,17 +313,4 @@ impl SeenEvents for SqliteSeenEvents {
         }
         tx.commit().await.map_err(db)
     }
-}
-
-/// The distinct keys of `keys` in order, and where each first appears.
-fn distinct<'a>(keys: &[&'a str]) -> (HashMap<&'a str, usize>, Vec<&'a str>) {
-    let mut first = HashMap::with_capacity(keys.len());
-    let mut distinct = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        if let Entry::Vacant(v) = first.entry(*key) {
-            v.insert(i);
-            distinct.push(*key);
-        }
-    }
-    (first, distinct)
 }
