@@ -478,7 +478,13 @@ fn inbound(client: &tokio::runtime::Runtime, inbound: &Arc<Inbound>, iters: u64)
             tasks.spawn(async move {
                 for request in share {
                     let handled = inbound.hub.handle(&inbound.webhook, &request).await;
-                    assert_eq!(handled.routed.len(), 100, "every event routed");
+                    assert_eq!(
+                        handled.routed.len(),
+                        100,
+                        "every event routed: {} {:?}",
+                        handled.response.status(),
+                        handled.error
+                    );
                 }
             });
         }

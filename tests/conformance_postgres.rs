@@ -6,7 +6,10 @@ mod support;
 
 use support::TestDatabase;
 use tidings::{
+    activity::LastInbound,
     clock::{ManualClock, Timestamp},
+    contact::Address,
+    seen::SeenEvents,
     store::postgres::{OpenError, PostgresOptions, PostgresStores},
     testkit::conformance,
 };
@@ -202,4 +205,49 @@ async fn an_unreachable_server_is_a_connection_error_without_the_password() {
 async fn postgres_campaign_batches_keep_the_campaign_batches_contract() {
     let db = database!("batches");
     conformance::campaign_batches(db.stores().await.campaign_batches()).await;
+}
+
+/// Two app instances handling overlapping batches at once write the same rows in one
+/// statement each: whatever order the events came in, they must wait for each other, never
+/// deadlock (PostgreSQL would abort one with 40P01 and the batch would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_batch_writes_from_many_connections_never_deadlock() {
+    let db = database!("no_deadlock");
+    let stores = db.stores().await;
+    let addresses: Vec<Address> = (0..200)
+        .map(|i| Address::messenger("104812345678901", format!("{}", 7_000 + i)).unwrap())
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8usize {
+        let (last, seen) = (stores.last_inbound(), stores.seen());
+        let addresses = addresses.clone();
+        tasks.spawn(async move {
+            for round in 0..25usize {
+                // Each task and round in an order of its own.
+                let mut order: Vec<&Address> = addresses.iter().collect();
+                let turn = (task * 37 + round * 11) % order.len();
+                order.rotate_left(turn);
+                if (task + round) % 2 == 1 {
+                    order.reverse();
+                }
+                let at = Timestamp::from_millis(1_700_000_000_000 + round as i64);
+                let records: Vec<(&Address, Timestamp)> = order.iter().map(|a| (*a, at)).collect();
+                last.record_many(&records).await.expect("record_many");
+                let keys: Vec<String> = order
+                    .iter()
+                    .map(|a| format!("event-{round}-{}", a.id()))
+                    .collect();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                seen.claim_many(&keys, at, std::time::Duration::from_secs(60))
+                    .await
+                    .expect("claim_many");
+                seen.settle_many(&keys, at, std::time::Duration::from_secs(60))
+                    .await
+                    .expect("settle_many");
+            }
+        });
+    }
+    tasks.join_all().await;
+    let latest = stores.last_inbound().last(&addresses[0]).await.unwrap();
+    assert_eq!(latest, Some(Timestamp::from_millis(1_700_000_000_024)));
 }

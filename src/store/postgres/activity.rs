@@ -1,4 +1,4 @@
-use std::{collections::HashMap, fmt, sync::Arc};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
 
@@ -62,22 +62,23 @@ impl LastInbound for PgLastInbound {
     }
 
     async fn record_many(&self, records: &[(&Address, Timestamp)]) -> Result<(), StoreError> {
-        // One row per address (an upsert may not touch a row twice), the latest time each.
-        let mut latest: HashMap<&Address, Timestamp> = HashMap::with_capacity(records.len());
+        // One row per address (an upsert may not touch a row twice), the latest time each, in
+        // key order: two instances recording overlapping batches then lock the rows in the same
+        // order and wait for each other instead of deadlocking.
+        let mut latest: BTreeMap<(String, &str, &str), i64> = BTreeMap::new();
         for (address, at) in records {
-            let t = latest.entry(*address).or_insert(*at);
-            *t = (*t).max(*at);
+            let t = latest.entry(address_key(address)).or_insert(at.as_millis());
+            *t = (*t).max(at.as_millis());
         }
         let mut channels = Vec::with_capacity(latest.len());
         let mut scopes = Vec::with_capacity(latest.len());
         let mut ids = Vec::with_capacity(latest.len());
         let mut times = Vec::with_capacity(latest.len());
-        for (address, at) in latest {
-            let (channel, scope, id) = address_key(address);
+        for ((channel, scope, id), at) in latest {
             channels.push(channel);
             scopes.push(scope);
             ids.push(id);
-            times.push(at.as_millis());
+            times.push(at);
         }
         sqlx::query(
             "INSERT INTO last_inbound (channel, scope, address, at) \
