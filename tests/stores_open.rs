@@ -1,11 +1,13 @@
 //! `Stores::open`: one URL picks the backend, and the stores behind it keep what they are
-//! given (SQLite across a reopen; PostgreSQL when `TIDINGS_POSTGRES_URL` names a server).
+//! given (SQLite across a reopen; PostgreSQL when `TIDINGS_POSTGRES_URL` names a server),
+//! the Messenger Page stores of both among them.
 
 #[path = "support/postgres.rs"]
 mod support;
 
 use tidings::{
     contact::{Address, ContactId, NewContact},
+    messenger::{PageAccessToken, PageConfig, PageResolver},
     store::{OpenError, Stores},
 };
 
@@ -79,4 +81,64 @@ async fn a_postgres_url_that_cannot_open_fails_without_its_password() {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("127.0.0.1"), "{shown}");
     }
+}
+
+/// What `SqlitePages` and `PgPages` keep: each Page's token and username, replaced by a second
+/// `put`, gone after `remove`, the token never in `Debug`.
+async fn pages_keep_each_page(
+    pages: &dyn PageResolver,
+    put: impl AsyncFn(PageConfig),
+    remove: impl AsyncFn(&str) -> bool,
+) {
+    assert!(pages.page(PAGE).await.unwrap().is_none());
+    assert!(!pages.contains(PAGE).await.unwrap());
+    put(PageConfig::new(PAGE, PageAccessToken::new("first-token"))).await;
+    put(PageConfig::new(PAGE, PageAccessToken::new("second-token")).with_username("school")).await;
+    put(PageConfig::new(
+        "104812345678902",
+        PageAccessToken::new("other-token"),
+    ))
+    .await;
+    let page = pages.page(PAGE).await.unwrap().unwrap();
+    assert_eq!(page.access_token.secret(), "second-token", "replaced");
+    assert_eq!(page.username.as_deref(), Some("school"));
+    assert!(pages.contains(PAGE).await.unwrap());
+    assert!(!format!("{page:?}").contains("second-token"));
+    assert!(remove(PAGE).await);
+    assert!(!remove(PAGE).await, "removed once");
+    assert!(!pages.contains(PAGE).await.unwrap());
+    assert!(pages.contains("104812345678902").await.unwrap());
+}
+
+const PAGE: &str = "104812345678901";
+
+#[tokio::test]
+async fn sqlite_pages_keep_each_pages_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Stores::open(dir.path().join("pages.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let pages = stores.sqlite().unwrap().pages();
+    pages_keep_each_page(
+        pages.as_ref(),
+        async |p| pages.put(&p).await.unwrap(),
+        async |id| pages.remove(id).await.unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_pages_keep_each_pages_token() {
+    let Some(db) = support::TestDatabase::create("pages").await else {
+        return;
+    };
+    let stores = Stores::open(&db.url).await.unwrap();
+    let pages = stores.postgres().unwrap().pages();
+    pages_keep_each_page(
+        pages.as_ref(),
+        async |p| pages.put(&p).await.unwrap(),
+        async |id| pages.remove(id).await.unwrap(),
+    )
+    .await;
+    stores.close().await;
 }

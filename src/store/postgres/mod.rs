@@ -69,26 +69,22 @@ mod budget;
 mod directory;
 mod error;
 mod inbox;
-mod optin;
 mod outbox;
-#[cfg(feature = "messenger")]
-mod pages;
 mod process;
 mod seen;
-mod threads;
+mod small;
 
 pub use activity::PgLastInbound;
 pub use batches::PgCampaignBatches;
 pub use budget::PgSendBudget;
 pub use directory::PgDirectory;
 pub use inbox::PgInbox;
-pub use optin::PgOptIns;
 pub use outbox::PgOutbox;
-#[cfg(feature = "messenger")]
-pub use pages::PgPages;
 pub use process::PgProcessStore;
 pub use seen::PgSeenEvents;
-pub use threads::PgThreadOwners;
+#[cfg(feature = "messenger")]
+pub use small::PgPages;
+pub use small::{PgOptIns, PgThreadOwners};
 
 use super::sql::{codec, refusal, seen as seen_marks, segment};
 

@@ -163,6 +163,21 @@ pub(crate) fn revision_of(instance: &ProcessInstance) -> Result<i64, StoreError>
         .map_err(|_| StoreError::invalid(format!("instance {} revision overflow", instance.id)))
 }
 
+/// An opt-in from its row `(contact_id, channel, at, optin)`.
+pub(crate) fn opt_in_from(
+    (contact, channel, at, optin): (String, String, i64, String),
+) -> Result<crate::optin::OptInRecord, StoreError> {
+    let channel: crate::contact::Channel = channel
+        .parse()
+        .map_err(|_| corrupt("opt-in channel", &channel))?;
+    Ok(crate::optin::OptInRecord::new(
+        contact_id(contact)?,
+        channel,
+        crate::clock::Timestamp::from_millis(at),
+        from_json("opt-in", &optin)?,
+    ))
+}
+
 /// A row count as the traits report it.
 pub(crate) fn count(rows: u64) -> usize {
     usize::try_from(rows).unwrap_or(usize::MAX)

@@ -7,3 +7,4 @@ pub(crate) mod codec;
 pub(crate) mod refusal;
 pub(crate) mod seen;
 pub(crate) mod segment;
+pub(crate) mod small;

@@ -69,26 +69,22 @@ mod batch;
 mod directory;
 mod error;
 mod inbox;
-mod optin;
 mod outbox;
-#[cfg(feature = "messenger")]
-mod pages;
 mod process;
 mod seen;
-mod threads;
+mod small;
 
 use super::sql::{codec, refusal, seen as seen_marks, segment};
 
 pub use activity::SqliteLastInbound;
 pub use directory::SqliteDirectory;
 pub use inbox::SqliteInbox;
-pub use optin::SqliteOptIns;
 pub use outbox::SqliteOutbox;
-#[cfg(feature = "messenger")]
-pub use pages::SqlitePages;
 pub use process::SqliteProcessStore;
 pub use seen::SqliteSeenEvents;
-pub use threads::SqliteThreadOwners;
+#[cfg(feature = "messenger")]
+pub use small::SqlitePages;
+pub use small::{SqliteOptIns, SqliteThreadOwners};
 
 /// Most rows in one multi-row statement (a few bound values each, far below SQLite's limit of
 /// 32,766 parameters).
