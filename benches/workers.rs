@@ -383,33 +383,46 @@ fn outcomes(client: &tokio::runtime::Runtime, stores: &Stores, iters: u64) -> Du
     })
 }
 
+/// Measures one variant, `label`, of `part` on `backend`: `elements` a run, in `unit`.
+fn measure_one(
+    c: &mut Criterion,
+    part: &str,
+    backend: &Backend,
+    variant: Variant<'_>,
+    elements: u64,
+    unit: &str,
+) {
+    let group = format!("workers/{part}_{}", backend.name);
+    let label = variant.label().to_owned();
+    measure(
+        c,
+        &group,
+        |g| {
+            g.throughput(Throughput::Elements(elements));
+        },
+        &[variant],
+        &Interleave {
+            rounds: 3,
+            slice: Duration::from_millis(500),
+        },
+    );
+    report(Compare {
+        group: &group,
+        subject: &label,
+        baselines: &[],
+        unit,
+        min_rate: None,
+        min_ratio: None,
+    });
+}
+
 fn bench_outcomes(c: &mut Criterion, client: &tokio::runtime::Runtime, backends: &[Backend]) {
     for backend in backends {
         let stores = &backend.stores[0];
-        let variants = [Variant::new("claim_finish_32_tasks", 1, |iters| {
+        let variant = Variant::new("claim_finish_32_tasks", 1, |iters| {
             outcomes(client, stores, iters)
-        })];
-        let group = format!("workers/outcomes_{}", backend.name);
-        measure(
-            c,
-            &group,
-            |g| {
-                g.throughput(Throughput::Elements(1));
-            },
-            &variants,
-            &Interleave {
-                rounds: 3,
-                slice: Duration::from_millis(500),
-            },
-        );
-        report(Compare {
-            group: &group,
-            subject: "claim_finish_32_tasks",
-            baselines: &[],
-            unit: "outcomes",
-            min_rate: None,
-            min_ratio: None,
         });
+        measure_one(c, "outcomes", backend, variant, 1, "outcomes");
     }
     compare_backends("outcomes", "claim_finish_32_tasks", "outcomes");
 }
@@ -514,30 +527,10 @@ fn inbound(client: &tokio::runtime::Runtime, inbound: &Arc<Inbound>, iters: u64)
 fn bench_inbound(c: &mut Criterion, client: &tokio::runtime::Runtime, backends: &[Backend]) {
     for backend in backends {
         let hub = Arc::new(client.block_on(Inbound::new(&backend.stores[0])));
-        let variants = [Variant::new("batch_100_4_tasks", 100, |iters| {
+        let variant = Variant::new("batch_100_4_tasks", 100, |iters| {
             inbound(client, &hub, iters)
-        })];
-        let group = format!("workers/inbound_{}", backend.name);
-        measure(
-            c,
-            &group,
-            |g| {
-                g.throughput(Throughput::Elements(100));
-            },
-            &variants,
-            &Interleave {
-                rounds: 3,
-                slice: Duration::from_millis(500),
-            },
-        );
-        report(Compare {
-            group: &group,
-            subject: "batch_100_4_tasks",
-            baselines: &[],
-            unit: "events",
-            min_rate: None,
-            min_ratio: None,
         });
+        measure_one(c, "inbound", backend, variant, 100, "events");
     }
     compare_backends("inbound", "batch_100_4_tasks", "events");
 }

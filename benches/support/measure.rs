@@ -92,6 +92,11 @@ impl<'a> Variant<'a> {
             last: Cell::new(None),
         }
     }
+
+    /// Its label, as criterion shows it.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
 }
 
 /// How the interleaved measurement after criterion's runs a group's variants.
