@@ -21,7 +21,7 @@ use tidings::{
     hub::{Hub, Routed},
     identity::{
         ConfirmLinks, ConnectOutcome, ConnectPolicy, Connector, Directory, LinkChange, Refusal,
-        connect::is_technical,
+        Sender, connect::is_technical,
     },
     inbox::{Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
     message::Message,
@@ -1604,4 +1604,150 @@ async fn senders_are_routed_side_by_side_and_each_in_order() {
         let expected: Vec<String> = (1..=3).map(|n| format!("m_{p}_{n}")).collect();
         assert_eq!(order, expected, "person {p}'s messages in order, each once");
     }
+}
+
+/// A used link presented from a conversation linked to someone else is refused as used: it
+/// never reads as "already linked", and the other person's link stays as it was.
+#[tokio::test]
+async fn a_used_link_from_a_conversation_linked_to_someone_else_is_refused_as_used() {
+    let w = World::new(ConnectPolicy::new()).await;
+    let ann = w.contact("ann@example.org").await;
+    let bob = w.contact("bob@example.org").await;
+    let ann_link = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    let bob_link = w.connector.connect_token(&bob, Some(PAGE)).unwrap();
+    assert!(matches!(
+        w.refer("444", &ann_link).await,
+        ConnectOutcome::Linked { .. }
+    ));
+    assert!(matches!(
+        w.refer("666", &bob_link).await,
+        ConnectOutcome::Linked { .. }
+    ));
+    // Bob opens Ann's (used) link from his own conversation.
+    assert_eq!(
+        w.refer("666", &ann_link).await,
+        ConnectOutcome::Refused(Refusal::AlreadyUsed)
+    );
+    assert_eq!(w.owner("666").await, Some(bob));
+    assert_eq!(w.owner("444").await, Some(ann));
+}
+
+/// The policy's token lifetime and technical e-mail template are the ones used.
+#[tokio::test]
+async fn the_token_lifetime_and_the_technical_email_follow_the_policy() {
+    let w = World::new(
+        ConnectPolicy::new()
+            .with_token_ttl(Duration::from_secs(60))
+            .with_auto_register(true)
+            .with_technical_email("messenger+{scope}.{id}@school.example"),
+    )
+    .await;
+    let ann = w.contact("ann@example.org").await;
+    let late = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    w.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        w.refer("444", &late).await,
+        ConnectOutcome::Refused(Refusal::Expired),
+        "a minute-long link is over after 61 s"
+    );
+    let prompt = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
+    w.clock.advance(Duration::from_secs(59));
+    assert!(matches!(
+        w.refer("444", &prompt).await,
+        ConnectOutcome::Linked { .. }
+    ));
+
+    assert_eq!(
+        w.post(&w.user("777").text("m_1", "Hi", w.clock.now()))
+            .await,
+        200
+    );
+    let registered = w
+        .directory
+        .find_by_address(&w.address("777"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        registered.email.as_deref(),
+        Some("messenger+104812345678901.777@school.example")
+    );
+}
+
+/// A directory whose `create` waits until two callers are inside it, so that two first
+/// events of one new sender both miss the lookup and meet at the create.
+struct MeetingDirectory {
+    inner: MemoryDirectory,
+    barrier: tokio::sync::Barrier,
+}
+
+#[async_trait]
+impl Directory for MeetingDirectory {
+    async fn get(&self, id: &ContactId) -> Result<Option<tidings::Contact>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn find_by_address(&self, a: &Address) -> Result<Option<tidings::Contact>, StoreError> {
+        self.inner.find_by_address(a).await
+    }
+    async fn create(&self, new: NewContact) -> Result<tidings::Contact, StoreError> {
+        self.barrier.wait().await;
+        self.inner.create(new).await
+    }
+    async fn link(&self, id: &ContactId, a: &Address) -> Result<(), StoreError> {
+        self.inner.link(id, a).await
+    }
+    async fn unlink(&self, a: &Address) -> Result<Option<ContactId>, StoreError> {
+        self.inner.unlink(a).await
+    }
+    async fn merge(
+        &self,
+        from: &ContactId,
+        into: &ContactId,
+    ) -> Result<tidings::Contact, StoreError> {
+        self.inner.merge(from, into).await
+    }
+    async fn forget_contact(&self, id: &ContactId) -> Result<Option<tidings::Contact>, StoreError> {
+        self.inner.forget_contact(id).await
+    }
+}
+
+/// Two first events of one new sender, both past the lookup when they register: one creates
+/// the contact, the other meets the conflict and takes that contact. One contact, no error.
+#[tokio::test]
+async fn two_first_events_of_a_new_sender_meeting_at_registration_make_one_contact() {
+    let directory = Arc::new(MeetingDirectory {
+        inner: MemoryDirectory::new(),
+        barrier: tokio::sync::Barrier::new(2),
+    });
+    let clock = ManualClock::new(Timestamp::from_secs(1_764_000_000));
+    let connector = Connector::new(
+        directory.clone(),
+        Arc::new(MemorySeenEvents::new()),
+        Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap()),
+        clock.shared(),
+        ConnectPolicy::new().with_auto_register(true),
+    );
+    let sender = Address::messenger(PAGE, "888").unwrap();
+    let (a, b) = tokio::join!(
+        connector.resolve_sender(&sender),
+        connector.resolve_sender(&sender)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let ids: Vec<ContactId> = [&a, &b]
+        .iter()
+        .map(|s| match s {
+            Sender::Registered(c) | Sender::Known(c) => c.id.clone(),
+            other => panic!("not resolved: {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1], "one contact");
+    assert_eq!(
+        [&a, &b]
+            .iter()
+            .filter(|s| matches!(s, Sender::Registered(_)))
+            .count(),
+        1,
+        "one registered it, the other found it"
+    );
+    assert_eq!(directory.inner.len(), 1);
 }

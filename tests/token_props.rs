@@ -103,3 +103,40 @@ proptest! {
         prop_assert!(tokens().verify(&text, &Purpose::CONNECT).is_err());
     }
 }
+
+/// The documented limits are the real ones: the longest subject (255 bytes) and data (65,535
+/// bytes) with the longest purpose make a token that verifies, one byte more is refused when
+/// issuing, and the smallest token (one-byte purpose and subject, no data) verifies too.
+#[test]
+fn tokens_at_the_documented_limits_verify() {
+    use tidings::token::{
+        MAX_DATA_LEN, MAX_PURPOSE_LEN, MAX_SUBJECT_LEN, MAX_TOKEN_LEN, TokenError,
+    };
+    let tokens = tokens();
+    let ttl = Duration::from_secs(60);
+    let purpose = Purpose::new("p".repeat(MAX_PURPOSE_LEN)).unwrap();
+    let subject = "s".repeat(MAX_SUBJECT_LEN);
+    let data = "d".repeat(MAX_DATA_LEN);
+    let longest = tokens
+        .issue_with_data(&purpose, &subject, ttl, &data)
+        .unwrap();
+    assert!(longest.expose_secret().len() <= MAX_TOKEN_LEN);
+    let claims = tokens.verify(longest.expose_secret(), &purpose).unwrap();
+    assert_eq!(
+        (claims.subject(), claims.data()),
+        (subject.as_str(), data.as_str())
+    );
+    assert_eq!(
+        tokens.issue_with_data(&purpose, &format!("{subject}s"), ttl, ""),
+        Err(TokenError::InvalidSubject(MAX_SUBJECT_LEN + 1))
+    );
+
+    let short = Purpose::new("p").unwrap();
+    let smallest = tokens.issue(&short, "s", ttl).unwrap();
+    let claims = tokens.verify(smallest.expose_secret(), &short).unwrap();
+    assert_eq!((claims.subject(), claims.data()), ("s", ""));
+    // One byte shorter than the smallest token is no token.
+    let bytes = URL_SAFE_NO_PAD.decode(smallest.expose_secret()).unwrap();
+    let cut = URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() - 1]);
+    assert_eq!(tokens.verify(&cut, &short), Err(TokenError::Malformed));
+}

@@ -660,3 +660,78 @@ async fn a_batch_costs_one_seen_store_round_trip_to_receive_and_one_to_commit() 
         assert!(seen.took().is_empty(), "nothing to commit, no call");
     }
 }
+
+/// Meta retries a delivery for up to 36 hours; a batch handled once is still dropped as a
+/// repeat when it comes again a day and a half later, with the default settings.
+#[tokio::test]
+async fn a_redelivery_a_day_and_a_half_later_is_still_a_repeat() {
+    let s = setup();
+    let (body, sig) = vector(4);
+    let first = s
+        .webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap();
+    assert_eq!(first.events.len(), 3);
+    s.clock.advance(Duration::from_secs(36 * 3600));
+    let late = s
+        .webhook
+        .handle(&post(&body, Some(&sig)))
+        .await
+        .batch
+        .unwrap();
+    assert_eq!(
+        (late.events.len(), late.duplicates),
+        (0, 3),
+        "36 hours later the events are still known"
+    );
+}
+
+/// `max_body` is the largest body accepted: a body of exactly that size is read, one byte
+/// more is refused with 413.
+#[tokio::test]
+async fn a_body_of_exactly_max_body_bytes_is_accepted() {
+    let (body, sig) = vector(4);
+    let exact = setup_with(body.len());
+    assert_eq!(
+        exact
+            .webhook
+            .handle(&post(&body, Some(&sig)))
+            .await
+            .response
+            .status(),
+        StatusCode::OK
+    );
+    let under = setup_with(body.len() - 1);
+    assert_eq!(
+        under
+            .webhook
+            .handle(&post(&body, Some(&sig)))
+            .await
+            .response
+            .status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
+
+/// A handshake whose challenge is empty is refused: there is nothing to echo that would prove
+/// the endpoint answered this subscription.
+#[tokio::test]
+async fn a_handshake_with_an_empty_challenge_is_refused() {
+    let s = setup();
+    assert!(matches!(
+        s.webhook.verify_subscription(
+            "hub.mode=subscribe&hub.verify_token=s3cret-verify&hub.challenge="
+        ),
+        Err(WebhookError::BadSubscription)
+    ));
+    assert_eq!(
+        s.webhook
+            .verify_subscription(
+                "hub.mode=subscribe&hub.verify_token=s3cret-verify&hub.challenge=42"
+            )
+            .unwrap(),
+        "42"
+    );
+}
