@@ -140,3 +140,56 @@ fn tokens_at_the_documented_limits_verify() {
     let cut = URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() - 1]);
     assert_eq!(tokens.verify(&cut, &short), Err(TokenError::Malformed));
 }
+
+/// `verify` refuses a text longer than `MAX_TOKEN_LEN` before reading it: even made of a real
+/// token and well-formed base64 after it, it is malformed, not "tampered".
+#[test]
+fn a_text_longer_than_the_longest_token_is_refused_unread() {
+    use tidings::token::{
+        MAX_DATA_LEN, MAX_PURPOSE_LEN, MAX_SUBJECT_LEN, MAX_TOKEN_LEN, TokenError,
+    };
+    let tokens = tokens();
+    let purpose = Purpose::new("p".repeat(MAX_PURPOSE_LEN)).unwrap();
+    let longest = tokens
+        .issue_with_data(
+            &purpose,
+            &"s".repeat(MAX_SUBJECT_LEN),
+            Duration::from_secs(60),
+            &"d".repeat(MAX_DATA_LEN),
+        )
+        .unwrap();
+    let mut text = longest.expose_secret().to_owned();
+    // Grow it past the limit to a length base64 can decode (never 1 mod 4).
+    while text.len() <= MAX_TOKEN_LEN || text.len() % 4 == 1 {
+        text.push('A');
+    }
+    assert!(URL_SAFE_NO_PAD.decode(&text).is_ok(), "well-formed base64");
+    assert_eq!(tokens.verify(&text, &purpose), Err(TokenError::Malformed));
+}
+
+/// What a refused or accepted link's claims show in a log: the purpose by name and the nonce
+/// as the hex that single-use marks are keyed by.
+#[test]
+fn claims_show_their_purpose_and_nonce_in_debug() {
+    let tokens = tokens();
+    let token = tokens
+        .issue(&Purpose::CONNECT, "contact-1", Duration::from_secs(60))
+        .unwrap();
+    let claims = tokens
+        .verify(token.expose_secret(), &Purpose::CONNECT)
+        .unwrap();
+    let shown = format!("{claims:?}");
+    assert!(
+        shown.contains(&format!("{:?}", Purpose::CONNECT.as_str())),
+        "{shown}"
+    );
+    assert!(shown.contains("Purpose("), "{shown}");
+    assert!(
+        shown.contains(&format!("Nonce({})", claims.nonce())),
+        "{shown}"
+    );
+    assert_eq!(
+        claims.nonce().to_string().len(),
+        2 * claims.nonce().as_bytes().len()
+    );
+}
