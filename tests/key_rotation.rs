@@ -122,3 +122,26 @@ fn payloads_of_every_accepted_key_verify_and_a_repeated_id_is_refused() {
     assert!(dropped.verify(&one).is_err(), "key 1 is no longer accepted");
     assert_eq!(dropped.verify(&two).unwrap(), answer);
 }
+
+/// What an operator sees of keys and tokens: the key's id (to tell which key signed), never
+/// its secret; a token only as "redacted"; the owned token text is the text itself.
+#[test]
+fn keys_and_tokens_show_ids_but_no_secrets() {
+    let key = token_key(3);
+    assert_eq!(key.id(), 3);
+    let shown = format!("{key:?}");
+    assert!(
+        shown.contains("id: 3") && shown.contains("redacted"),
+        "{shown}"
+    );
+    let token = Tokens::new(key)
+        .issue(&Purpose::CONNECT, "contact-1", Duration::from_secs(60))
+        .unwrap();
+    let text = token.expose_secret().to_owned();
+    let shown = format!("{token:?}");
+    assert!(
+        !shown.contains(&text) && shown.contains("redacted"),
+        "{shown}"
+    );
+    assert_eq!(token.into_string(), text);
+}
