@@ -145,3 +145,24 @@ fn keys_and_tokens_show_ids_but_no_secrets() {
     );
     assert_eq!(token.into_string(), text);
 }
+
+/// The same for the answer-payload ring: each key tells its id, and the ring shows which key
+/// signs and which are still accepted, by id, never a secret.
+#[test]
+fn payload_keys_show_ids_but_no_secrets() {
+    let key = payload_key(4);
+    assert_eq!(key.id(), 4);
+    assert_eq!(payload_key(9).id(), 9);
+    let ring = PayloadKeys::new(key)
+        .accept(payload_key(2))
+        .unwrap()
+        .accept(payload_key(7))
+        .unwrap();
+    let shown = format!("{ring:?}");
+    assert!(
+        shown.contains("current_key: 4") && shown.contains("accepted_keys: [2, 7]"),
+        "{shown}"
+    );
+    let secret_byte = format!("{}", 4u8.wrapping_mul(5).wrapping_add(3));
+    assert!(!shown.contains(&secret_byte), "{shown}");
+}
