@@ -496,3 +496,58 @@ impl Connector {
 pub fn is_technical(contact: &Contact) -> bool {
     contact.fields.get(TECHNICAL_FIELD) == Some(&Value::Bool(true))
 }
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use secrecy::SecretSlice;
+
+    use super::*;
+    use crate::{
+        clock::SystemClock,
+        store::memory::{MemoryDirectory, MemorySeenEvents},
+        token::TokenKey,
+    };
+
+    const SECRET_BYTE: u8 = 0x5a;
+
+    fn connector(policy: ConnectPolicy) -> Connector {
+        let key = TokenKey::new(6, SecretSlice::from(vec![SECRET_BYTE; 32])).unwrap();
+        Connector::new(
+            Arc::new(MemoryDirectory::new()),
+            Arc::new(MemorySeenEvents::new()),
+            Tokens::new(key),
+            SystemClock::shared(),
+            policy,
+        )
+    }
+
+    #[test]
+    fn a_sender_has_a_contact_unless_unknown() {
+        let ann = Contact::new(ContactId::new("ann").unwrap());
+        assert_eq!(Sender::Known(ann.clone()).contact(), Some(&ann));
+        assert_eq!(Sender::Registered(ann.clone()).contact(), Some(&ann));
+        assert_eq!(Sender::Unknown.contact(), None);
+    }
+
+    /// What the host configured is what the connector reports, and its Debug output shows the
+    /// policy and the key id but never the key.
+    #[test]
+    fn the_connector_reports_its_policy_and_debug_hides_the_key() {
+        let policy = ConnectPolicy::default()
+            .with_token_ttl(Duration::from_secs(120))
+            .with_technical_email("tech+{id}@school.invalid");
+        let connector = connector(policy.clone());
+        assert_eq!(connector.policy().token_ttl, Duration::from_secs(120));
+        assert_eq!(
+            connector.policy().technical_email,
+            "tech+{id}@school.invalid"
+        );
+        let shown = format!("{connector:?}");
+        assert!(
+            shown.contains("Connector") && shown.contains("tech+{id}@school.invalid"),
+            "{shown}"
+        );
+        assert!(!shown.contains(&format!("{SECRET_BYTE}")), "{shown}");
+        assert!(!shown.contains("90, 90"), "{shown}");
+    }
+}
