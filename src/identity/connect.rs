@@ -511,9 +511,13 @@ mod tests {
     const SECRET_BYTE: u8 = 0x5a;
 
     fn connector(policy: ConnectPolicy) -> Connector {
+        connector_over(Arc::new(MemoryDirectory::new()), policy)
+    }
+
+    fn connector_over(directory: Arc<dyn Directory>, policy: ConnectPolicy) -> Connector {
         let key = TokenKey::new(6, SecretSlice::from(vec![SECRET_BYTE; 32])).unwrap();
         Connector::new(
-            Arc::new(MemoryDirectory::new()),
+            directory,
             Arc::new(MemorySeenEvents::new()),
             Tokens::new(key),
             SystemClock::shared(),
@@ -549,5 +553,38 @@ mod tests {
         );
         assert!(!shown.contains(&format!("{SECRET_BYTE}")), "{shown}");
         assert!(!shown.contains("90, 90"), "{shown}");
+    }
+
+    /// Someone already linked to a contact taps a new link for that same contact, on a host
+    /// that allows relinking and asks before history moves: nothing is moved and nothing is
+    /// asked, they are told they are already connected.
+    #[tokio::test]
+    async fn a_new_link_to_the_contact_already_linked_changes_nothing_even_with_relink_on() {
+        let directory = Arc::new(MemoryDirectory::new());
+        let ann = directory
+            .create(NewContact::new().with_email("ann@example.org"))
+            .await
+            .unwrap();
+        let from = Address::messenger("104812345678901", "6001").unwrap();
+        directory.link(&ann.id, &from).await.unwrap();
+        for confirm in [ConfirmLinks::Always, ConfirmLinks::WhenHistoryMoves] {
+            let connector = connector_over(
+                directory.clone(),
+                ConnectPolicy::default()
+                    .with_relink(true)
+                    .with_confirm(confirm),
+            );
+            let token = connector.connect_token(&ann.id, None).unwrap();
+            let outcome = connector
+                .on_referral(&from, &Reference::new(token.expose_secret()))
+                .await
+                .unwrap();
+            match outcome {
+                ConnectOutcome::AlreadyLinked { contact } => assert_eq!(contact.id, ann.id),
+                other => panic!("{confirm:?}: {other:?}"),
+            }
+        }
+        let linked = directory.find_by_address(&from).await.unwrap().unwrap();
+        assert_eq!(linked.id, ann.id);
     }
 }
