@@ -201,4 +201,21 @@ mod tests {
     use super::*;
 
     fn _object_safe(_: &dyn Outbox) {}
+
+    /// A campaign's summary shows why recipients were skipped, in words, one text per reason.
+    #[test]
+    fn each_skip_reason_reads_as_its_own_words() {
+        let reasons = [
+            (
+                SkipReason::NoAddress,
+                "no address on the campaign's transports",
+            ),
+            (SkipReason::WindowClosed, "messaging window closed"),
+            (SkipReason::OptedOut, "opted out"),
+        ];
+        for (reason, words) in reasons {
+            assert_eq!(reason.as_str(), words);
+            assert_eq!(reason.to_string(), words);
+        }
+    }
 }
