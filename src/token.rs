@@ -77,17 +77,23 @@ pub const MAX_PURPOSE_LEN: usize = 32;
 pub const MAX_SUBJECT_LEN: usize = 255;
 /// Longest data, in bytes.
 pub const MAX_DATA_LEN: usize = u16::MAX as usize;
-/// Longest token text accepted by [`Tokens::verify`]; anything longer is malformed unread.
+/// Length of the longest token the issuer can make (every field at its maximum), which is the
+/// longest text [`Tokens::verify`] reads: anything longer is refused unread as
+/// [`TokenError::TooLong`].
 pub const MAX_TOKEN_LEN: usize =
-    4 * (FIXED_LEN + MAX_PURPOSE_LEN + MAX_SUBJECT_LEN + MAX_DATA_LEN) / 3 + 4;
+    (4 * (FIXED_LEN + MAX_PURPOSE_LEN + MAX_SUBJECT_LEN + MAX_DATA_LEN)).div_ceil(3);
 
 /// Why a token could not be issued, or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    /// The text is not a token: wrong alphabet, wrong length, or inconsistent structure.
+    /// The text is not a token: empty, wrong alphabet, wrong length, or inconsistent structure.
     #[error("malformed token")]
     Malformed,
+    /// The text is longer than any token ([`MAX_TOKEN_LEN`]); it was refused without being
+    /// decoded. Holds the text's length.
+    #[error("a token is at most {MAX_TOKEN_LEN} characters, this text has {0}")]
+    TooLong(usize),
     /// The token was made by a format version this code does not read.
     #[error("unsupported token version {0}")]
     UnsupportedVersion(u8),
@@ -412,8 +418,8 @@ impl Tokens {
     /// Checks `token` and returns its claims if it is authentic, unexpired and made for
     /// `purpose`.
     pub fn verify(&self, token: &str, purpose: &Purpose) -> Result<Claims, TokenError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLong(token.len()));
         }
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
@@ -573,6 +579,53 @@ mod tests {
         ));
     }
 
+    /// Signs `body` (everything before the MAC) with the current key, as the issuer would.
+    fn sign_raw(tokens: &Tokens, body: &[u8]) -> String {
+        let mut mac = tokens.current.mac.clone();
+        mac.update(body);
+        let tag = mac.finalize().into_bytes();
+        let mut bytes = body.to_vec();
+        bytes.extend_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A body as `issue_with_data` lays it out, with `subject` unchecked and `tail` after it.
+    fn body(subject: &str, tail: &[u8]) -> Vec<u8> {
+        let purpose = Purpose::CONNECT.as_str().as_bytes();
+        let mut b = vec![VERSION, 1, len_u8(purpose.len())];
+        b.extend_from_slice(purpose);
+        b.push(len_u8(subject.len()));
+        b.extend_from_slice(subject.as_bytes());
+        b.extend_from_slice(&4_000_000_000u64.to_be_bytes());
+        b.extend_from_slice(&[7; NONCE_LEN]);
+        b.extend_from_slice(&0u16.to_be_bytes());
+        b.extend_from_slice(tail);
+        b
+    }
+
+    /// The structure is checked even behind a good MAC (a future issuer bug, or a key that
+    /// leaked to another program, must not yield claims the issuer would never make): trailing
+    /// bytes and an empty subject are each malformed on their own.
+    #[test]
+    fn an_authentic_body_the_issuer_would_never_make_is_malformed() {
+        let (_, tokens) = setup();
+        let good = sign_raw(&tokens, &body("c1", &[]));
+        assert_eq!(
+            tokens.verify(&good, &Purpose::CONNECT).unwrap().subject(),
+            "c1"
+        );
+        let trailing = sign_raw(&tokens, &body("c1", &[0]));
+        assert_eq!(
+            tokens.verify(&trailing, &Purpose::CONNECT),
+            Err(TokenError::Malformed)
+        );
+        let empty_subject = sign_raw(&tokens, &body("", &[]));
+        assert_eq!(
+            tokens.verify(&empty_subject, &Purpose::CONNECT),
+            Err(TokenError::Malformed)
+        );
+    }
+
     #[test]
     fn each_refusal_has_its_own_variant() {
         let (_, tokens) = setup();
@@ -591,7 +644,7 @@ mod tests {
         );
         assert_eq!(
             tokens.verify(&"A".repeat(MAX_TOKEN_LEN + 1), &Purpose::CONNECT),
-            Err(TokenError::Malformed)
+            Err(TokenError::TooLong(MAX_TOKEN_LEN + 1))
         );
         assert!(matches!(
             tokens.verify(&t, &Purpose::LOGIN),

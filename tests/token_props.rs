@@ -120,7 +120,8 @@ fn tokens_at_the_documented_limits_verify() {
     let longest = tokens
         .issue_with_data(&purpose, &subject, ttl, &data)
         .unwrap();
-    assert!(longest.expose_secret().len() <= MAX_TOKEN_LEN);
+    // The longest token is exactly as long as verify reads.
+    assert_eq!(longest.expose_secret().len(), MAX_TOKEN_LEN);
     let claims = tokens.verify(longest.expose_secret(), &purpose).unwrap();
     assert_eq!(
         (claims.subject(), claims.data()),
@@ -142,7 +143,7 @@ fn tokens_at_the_documented_limits_verify() {
 }
 
 /// `verify` refuses a text longer than `MAX_TOKEN_LEN` before reading it: even made of a real
-/// token and well-formed base64 after it, it is malformed, not "tampered".
+/// token and well-formed base64 after it, it is too long, not "tampered".
 #[test]
 fn a_text_longer_than_the_longest_token_is_refused_unread() {
     use tidings::token::{
@@ -164,7 +165,21 @@ fn a_text_longer_than_the_longest_token_is_refused_unread() {
         text.push('A');
     }
     assert!(URL_SAFE_NO_PAD.decode(&text).is_ok(), "well-formed base64");
-    assert_eq!(tokens.verify(&text, &purpose), Err(TokenError::Malformed));
+    assert_eq!(
+        tokens.verify(&text, &purpose),
+        Err(TokenError::TooLong(text.len()))
+    );
+    // One character past the longest token is refused by its length alone.
+    let one_more = format!("{}A", longest.expose_secret());
+    assert_eq!(
+        tokens.verify(&one_more, &purpose),
+        Err(TokenError::TooLong(MAX_TOKEN_LEN + 1))
+    );
+    assert!(
+        TokenError::TooLong(MAX_TOKEN_LEN + 1)
+            .to_string()
+            .contains(&MAX_TOKEN_LEN.to_string())
+    );
 }
 
 /// What a refused or accepted link's claims show in a log: the purpose by name and the nonce

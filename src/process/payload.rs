@@ -52,9 +52,11 @@ const MAC_LEN: usize = 12;
 const FIXED_LEN: usize = 1 + 4 + 1 + MAC_LEN;
 /// Shortest secret accepted for a [`PayloadKey`], in bytes.
 pub const MIN_KEY_LEN: usize = 32;
-/// Longest payload text [`PayloadKeys::verify`] reads; anything longer is refused unread.
+/// Length of the longest payload a key signs (an instance id of the longest length), which is
+/// the longest text [`PayloadKeys::verify`] reads: anything longer is refused unread as
+/// [`PayloadError::TooLong`].
 pub const MAX_PAYLOAD_LEN: usize =
-    PREFIX.len() + (FIXED_LEN + crate::error::MAX_ID_LEN) * 4 / 3 + 4;
+    PREFIX.len() + (4 * (FIXED_LEN + crate::error::MAX_ID_LEN)).div_ceil(3);
 
 /// Why a payload was refused, or a key could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +69,10 @@ pub enum PayloadError {
     /// not match: forged or altered.
     #[error("flow answer payload is forged or altered")]
     Forged,
+    /// It claims to be a flow answer but is longer than any payload ([`MAX_PAYLOAD_LEN`]): it
+    /// was refused without being decoded. Holds the text's length.
+    #[error("a flow answer payload is at most {MAX_PAYLOAD_LEN} characters, this one has {0}")]
+    TooLong(usize),
     /// A key secret shorter than [`MIN_KEY_LEN`] bytes.
     #[error("payload key must be at least {MIN_KEY_LEN} bytes, got {0}")]
     WeakKey(usize),
@@ -202,7 +208,7 @@ impl PayloadKeys {
             return Err(PayloadError::NotOurs);
         };
         if text.len() > MAX_PAYLOAD_LEN {
-            return Err(PayloadError::Forged);
+            return Err(PayloadError::TooLong(text.len()));
         }
         let bytes = URL_SAFE_NO_PAD
             .decode(body)
@@ -252,12 +258,22 @@ mod tests {
         assert_eq!(k.verify(&text), Ok(answer()));
         let longest = AnswerPayload::new(InstanceId::new("x".repeat(255)).unwrap(), u32::MAX, 2);
         let text = k.sign(&longest);
-        assert!(
-            text.len() < 400 && text.len() <= MAX_PAYLOAD_LEN,
-            "{}",
-            text.len()
-        );
+        // The longest payload is exactly as long as verify reads, and well under Messenger's
+        // 1,000-character payload limit.
+        assert_eq!(text.len(), MAX_PAYLOAD_LEN);
+        assert!(text.len() < 400, "{}", text.len());
         assert_eq!(k.verify(&text), Ok(longest));
+        // One character more is refused by its length alone, before any decoding.
+        let one_more = format!("{text}A");
+        assert_eq!(
+            k.verify(&one_more),
+            Err(PayloadError::TooLong(text.len() + 1))
+        );
+        assert!(
+            PayloadError::TooLong(text.len() + 1)
+                .to_string()
+                .contains(&MAX_PAYLOAD_LEN.to_string())
+        );
     }
 
     #[test]
@@ -271,14 +287,11 @@ mod tests {
             assert_eq!(k.verify(&altered), Err(PayloadError::Forged), "byte {i}");
             bytes[i] ^= 0x01;
         }
-        for bad in [
-            "tdf1.",
-            "tdf1.!!!",
-            "tdf1.AAAA",
-            &format!("{PREFIX}{}", "A".repeat(2000)),
-        ] {
+        for bad in ["tdf1.", "tdf1.!!!", "tdf1.AAAA"] {
             assert_eq!(k.verify(bad), Err(PayloadError::Forged), "{bad}");
         }
+        let long = format!("{PREFIX}{}", "A".repeat(2000));
+        assert_eq!(k.verify(&long), Err(PayloadError::TooLong(2005)));
         assert_eq!(k.verify("YES"), Err(PayloadError::NotOurs));
     }
 
