@@ -525,6 +525,38 @@ async fn repeats_inside_a_large_batch_are_dropped_once() {
     assert_eq!(keys[11], "messenger:m_big_11", "order kept");
 }
 
+/// A repeat in the middle of a batch, small or large, costs only itself: every new event
+/// after it is still routed, in order.
+#[tokio::test]
+async fn new_events_after_a_repeat_in_one_batch_are_all_kept_in_order() {
+    let s = setup();
+    let event = |mid: &str| {
+        format!(
+            r#"{{"sender":{{"id":"{PSID}"}},"recipient":{{"id":"{PAGE}"}},"timestamp":1718000000001,"message":{{"mid":"{mid}","text":"t"}}}}"#
+        )
+    };
+    for size in [3usize, 12] {
+        let mids: Vec<String> = (0..size).map(|i| format!("m_mid_{size}_{i:02}")).collect();
+        // The first event repeated right after itself, then every other one.
+        let mut events = vec![event(&mids[0]), event(&mids[0])];
+        events.extend(mids[1..].iter().map(|m| event(m)));
+        let body = format!(
+            r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":1,"messaging":[{}]}}]}}"#,
+            events.join(",")
+        );
+        let batch = s
+            .webhook
+            .handle(&post(body.as_bytes(), Some(&sign(body.as_bytes()))))
+            .await
+            .batch
+            .unwrap();
+        let keys: Vec<String> = batch.events.iter().map(|e| e.key.to_string()).collect();
+        let expected: Vec<String> = mids.iter().map(|m| format!("messenger:{m}")).collect();
+        assert_eq!(keys, expected, "batch of {}", size + 1);
+        assert_eq!(batch.duplicates, 1);
+    }
+}
+
 /// A seen store that counts its calls, so a test can see the round trips.
 #[derive(Default)]
 struct CountingSeen {
@@ -734,4 +766,42 @@ async fn a_handshake_with_an_empty_challenge_is_refused() {
             .unwrap(),
         "42"
     );
+}
+
+/// What a host logs of its webhook, built or half-built: the limits it runs with, never the app
+/// secret or the verify token.
+#[test]
+fn the_webhook_reports_its_limits_and_its_debug_hides_the_secrets() {
+    let builder = || {
+        Webhook::builder(
+            AppSecret::new(SECRET),
+            VerifyToken::new("s3cret-verify"),
+            Arc::new(StaticPages::new([PageConfig::new(
+                PAGE,
+                PageAccessToken::new("token"),
+            )])),
+            Arc::new(MemorySeenEvents::new()),
+            Arc::new(MemoryLastInbound::new()),
+        )
+        .max_body(4096)
+        .dedupe_ttl(Duration::from_secs(7200))
+    };
+    let webhook = builder().build();
+    assert_eq!(webhook.max_body(), 4096);
+    for shown in [format!("{:?}", builder()), format!("{webhook:?}")] {
+        assert!(shown.contains("max_body: 4096"), "{shown}");
+        assert!(shown.contains("7200"), "{shown}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(!shown.contains("s3cret-verify"), "{shown}");
+    }
+    // Without a limit of its own, the webhook reads bodies of up to 1 MiB, as documented.
+    let default = Webhook::builder(
+        AppSecret::new(SECRET),
+        VerifyToken::new("s3cret-verify"),
+        Arc::new(StaticPages::new([])),
+        Arc::new(MemorySeenEvents::new()),
+        Arc::new(MemoryLastInbound::new()),
+    )
+    .build();
+    assert_eq!(default.max_body(), 1_048_576);
 }

@@ -650,7 +650,7 @@ fn retain_served<T>(
     let mut index = 0;
     let mut span = 0;
     items.retain(|_| {
-        while span < spans.len() && index >= end(&spans[span]) {
+        while spans.get(span).is_some_and(|s| index >= end(s)) {
             span += 1;
         }
         index += 1;
