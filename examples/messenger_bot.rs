@@ -16,12 +16,23 @@
 //! cargo run --example messenger_bot --features axum,sqlite,postgres,testkit,email
 //! ```
 //!
-//! Routes: `GET`/`POST /webhook`, `GET /healthz`, `GET /metrics`, `GET /` (the desk) and the
-//! agent API under `/api/` (bearer `AGENT_TOKEN`).
+//! Routes: `GET`/`POST /webhook`, `GET /healthz`, `GET /metrics`, `GET /` (the desk),
+//! `GET`/`POST /login` (where "authorize on click" links in campaigns lead, with `LOGIN_URL`)
+//! and the agent API under `/api/` (bearer `AGENT_TOKEN`). Flows: the built-in `check-in` flow,
+//! plus one per JSON file in `FLOW_FILES`.
 
-use std::{env, error::Error, fmt, net::SocketAddr, sync::Arc};
+use std::{env, error::Error, fmt, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use axum::{Router, http::header::CONTENT_TYPE, response::IntoResponse, routing::get};
+use axum::{
+    Router,
+    extract::RawQuery,
+    http::{
+        StatusCode,
+        header::{CONTENT_TYPE, LOCATION, REFERRER_POLICY},
+    },
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
 use hmac::{Hmac, Mac};
 use prometheus_client::{
     encoding::text::encode,
@@ -31,17 +42,24 @@ use prometheus_client::{
 use sha2::Sha256;
 use tidings::{
     axum::{AgentApi, BearerToken, WebhookRouter},
-    clock::SystemClock,
+    clock::{Clock, SystemClock},
     email::{EmailTransport, SmtpCredentials, TlsMode},
     hub::{Hub, HubResponse, Routed},
     identity::{ConnectPolicy, Connector},
     inbox::Support,
     message::Message,
     messenger::{
-        AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
-        Webhook,
+        AppSecret, MessengerTransport, PageAccessToken, PageConfig, Policy, StaticPages,
+        VerifyToken, Webhook,
     },
-    newsletter::CampaignRunner,
+    newsletter::{
+        CampaignRunner,
+        login::{LoginLinks, LoginRefusal},
+    },
+    process::{
+        Flow, FlowEngine, FlowId,
+        payload::{PayloadKey, PayloadKeys},
+    },
     secrecy::SecretSlice,
     store::Stores,
     testkit::graph::FakeGraph,
@@ -120,7 +138,10 @@ struct Config {
     agent_token: String,
     graph_api_url: Option<String>,
     auto_register: bool,
+    human_agent: bool,
     smtp: Option<EmailTransport>,
+    login_url: Option<url::Url>,
+    flow_files: Vec<PathBuf>,
 }
 
 impl fmt::Debug for Config {
@@ -133,7 +154,10 @@ impl fmt::Debug for Config {
             .field("send_rate", &self.send_rate)
             .field("graph_api_url", &self.graph_api_url)
             .field("auto_register", &self.auto_register)
+            .field("human_agent", &self.human_agent)
             .field("smtp", &self.smtp)
+            .field("login_url", &self.login_url.as_ref().map(url::Url::as_str))
+            .field("flow_files", &self.flow_files)
             .finish_non_exhaustive()
     }
 }
@@ -197,15 +221,33 @@ impl Config {
                 problems.push(format!("GRAPH_API_URL is not a URL: {url:?}"));
             }
         }
-        let auto_register = match var("AUTO_REGISTER").as_deref() {
-            None => true,
+        let mut switch = |name: &str, default: bool| match var(name).as_deref() {
+            None => default,
             Some("1" | "on" | "true" | "yes") => true,
             Some("0" | "off" | "false" | "no") => false,
             Some(other) => {
-                problems.push(format!("AUTO_REGISTER must be on or off, got {other:?}"));
-                true
+                problems.push(format!("{name} must be on or off, got {other:?}"));
+                default
             }
         };
+        let auto_register = switch("AUTO_REGISTER", true);
+        // Only for a Page approved for Meta's Human Agent feature.
+        let human_agent = switch("HUMAN_AGENT", false);
+        let login_url = match var("LOGIN_URL") {
+            Some(url) => match url::Url::parse(&url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+                _ => {
+                    problems.push(format!("LOGIN_URL is not an http(s) URL: {url:?}"));
+                    None
+                }
+            },
+            // The bot's own demo endpoint.
+            None if fake_graph => url::Url::parse(&format!("http://{listen}/login")).ok(),
+            None => None,
+        };
+        let flow_files: Vec<PathBuf> = var("FLOW_FILES")
+            .map(|v| v.split(',').map(|p| PathBuf::from(p.trim())).collect())
+            .unwrap_or_default();
         let smtp = match smtp_from_env() {
             Ok(smtp) => smtp,
             Err(problem) => {
@@ -231,17 +273,40 @@ impl Config {
             agent_token,
             graph_api_url,
             auto_register,
+            human_agent,
             smtp,
+            login_url,
+            flow_files,
         })
     }
 
-    /// The key of connect tokens: derived from the app secret, so that links survive a
+    /// A key derived from the app secret for `purpose`, so that links and buttons survive a
     /// restart without one more secret to keep.
-    fn token_key(&self) -> Result<TokenKey, Box<dyn Error>> {
+    fn derived_key(&self, purpose: &[u8]) -> Result<Vec<u8>, Box<dyn Error>> {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.app_secret.as_bytes())?;
-        mac.update(b"tidings connect tokens v1");
-        let key = mac.finalize().into_bytes().to_vec();
+        mac.update(purpose);
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
+
+    /// The key of connect tokens.
+    fn token_key(&self) -> Result<TokenKey, Box<dyn Error>> {
+        let key = self.derived_key(b"tidings connect tokens v1")?;
         Ok(TokenKey::new(1, SecretSlice::from(key))?)
+    }
+
+    /// The key of login links ("authorize on click").
+    fn login_key(&self) -> Result<TokenKey, Box<dyn Error>> {
+        let key = self.derived_key(b"tidings login tokens v1")?;
+        Ok(TokenKey::new(1, SecretSlice::from(key))?)
+    }
+
+    /// The key that signs the answer buttons of flow questions.
+    fn payload_keys(&self) -> Result<PayloadKeys, Box<dyn Error>> {
+        let key = self.derived_key(b"tidings answer payloads v1")?;
+        Ok(PayloadKeys::new(PayloadKey::new(
+            1,
+            SecretSlice::from(key),
+        )?))
     }
 }
 
@@ -286,6 +351,7 @@ fn smtp_from_env() -> Result<Option<EmailTransport>, String> {
 struct Metrics {
     registry: Registry,
     requests: Counter,
+    received: Counter,
     events: Family<Vec<(&'static str, &'static str)>, Counter>,
     sends: Family<Vec<(&'static str, String)>, Counter>,
     campaigns: Family<Vec<(&'static str, String)>, Gauge>,
@@ -299,6 +365,13 @@ impl Metrics {
             "webhook_requests",
             "Webhook POSTs handled",
             requests.clone(),
+        );
+        let received = Counter::default();
+        registry.register(
+            "webhook_events_received",
+            "Webhook events read from the requests (routed, dropped, duplicate or left to \
+             another delivery)",
+            received.clone(),
         );
         let events = Family::default();
         registry.register(
@@ -322,6 +395,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            received,
             events,
             sends,
             campaigns,
@@ -378,6 +452,12 @@ impl Metrics {
                 .get_or_create(&vec![("outcome", outcome)])
                 .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
         };
+        let received = response.routed.len()
+            + response.dropped.len()
+            + response.duplicates
+            + response.in_flight;
+        self.received
+            .inc_by(u64::try_from(received).unwrap_or(u64::MAX));
         count("dropped", response.dropped.len());
         count("duplicate", response.duplicates);
         for (_, routed) in &response.routed {
@@ -454,13 +534,64 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let pages = Arc::new(StaticPages::new([page.clone()]));
     // The Page's send rate, shared by every instance on the database (PostgreSQL), or this
     // process's own.
+    let policy = Policy::new().with_human_agent(config.human_agent);
     let mut messenger = MessengerTransport::builder(pages.clone(), stores.last_inbound.clone())
-        .shared_budget(stores.send_budget(config.send_rate));
+        .shared_budget(stores.send_budget(config.send_rate))
+        .policy(policy);
     if let Some(url) = &graph_url {
         messenger = messenger.base_url(url);
     }
     let metrics = Arc::new(Metrics::new());
     let messenger = metrics.metered(Arc::new(messenger.build()?));
+    let email = config
+        .smtp
+        .clone()
+        .map(|email| metrics.metered(Arc::new(email)));
+
+    // Flows: the built-in check-in and those of FLOW_FILES; what they send shows in the inbox.
+    let mut flows = FlowEngine::builder(
+        stores.processes.clone(),
+        stores.directory.clone(),
+        config.payload_keys()?,
+    )
+    .transport(messenger.clone());
+    if let Some(email) = &email {
+        // When Messenger's window has closed (a reminder days later).
+        flows = flows.transport(email.clone());
+    }
+    let flows = flows.record_in(stores.inbox.clone()).build();
+    flows.define(check_in()?)?;
+    for path in &config.flow_files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("FLOW_FILES: cannot read {}: {e}", path.display()))?;
+        let flow =
+            Flow::from_json(&text).map_err(|e| format!("FLOW_FILES: {}: {e}", path.display()))?;
+        flows
+            .define(flow)
+            .map_err(|e| format!("FLOW_FILES: {}: {e}", path.display()))?;
+    }
+    // Waits and answer timeouts move on the ticks.
+    let ticker = {
+        let flows = flows.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(FLOW_TICK);
+            loop {
+                every.tick().await;
+                if let Err(e) = flows.tick(SystemClock.now()).await {
+                    tracing::warn!(error = %e, "flows: a tick failed");
+                }
+            }
+        })
+    };
+    // "Authorize on click" links in campaigns, single use, leading to LOGIN_URL.
+    let login = match &config.login_url {
+        Some(url) => Some(
+            LoginLinks::new(Tokens::new(config.login_key()?), url.clone())?
+                .allow_http(url.scheme() == "http")
+                .single_use(stores.seen.clone()),
+        ),
+        None => None,
+    };
     let connector = Connector::new(
         stores.directory.clone(),
         stores.seen.clone(),
@@ -477,6 +608,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .opt_ins(stores.opt_ins.clone())
         .thread_owners(stores.thread_owners.clone())
         .reply_transport(messenger.clone())
+        .processes(Arc::new(flows.clone()))
         .confirmation(Message::text(
             "Your Messenger is now connected to your account.",
         )?)
@@ -503,13 +635,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     .with_transport(messenger.clone());
     let mut transports = TransportSet::new();
     transports.insert(messenger);
-    if let Some(email) = config.smtp.clone() {
-        let email = metrics.metered(Arc::new(email));
+    if let Some(email) = email {
         support = support.with_transport(email.clone());
         transports.insert(email);
     }
     // What a campaign sends shows in each recipient's conversation, with its receipts.
+    // In flight at once: about a tenth of a second of the send rate. More would only wait for
+    // the rate, and a stop (SIGTERM) waits for every recipient in flight.
+    let concurrency = usize::try_from(config.send_rate / 10)
+        .unwrap_or(1)
+        .clamp(1, 32);
     let runner = CampaignRunner::new(stores.segments.clone(), stores.outbox.clone(), transports)
+        .concurrency(concurrency)
         .record_in(stores.inbox.clone());
     let agents = AgentApi::builder(
         BearerToken::new(&config.agent_token, "agent"),
@@ -518,8 +655,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         stores.directory.clone(),
     )
     .last_inbound(stores.last_inbound.clone())
+    .messenger_policy(policy)
     .connect_links(connector, page)
-    .campaigns(runner, None)
+    .processes(Arc::new(flows))
+    .campaigns(runner, login.clone())
     .build();
     metrics.follow_campaigns(agents.subscribe());
 
@@ -540,6 +679,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .nest("/api", agents.router())
         .merge(tidings::axum::desk_router())
         .route("/healthz", get(|| async { "ok" }))
+        .route("/login", {
+            let (page, submit) = (login.clone(), login);
+            get(move |query: RawQuery| login_page(page.clone(), query))
+                .post(move |query: RawQuery| login_submit(submit.clone(), query))
+        })
         .route(
             "/metrics",
             get({
@@ -568,14 +712,103 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("  AGENT_TOKEN:     {}", config.agent_token);
     }
     tracing::info!(?config, ?stores, %address, "started");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    // In-flight requests have finished; campaigns stop at a recorded point.
-    agents.stop_campaigns().await;
+    let (draining, drained) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let agents = agents.clone();
+        async move {
+            shutdown_signal().await;
+            // Ends the desk's live streams (the server waits for every connection) and stops
+            // the campaigns at a recorded point; requests in flight then finish.
+            agents.shutdown().await;
+            let _ = draining.send(());
+        }
+    });
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::select! {
+        served = server => served?,
+        () = async {
+            match drained.await {
+                Ok(()) => tokio::time::sleep(DRAIN).await,
+                Err(_) => std::future::pending().await,
+            }
+        } => tracing::warn!("requests still open {} s after the shutdown began: stopping anyway", DRAIN.as_secs()),
+    }
+    ticker.abort();
     stores.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often flows move on (waits that ended, answer timeouts).
+const FLOW_TICK: Duration = Duration::from_secs(5);
+
+/// How long a shutdown waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The built-in flow: a check-in question with three answers, each its own branch, and a
+/// nudge two days later for whoever did not answer.
+fn check_in() -> Result<Flow, Box<dyn Error>> {
+    Ok(Flow::builder(FlowId::new("check-in")?, 1)
+        .question("ask", "How is the course going?", |q| {
+            q.option("Great", "great")
+                .option("Too fast", "slow")
+                .option("I'm stuck", "stuck")
+                .timeout(Duration::from_secs(2 * 86_400), "nudge")
+        })
+        .send("great", "Wonderful! Lesson 4 is open.", "done")
+        .send(
+            "slow",
+            "Take your time. I'll check in again next week.",
+            "done",
+        )
+        .handover("stuck", Some("A tutor will answer you here."), "done")
+        .send("nudge", "We miss you! Reply any time.", "done")
+        .end("done")
+        .build())
+}
+
+/// `GET /login?t=..&to=..`: where a login link leads. Link previews and mail scanners fetch
+/// links before people click, so a `GET` starts nothing: it shows a button that posts the same
+/// query back.
+async fn login_page(login: Option<LoginLinks>, RawQuery(query): RawQuery) -> Response {
+    if login.is_none() || query.is_none() {
+        return (StatusCode::NOT_FOUND, "no login link here").into_response();
+    }
+    (
+        [(REFERRER_POLICY, "no-referrer")],
+        Html(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in</title></head>\
+             <body><form method=\"post\"><p>Continue to the page this link leads to, signed \
+             in.</p><button type=\"submit\">Continue</button></form></body></html>",
+        ),
+    )
+        .into_response()
+}
+
+/// `POST /login?t=..&to=..`: verifies the link and sends the person on to its target. A real
+/// platform starts the contact's session here; the bot logs who it would be.
+async fn login_submit(login: Option<LoginLinks>, RawQuery(query): RawQuery) -> Response {
+    let (Some(login), Some(query)) = (login, query) else {
+        return (StatusCode::NOT_FOUND, "no login link here").into_response();
+    };
+    match login.verify_query(&query).await {
+        Ok(verified) => {
+            tracing::info!(contact = %verified.contact, campaign = %verified.campaign, "login link used");
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (LOCATION, verified.target.to_string()),
+                    (REFERRER_POLICY, "no-referrer".to_owned()),
+                ],
+            )
+                .into_response()
+        }
+        Err(e @ LoginRefusal::Store(_)) => {
+            tracing::warn!(error = %e, "login link check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again in a moment").into_response()
+        }
+        Err(refusal) => (StatusCode::FORBIDDEN, refusal.to_string()).into_response(),
+    }
 }
 
 /// SIGINT or SIGTERM.

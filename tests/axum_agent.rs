@@ -14,8 +14,8 @@ use tidings::{
     identity::{ConnectPolicy, Connector, Directory},
     inbox::Support,
     messenger::{
-        AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
-        Webhook,
+        AppSecret, MessengerTransport, PageAccessToken, PageConfig, Policy, StaticPages,
+        VerifyToken, Webhook,
     },
     newsletter::{CampaignId, CampaignRunner, Outbox, Outcome, OutcomeRecord},
     secrecy::SecretSlice,
@@ -45,6 +45,11 @@ async fn desk() -> Desk {
 /// A desk on the database in `dir`: a second one on the same directory is the service
 /// restarted.
 async fn desk_in(dir: Arc<tempfile::TempDir>) -> Desk {
+    desk_with(dir, Policy::new()).await
+}
+
+/// A desk whose Messenger transport (and agent API) follow `policy`.
+async fn desk_with(dir: Arc<tempfile::TempDir>, policy: Policy) -> Desk {
     let stores = SqliteStores::open(dir.path().join("desk.db").to_str().unwrap())
         .await
         .unwrap();
@@ -59,6 +64,7 @@ async fn desk_in(dir: Arc<tempfile::TempDir>) -> Desk {
     let messenger: SharedTransport = Arc::new(
         MessengerTransport::builder(pages.clone(), stores.last_inbound())
             .base_url(graph.base_url())
+            .policy(policy)
             .build()
             .unwrap(),
     );
@@ -97,6 +103,7 @@ async fn desk_in(dir: Arc<tempfile::TempDir>) -> Desk {
         stores.directory(),
     )
     .last_inbound(stores.last_inbound())
+    .messenger_policy(policy)
     .connect_links(connector, page)
     .campaigns(runner, None)
     .build();
@@ -332,6 +339,91 @@ async fn nothing_answers_without_the_agent_token_and_nothing_is_touched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_box_says_what_a_closed_window_means_for_a_reply() {
+    const HOUR: i64 = 3600;
+    // A Page approved for the Human Agent feature.
+    let d = desk_with(
+        Arc::new(tempfile::tempdir().unwrap()),
+        Policy::new().with_human_agent(true),
+    )
+    .await;
+    let ago = |hours: i64| Timestamp::from_secs(now().as_secs() - hours * HOUR);
+    // Bob wrote 30 hours ago, Cy 8 days ago.
+    d.user_posts(&FakeUser::new(PAGE, "7001").text("m_bob", "Bob here", ago(30)))
+        .await;
+    d.user_posts(&FakeUser::new(PAGE, "7002").text("m_cy", "Cy here", ago(8 * 24)))
+        .await;
+    let (_, list) = d.get("/conversations").await;
+    let id_of = |text: &str| {
+        list["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["last_text"] == json!(text))
+            .map(|c| c["contact"]["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (bob, cy) = (id_of("Bob here"), id_of("Cy here"));
+    let note = |conv: &Value| {
+        conv["transports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["channel"] == "messenger")
+            .map(|t| t["note"].as_str().unwrap_or_default().to_owned())
+            .unwrap()
+    };
+    let (_, conv) = d.get(&format!("/conversations/{bob}")).await;
+    let bob_note = note(&conv);
+    assert!(
+        bob_note.contains("closed 6 h ago") && bob_note.contains("HUMAN_AGENT"),
+        "{bob_note}"
+    );
+    let (_, conv) = d.get(&format!("/conversations/{cy}")).await;
+    let cy_note = note(&conv);
+    assert!(
+        cy_note.contains("over 7 days") && cy_note.contains("use e-mail"),
+        "{cy_note}"
+    );
+    // What the note says is what the reply meets: Bob's goes with the HUMAN_AGENT tag.
+    let (status, sent) = d
+        .post(
+            &format!("/conversations/{bob}/reply"),
+            r#"{"text": "Sorry for the wait.", "channels": ["messenger"]}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let out = d.graph.sent();
+    assert_eq!(out.len(), 1, "{sent}");
+    assert_eq!(out[0].tag.as_deref(), Some("HUMAN_AGENT"), "{:?}", out[0]);
+
+    // Without the feature, the note says the reply will be refused, and it is.
+    let d = desk().await;
+    d.user_posts(&FakeUser::new(PAGE, "7001").text("m_bob", "Bob here", ago(30)))
+        .await;
+    let (_, list) = d.get("/conversations").await;
+    let bob = list["conversations"][0]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, conv) = d.get(&format!("/conversations/{bob}")).await;
+    let bob_note = note(&conv);
+    assert!(
+        bob_note.contains("closed 6 h ago") && bob_note.contains("will refuse"),
+        "{bob_note}"
+    );
+    let (status, sent) = d
+        .post(
+            &format!("/conversations/{bob}/reply"),
+            r#"{"text": "Sorry for the wait.", "channels": ["messenger"]}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["deliveries"][0]["status"], json!("refused"), "{sent}");
+    assert!(d.graph.sent().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors() {
     let d = desk().await;
     d.user_posts(&FakeUser::new(PAGE, PSID).text("m_1", "hi", now()))
@@ -362,6 +454,37 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!((status, error["code"].clone()), (404, json!("not_found")));
     assert_eq!(d.get("/conversations/nobody").await.0, 404);
     assert_eq!(d.get("/campaigns/never-started").await.0, 404);
+    // Every route that takes a body says so when the body is not its JSON.
+    for route in [
+        format!("/conversations/{id}/read"),
+        "/connect-links".to_owned(),
+        "/campaigns".to_owned(),
+        "/flows/onboarding/start".to_owned(),
+    ] {
+        for body in ["{not json", "[1, 2]", r#"{"unexpected": true}"#] {
+            let (status, error) = d.post(&route, body).await;
+            assert_eq!(status, 400, "{route} {body}: {error}");
+            assert_eq!(error["code"], json!("bad_request"), "{route} {body}");
+            assert!(
+                error["error"].as_str().unwrap().contains("invalid JSON"),
+                "{route} {body}: {error}"
+            );
+        }
+    }
+    // A read mark or a connect link for nobody is refused.
+    for (route, body) in [
+        ("/conversations/nobody/read", json!({"up_to": 1})),
+        ("/connect-links", json!({"contact_id": "nobody"})),
+    ] {
+        let (status, error) = d.post(route, &body.to_string()).await;
+        assert_eq!(
+            (status, error["code"].clone()),
+            (404, json!("not_found")),
+            "{route}: {error}"
+        );
+    }
+    let (_, list) = d.get("/conversations").await;
+    assert_eq!(list["conversations"].as_array().unwrap().len(), 1, "{list}");
     let (status, error) = d
         .post(
             "/flows/onboarding/start",

@@ -4,7 +4,6 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use axum::{
@@ -32,7 +31,11 @@ use crate::{
     identity::{Connector, Directory},
     inbox::{ConversationCursor, Inbox, Reply, Support},
     message::Message,
-    messenger::{PageConfig, link::connect_link},
+    messenger::{
+        PageConfig,
+        link::connect_link,
+        policy::{HUMAN_AGENT_WINDOW, Policy, STANDARD_WINDOW},
+    },
     newsletter::{CampaignRunner, login::LoginLinks},
     process::{FlowId, ProcessEngine, ProcessError},
     sync::lock,
@@ -51,6 +54,7 @@ struct ApiState {
     inbox: Arc<dyn Inbox>,
     directory: Arc<dyn Directory>,
     last_inbound: Option<Arc<dyn LastInbound>>,
+    messenger_policy: Policy,
     connect: Option<ConnectLinks>,
     processes: Option<Arc<dyn ProcessEngine>>,
     campaigns: Option<Campaigns>,
@@ -97,6 +101,14 @@ impl AgentApiBuilder {
     /// last inbound message here.
     pub fn last_inbound(mut self, last: Arc<dyn LastInbound>) -> Self {
         self.state.last_inbound = Some(last);
+        self
+    }
+
+    /// The policy of the Messenger transport replies go through, so that the notes say what a
+    /// reply outside the window will meet (with [`Policy::with_human_agent`], the HUMAN_AGENT
+    /// tag up to 7 days; without it, a refusal). Default: [`Policy::new`], as the transport's.
+    pub fn messenger_policy(mut self, policy: Policy) -> Self {
+        self.state.messenger_policy = policy;
         self
     }
 
@@ -153,6 +165,7 @@ impl AgentApi {
                 inbox,
                 directory,
                 last_inbound: None,
+                messenger_policy: Policy::new(),
                 connect: None,
                 processes: None,
                 campaigns: None,
@@ -160,6 +173,19 @@ impl AgentApi {
                 clock: SystemClock::shared(),
             },
         }
+    }
+
+    /// Gets the API ready for a graceful shutdown: ends every open `GET /events` stream (a
+    /// desk keeps its stream open for good, and a server waits for its connections before it
+    /// stops), refuses new campaigns with 503, and stops the running ones at a recorded point
+    /// ([`stop_campaigns`](AgentApi::stop_campaigns)). Other routes go on answering until the
+    /// server stops.
+    ///
+    /// Call it from the future given to `axum::serve(..).with_graceful_shutdown`, so that it
+    /// runs when the shutdown starts, not after the server has drained.
+    pub async fn shutdown(&self) {
+        self.state.live.close();
+        self.stop_campaigns().await;
     }
 
     /// Cancels every campaign this API runs and waits until each has recorded its sends in
@@ -176,6 +202,12 @@ impl AgentApi {
                 run.task.take()
             })
             .collect();
+        if !tasks.is_empty() {
+            tracing::info!(
+                campaigns = tasks.len(),
+                "stopping the running campaigns at a recorded point"
+            );
+        }
         for task in tasks {
             let _ = task.await;
         }
@@ -241,7 +273,7 @@ impl ApiRef {
 }
 
 async fn guard(State(state): State<Arc<ApiState>>, mut request: Request, next: Next) -> Response {
-    match state.auth.authorize(request.headers()) {
+    match state.auth.authorize(request.headers()).await {
         Some(agent) => {
             request.extensions_mut().insert(agent);
             next.run(request).await
@@ -331,13 +363,12 @@ async fn read_conversation(
     })))
 }
 
-/// What an agent reply over Messenger will meet: nothing inside the 24-hour window; the
-/// HUMAN_AGENT tag up to 7 days; a refusal after that.
+/// What an agent reply over Messenger will meet: nothing inside the 24-hour window; then the
+/// HUMAN_AGENT tag up to 7 days when the policy allows it; a refusal otherwise.
 async fn window_note(
     api: &ApiRef,
     address: &crate::contact::Address,
 ) -> Result<Option<String>, ApiError> {
-    const DAY: Duration = Duration::from_secs(24 * 3600);
     let Some(last) = &api.0.last_inbound else {
         return Ok(None);
     };
@@ -348,12 +379,18 @@ async fn window_note(
         }
         Some(at) => {
             let ago = now.saturating_duration_since(at);
-            if ago <= DAY {
+            let closed = ago.saturating_sub(STANDARD_WINDOW).as_secs() / 3600;
+            // The same bounds as the policy's.
+            if ago < STANDARD_WINDOW {
                 None
-            } else if ago <= 7 * DAY {
+            } else if ago < HUMAN_AGENT_WINDOW && api.0.messenger_policy.human_agent {
                 Some(format!(
-                    "the 24-hour window closed {} h ago: the reply goes with the HUMAN_AGENT tag",
-                    ago.as_secs() / 3600 - 24
+                    "the 24-hour window closed {closed} h ago: the reply goes with the HUMAN_AGENT tag"
+                ))
+            } else if ago < HUMAN_AGENT_WINDOW {
+                Some(format!(
+                    "the 24-hour window closed {closed} h ago: Messenger will refuse the reply \
+                     (the HUMAN_AGENT tag is not enabled); use e-mail"
                 ))
             } else {
                 Some(
@@ -376,6 +413,10 @@ async fn mark_read(
     Body(body): Body<ReadBody>,
 ) -> Result<StatusCode, ApiError> {
     let id = contact_id(&contact)?;
+    // A read mark for nobody would sit in the store for good.
+    if api.0.directory.get(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("unknown contact {id}")));
+    }
     api.0
         .inbox
         .mark_read(&id, Timestamp::from_millis(body.up_to))

@@ -11,10 +11,32 @@ pub struct AgentIdentity(pub String);
 /// The host's guard of the agent API: every request is asked about before anything is read
 /// or done, and a request it refuses gets 401 and touches nothing.
 ///
-/// Implement it over the host's sessions or tokens; [`BearerToken`] is a shared secret.
+/// Implement it over the host's sessions or tokens (it is async, so it may look a session
+/// cookie up in the host's store); [`BearerToken`] is a shared secret. A host that guards
+/// with its own tower layer as well can wrap [`AgentApi::router`](super::AgentApi::router) in
+/// it: the layer runs first.
+///
+/// ```
+/// use tidings::axum::{AgentAuth, AgentIdentity};
+/// use axum::http::{HeaderMap, header::COOKIE};
+///
+/// /// Agents signed in to the host's admin, by session cookie.
+/// struct Sessions;
+///
+/// #[async_trait::async_trait]
+/// impl AgentAuth for Sessions {
+///     async fn authorize(&self, headers: &HeaderMap) -> Option<AgentIdentity> {
+///         let cookie = headers.get(COOKIE)?.to_str().ok()?;
+///         let session = cookie.split("; ").find_map(|c| c.strip_prefix("admin_session="))?;
+///         // The host's session store would be asked here.
+///         (session == "valid").then(|| AgentIdentity("agent-ann".into()))
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
 pub trait AgentAuth: Send + Sync + 'static {
     /// The agent the request's headers authenticate, or `None` to refuse it.
-    fn authorize(&self, headers: &HeaderMap) -> Option<AgentIdentity>;
+    async fn authorize(&self, headers: &HeaderMap) -> Option<AgentIdentity>;
 }
 
 /// One shared bearer token (`Authorization: Bearer <token>`), compared in constant time.
@@ -49,12 +71,20 @@ impl BearerToken {
     }
 }
 
-impl AgentAuth for BearerToken {
-    fn authorize(&self, headers: &HeaderMap) -> Option<AgentIdentity> {
+impl BearerToken {
+    /// The agent `headers` authenticate.
+    fn check(&self, headers: &HeaderMap) -> Option<AgentIdentity> {
         let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         (scheme.eq_ignore_ascii_case("bearer") && self.matches(token.trim()))
             .then(|| AgentIdentity(self.agent.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentAuth for BearerToken {
+    async fn authorize(&self, headers: &HeaderMap) -> Option<AgentIdentity> {
+        self.check(headers)
     }
 }
 
@@ -72,11 +102,11 @@ mod tests {
     fn only_the_exact_token_is_accepted() {
         let auth = BearerToken::new("s3cret-token", "desk");
         assert_eq!(
-            auth.authorize(&headers("Bearer s3cret-token")),
+            auth.check(&headers("Bearer s3cret-token")),
             Some(AgentIdentity("desk".into()))
         );
         assert_eq!(
-            auth.authorize(&headers("bearer s3cret-token")).map(|a| a.0),
+            auth.check(&headers("bearer s3cret-token")).map(|a| a.0),
             Some("desk".into())
         );
         for wrong in [
@@ -86,13 +116,10 @@ mod tests {
             "Bearer",
             "s3cret-token",
         ] {
-            assert_eq!(auth.authorize(&headers(wrong)), None, "{wrong}");
+            assert_eq!(auth.check(&headers(wrong)), None, "{wrong}");
         }
-        assert_eq!(auth.authorize(&HeaderMap::new()), None);
-        assert_eq!(
-            BearerToken::new("", "x").authorize(&headers("Bearer ")),
-            None
-        );
+        assert_eq!(auth.check(&HeaderMap::new()), None);
+        assert_eq!(BearerToken::new("", "x").check(&headers("Bearer ")), None);
         assert!(!format!("{auth:?}").contains("s3cret"));
     }
 }

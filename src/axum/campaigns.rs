@@ -100,6 +100,14 @@ pub(super) async fn start_campaign(
         .build()
         .map_err(|e| ApiError::bad_request(format!("campaign: {e}")))?;
     let mut runs = lock(&campaigns.runs);
+    // Checked under the lock `stop_campaigns` takes after closing: a campaign is either
+    // refused here or inserted in time to be stopped.
+    if api.live().is_closed() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down: post the campaign again once it is back",
+        ));
+    }
     if let Some(run) = runs.get(&id) {
         if lock(&run.result).is_none() {
             // Running: say so; posting again while it runs changes nothing.

@@ -8,7 +8,7 @@ use axum::{
 };
 use futures_util::Stream;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::{WebhookObserver, agent::ApiRef, views::EntryView};
 use crate::{
@@ -65,22 +65,39 @@ impl LiveEvent {
     }
 }
 
-/// The broadcast every `GET /events` stream reads.
+/// The broadcast every `GET /events` stream reads, and the switch that ends them all.
 #[derive(Debug, Clone)]
-pub(super) struct Live(broadcast::Sender<LiveEvent>);
+pub(super) struct Live {
+    events: broadcast::Sender<LiveEvent>,
+    closed: watch::Sender<bool>,
+}
 
 impl Live {
     pub(super) fn new() -> Self {
-        Live(broadcast::Sender::new(BUFFER))
+        Live {
+            events: broadcast::Sender::new(BUFFER),
+            closed: watch::Sender::new(false),
+        }
     }
 
     pub(super) fn publish(&self, event: LiveEvent) {
         // No reader is not an error: nobody has the desk open.
-        let _ = self.0.send(event);
+        let _ = self.events.send(event);
     }
 
     pub(super) fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.0.subscribe()
+        self.events.subscribe()
+    }
+
+    /// Ends every open stream, and every stream opened from now on at once: a server shutting
+    /// down gracefully waits for its connections, and a desk keeps its stream open for good.
+    pub(super) fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Whether [`close`](Live::close) was called.
+    pub(super) fn is_closed(&self) -> bool {
+        *self.closed.borrow()
     }
 }
 
@@ -89,17 +106,27 @@ impl Live {
 pub(super) async fn events(
     State(api): State<ApiRef>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let receiver = api.live().0.subscribe();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let event = match receiver.recv().await {
-            Ok(e) => Event::default().event(e.name).data(e.data.to_string()),
-            Err(broadcast::error::RecvError::Lagged(missed)) => Event::default()
-                .event("resync")
-                .data(serde_json::json!({"missed": missed}).to_string()),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok(event), receiver))
-    });
+    let receiver = api.live().subscribe();
+    let closed = api.live().closed.subscribe();
+    let stream = futures_util::stream::unfold(
+        (receiver, closed),
+        |(mut receiver, mut closed)| async move {
+            let received = tokio::select! {
+                biased;
+                // Closed (or the sender gone with the API): the stream ends.
+                _ = closed.wait_for(|closed| *closed) => return None,
+                received = receiver.recv() => received,
+            };
+            let event = match received {
+                Ok(e) => Event::default().event(e.name).data(e.data.to_string()),
+                Err(broadcast::error::RecvError::Lagged(missed)) => Event::default()
+                    .event("resync")
+                    .data(serde_json::json!({"missed": missed}).to_string()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok(event), (receiver, closed)))
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

@@ -19,24 +19,92 @@ pub const AGENT_TOKEN: &str = "blackbox-agent-token-0123456789";
 
 /// The example's binary, built if this test runs on its own.
 pub fn bot_binary() -> PathBuf {
+    example_binary("messenger_bot")
+}
+
+/// An example's binary (`cargo test` builds them), built if this test runs on its own.
+pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let examples = exe.parent().unwrap().parent().unwrap().join("examples");
-    let bot = examples.join("messenger_bot");
-    if !bot.exists() {
+    let binary = examples.join(name);
+    if !binary.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args([
                 "build",
                 "--example",
-                "messenger_bot",
+                name,
                 "--features",
                 "axum,sqlite,postgres,testkit,email",
             ])
             .status()
             .unwrap();
-        assert!(status.success(), "building the bot example failed");
+        assert!(status.success(), "building the {name} example failed");
     }
-    bot
+    binary
+}
+
+/// The `fake_graph` example as a process of its own (every recipient inside the window), so
+/// that its record of what was sent outlives the bot's restarts. Killed on drop.
+pub struct FakeGraphProcess {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for FakeGraphProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn start_fake_graph() -> FakeGraphProcess {
+    let port = free_port();
+    let child = Command::new(example_binary("fake_graph"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--page-id",
+            PAGE,
+            "--token",
+            "page-token",
+            "--open-window",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fake = FakeGraphProcess {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/_testkit/requests", fake.base))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return fake;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the fake Graph API did not come up");
+}
+
+impl FakeGraphProcess {
+    /// Every Send API call the fake accepted, as `GET /_testkit/requests` lists them.
+    pub async fn requests(&self) -> Vec<Value> {
+        requests_at(&self.base).await
+    }
+}
+
+/// What the fake Graph API at `base` lists as accepted.
+pub async fn requests_at(base: &str) -> Vec<Value> {
+    let listed: Value = reqwest::get(format!("{base}/_testkit/requests"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed["requests"].as_array().unwrap().clone()
 }
 
 pub fn free_port() -> u16 {
@@ -50,6 +118,8 @@ pub fn free_port() -> u16 {
 pub struct Bot {
     pub child: Child,
     pub base: String,
+    pub agent_token: String,
+    pub app_secret: String,
 }
 
 impl Drop for Bot {
@@ -60,7 +130,13 @@ impl Drop for Bot {
 }
 
 pub async fn start_bot(db: &str, graph: &str, port: u16) -> Bot {
-    let child = Command::new(bot_binary())
+    start_bot_with(db, graph, port, &[]).await
+}
+
+/// [`start_bot`] with more variables.
+pub async fn start_bot_with(db: &str, graph: &str, port: u16, env: &[(&str, &str)]) -> Bot {
+    let mut command = Command::new(bot_binary());
+    command
         .env("PAGE_ACCESS_TOKEN", "page-token")
         .env("APP_SECRET", APP_SECRET)
         .env("VERIFY_TOKEN", "verify")
@@ -71,23 +147,54 @@ pub async fn start_bot(db: &str, graph: &str, port: u16) -> Bot {
         .env("DATABASE_URL", db)
         .env("GRAPH_API_URL", graph)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        // The test's own variables last: they may override the ones above.
+        .envs(env.iter().copied());
+    let child = command.stdout(Stdio::null()).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let bot = Bot { child, base };
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", bot.base)).await {
-            if r.status().is_success() {
-                return bot;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the bot did not come up");
+    let bot = Bot {
+        child,
+        base,
+        agent_token: AGENT_TOKEN.into(),
+        app_secret: APP_SECRET.into(),
+    };
+    bot.up().await;
+    bot
 }
 
 impl Bot {
+    /// Waits for `/healthz`.
+    pub async fn up(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the bot did not come up");
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) and waits up to `within` for the bot to exit; its status.
+    pub fn signal_and_wait(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < within,
+                "the bot did not stop within {within:?} of SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Posts a signed webhook batch; it must be accepted at once.
     pub async fn webhook(&self, body: &Value) {
         assert_eq!(self.post_webhook(body).await, 200);
@@ -98,7 +205,7 @@ impl Bot {
         let (status, _) = FakeUser::post(
             &format!("{}/webhook", self.base),
             body,
-            &AppSecret::new(APP_SECRET),
+            &AppSecret::new(self.app_secret.as_str()),
         )
         .await
         .unwrap();
@@ -122,7 +229,7 @@ impl Bot {
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = reqwest::Client::new()
             .request(method.parse().unwrap(), format!("{}/api{path}", self.base))
-            .bearer_auth(AGENT_TOKEN);
+            .bearer_auth(&self.agent_token);
         if let Some(body) = body {
             request = request.json(&body);
         }
