@@ -89,7 +89,7 @@
 //! | `memory` | yes | in-memory stores ([`store::memory`]) |
 //! | `sqlite` | no | SQLite stores ([`store::sqlite`]) |
 //! | `email` | no | an SMTP e-mail transport through lettre and rustls ([`email`]) |
-//! | `axum` | no | a ready-made axum router for the webhook |
+//! | `axum` | no | ready axum routers: the webhook, the agent API and the support desk page ([`axum`](crate::axum)) |
 //! | `testkit` | no | the store conformance suite (and a fake Graph API) for host tests |
 //!
 //! # Security

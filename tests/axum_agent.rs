@@ -638,3 +638,50 @@ async fn a_campaign_is_still_reported_after_a_restart() {
     assert_eq!(run["state"], "interrupted", "{run}");
     assert_eq!(run["report"]["total"]["uncertain"], json!(1), "{run}");
 }
+
+/// A host guard that looks the session cookie up in the host's own (async) session store.
+struct Sessions(tokio::sync::RwLock<std::collections::HashMap<String, String>>);
+
+#[async_trait::async_trait]
+impl tidings::axum::AgentAuth for Sessions {
+    async fn authorize(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<tidings::axum::AgentIdentity> {
+        let cookie = headers.get("cookie")?.to_str().ok()?;
+        let session = cookie
+            .split("; ")
+            .find_map(|c| c.strip_prefix("admin_session="))?;
+        let agent = self.0.read().await.get(session).cloned()?;
+        Some(tidings::axum::AgentIdentity(agent))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_guard_may_await_its_session_store() {
+    use tidings::store::memory::{MemoryDirectory, MemoryInbox};
+    let directory = Arc::new(MemoryDirectory::new());
+    let inbox = Arc::new(MemoryInbox::new());
+    let support = Support::new(directory.clone(), inbox.clone(), SystemClock::shared());
+    let sessions = Sessions(tokio::sync::RwLock::new(
+        [("s-123".to_owned(), "agent-bo".to_owned())].into(),
+    ));
+    let agents = AgentApi::builder(sessions, support, inbox, directory).build();
+    let app: axum::Router = axum::Router::new().nest("/api", agents.router());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let base = format!("http://{}/api", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let status = |cookie: Option<&'static str>| {
+        let mut request = client.get(format!("{base}/conversations"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(Some("theme=dark; admin_session=s-123")).await, 200);
+    assert_eq!(status(Some("admin_session=s-999")).await, 401);
+    assert_eq!(status(None).await, 401);
+}

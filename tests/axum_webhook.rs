@@ -33,6 +33,8 @@ struct Server {
     stores: SqliteStores,
     posts: Arc<AtomicUsize>,
     routed: Arc<AtomicUsize>,
+    /// The failure each observed response carried, if any.
+    failures: Arc<std::sync::Mutex<Vec<Option<String>>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -66,11 +68,16 @@ async fn server() -> Server {
         .build(),
     );
     let (posts, routed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
     let observer = {
-        let (posts, routed) = (posts.clone(), routed.clone());
+        let (posts, routed, failures) = (posts.clone(), routed.clone(), failures.clone());
         move |response: &HubResponse| {
             posts.fetch_add(1, Ordering::SeqCst);
             routed.fetch_add(response.routed.len(), Ordering::SeqCst);
+            failures
+                .lock()
+                .unwrap()
+                .push(response.error.as_ref().map(|e| e.to_string()));
         }
     };
     let app: axum::Router = axum::Router::new().nest(
@@ -89,6 +96,7 @@ async fn server() -> Server {
         stores,
         posts,
         routed,
+        failures,
         _dir: dir,
     }
 }
@@ -234,4 +242,9 @@ async fn a_store_that_fails_answers_500_so_meta_delivers_again() {
         .await
         .unwrap();
     assert_eq!(status, 500);
+    // The host's observer (metrics, logs) is told what failed, not only the status.
+    let failures = s.failures.lock().unwrap().clone();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let failure = failures[0].as_deref().unwrap_or_default();
+    assert!(failure.contains("store"), "{failure}");
 }
