@@ -464,3 +464,43 @@ async fn with_fake_graph_the_bot_runs_alone_on_the_demo_values_it_prints() {
     let status = bot.signal_and_wait("INT", Duration::from_secs(7));
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_bot_missing_its_configuration_names_every_problem_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(bot_binary());
+    for name in [
+        "PAGE_ACCESS_TOKEN",
+        "APP_SECRET",
+        "VERIFY_TOKEN",
+        "PAGE_ID",
+        "AGENT_TOKEN",
+        "SMTP_HOST",
+    ] {
+        command.env_remove(name);
+    }
+    let output = command
+        .current_dir(dir.path())
+        .env("PAGE_ID", "my-page")
+        .env("LISTEN_ADDR", "nowhere")
+        .env("LOGIN_URL", "ftp://school.example/login")
+        .env("HUMAN_AGENT", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    for problem in [
+        "PAGE_ACCESS_TOKEN is not set",
+        "APP_SECRET is not set",
+        "VERIFY_TOKEN is not set",
+        "AGENT_TOKEN is not set",
+        "PAGE_ID must be the Page's numeric id",
+        "LISTEN_ADDR must be host:port",
+        "LOGIN_URL is not an http(s) URL",
+        "HUMAN_AGENT must be on or off",
+    ] {
+        assert!(said.contains(problem), "{problem:?} in {said}");
+    }
+    // Nothing started: no database file was made.
+    assert!(!dir.path().join("tidings.db").exists());
+}
