@@ -597,6 +597,16 @@ pub trait SegmentQuery: Send + Sync {
         let _ = segment;
         Ok(())
     }
+
+    /// How many contacts `segment` holds now, or `None` when this store cannot tell without
+    /// reading them all. Campaign runs ask it beside the first page, so that their progress
+    /// has a total (a percentage, a bar) long before the segment has been read to its end.
+    /// It is a snapshot: contacts that join or leave during a run move the final count. The
+    /// default answers `None`; the crate's stores count.
+    async fn count(&self, segment: &Segment) -> Result<Option<u64>, StoreError> {
+        let _ = segment;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

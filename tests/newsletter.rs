@@ -340,6 +340,40 @@ async fn ten_thousand_recipients_each_get_exactly_one_outcome() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_knows_its_total_from_the_start_and_says_finished_at_the_end() {
+    const N: usize = 600;
+    let w = world(N).await;
+    let campaign = newsletter("with-a-bar");
+    let control = RunControl::new();
+    let mut progress = control.progress();
+    // What a progress bar sees while the run goes on.
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while progress.changed().await.is_ok() {
+            let p = progress.borrow_and_update().clone();
+            let finished = p.finished;
+            seen.push(p);
+            if finished {
+                break;
+            }
+        }
+        seen
+    });
+    w.runner().run(&campaign, &control).await.unwrap();
+    let seen = watcher.await.unwrap();
+    assert!(
+        seen.iter()
+            .any(|p| !p.finished && p.done < N as u64 && p.total == Some(N as u64)),
+        "a total before the end: {:?}",
+        seen.first()
+    );
+    let last = seen.last().unwrap();
+    assert!(last.finished && last.total == Some(N as u64), "{last:?}");
+    assert_eq!(last.state, RunState::Finished, "{last:?}");
+    assert_eq!(control.state(), RunState::Finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_campaign_then_a_resume_sends_nobody_twice() {
     const N: usize = 1_000;
     let w = world(N).await;

@@ -65,6 +65,7 @@ fn run_state(run: &CampaignRun) -> &'static str {
         RunState::Running => "running",
         RunState::Paused => "paused",
         RunState::Cancelled => "cancelled",
+        RunState::Finished => "finished",
     }
 }
 

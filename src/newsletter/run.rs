@@ -132,13 +132,18 @@ pub enum RunState {
     Paused,
     /// Cancelled: no new recipient is taken.
     Cancelled,
+    /// Ended on its own: the segment was read to its end (or an error stopped it; the run's
+    /// result says which).
+    Finished,
 }
 
 /// A snapshot of a run's progress.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Progress {
-    /// The number of recipients, once known (at the end of the segment).
+    /// The number of recipients: counted at the start when the segment store can count
+    /// ([`SegmentQuery::count`](crate::segment::SegmentQuery::count), for a run of one
+    /// worker), and the number handled once the run ends. `None` until then otherwise.
     pub total: Option<u64>,
     /// Recipients handled so far in this run (each has an outcome).
     pub done: u64,
@@ -241,7 +246,7 @@ impl RunControl {
             let state = *rx.borrow_and_update();
             match state {
                 RunState::Running => return true,
-                RunState::Cancelled => return false,
+                RunState::Cancelled | RunState::Finished => return false,
                 RunState::Paused => {
                     if rx.changed().await.is_err() {
                         return false;
@@ -498,7 +503,8 @@ impl CampaignRunner {
     ) -> BoxFuture<'a, Result<Report, CampaignError>> {
         Box::pin(async move {
             let run = self.start(campaign, control)?;
-            let result = self.drive(&run).await;
+            // The segment is counted beside the first pages, so progress has a total early.
+            let (result, ()) = futures_util::future::join(self.drive(&run), self.count(&run)).await;
             let cancelled = control.state() == RunState::Cancelled;
             let report = self.finish_run(&run, cancelled);
             result.map(|()| report)
@@ -890,6 +896,23 @@ impl CampaignRunner {
         done as f64 * 1000.0 / elapsed as f64
     }
 
+    /// Counts the run's segment into its progress' total, when the store can count.
+    async fn count(&self, run: &Run<'_>) {
+        match self.segments.count(&run.campaign.segment).await {
+            Ok(Some(n)) => {
+                lock(&run.counts).progress.total = Some(n);
+                run.control.progress.send_modify(|p| p.total = Some(n));
+            }
+            Ok(None) => {}
+            // A total is a nicety: the run goes on without one.
+            Err(e) => tracing::warn!(
+                campaign = %run.campaign.id,
+                error = %e,
+                "counting the segment failed; progress has no total until the end"
+            ),
+        }
+    }
+
     fn finish_run(&self, run: &Run<'_>, cancelled: bool) -> Report {
         let Tally {
             this_run,
@@ -898,6 +921,9 @@ impl CampaignRunner {
             mut uncertain,
         } = lock(&run.counts).clone();
         uncertain.sort_unstable();
+        if !cancelled {
+            run.control.set(RunState::Finished);
+        }
         self.refresh(run, &mut progress, &this_run);
         progress.finished = true;
         if !cancelled {

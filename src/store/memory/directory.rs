@@ -285,6 +285,22 @@ impl SegmentQuery for MemoryDirectory {
         }
         Ok(())
     }
+
+    async fn count(&self, segment: &Segment) -> Result<Option<u64>, StoreError> {
+        self.check(segment)?;
+        let lookup = |a: &Address| self.activity.as_ref().and_then(|s| s.last.get(a));
+        let activity = match &self.activity {
+            Some(source) if segment.reads_activity() => Activity::new(source.clock.now(), &lookup),
+            _ => Activity::none(),
+        };
+        let state = lock(&self.state);
+        let n = state
+            .contacts
+            .values()
+            .filter(|c| segment.matches_at(c, &activity))
+            .count();
+        Ok(Some(u64::try_from(n).unwrap_or(u64::MAX)))
+    }
 }
 
 #[cfg(test)]

@@ -407,4 +407,19 @@ impl SegmentQuery for PgDirectory {
     fn check(&self, segment: &Segment) -> Result<(), StoreError> {
         segment::translate(segment, self.shared.clock.now(), Dialect::Postgres, 2).map(|_| ())
     }
+
+    async fn count(&self, segment: &Segment) -> Result<Option<u64>, StoreError> {
+        let filter = segment::translate(segment, self.shared.clock.now(), Dialect::Postgres, 1)?;
+        let sql = format!("SELECT count(*) FROM contacts c WHERE {}", filter.sql);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for value in filter.binds {
+            query = match value {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+                Bind::Real(r) => query.bind(r),
+            };
+        }
+        let n = query.fetch_one(&self.shared.pool).await.map_err(db)?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
 }

@@ -415,6 +415,13 @@ pub async fn segment_query(dir: Arc<dyn Directory>, query: Arc<dyn SegmentQuery>
             seen, expected,
             "page: following the cursors yields exactly the matching contacts for {case}"
         );
+        if let Some(n) = ok("count", query.count(&segment).await) {
+            assert_eq!(
+                n,
+                expected.len() as u64,
+                "count: a store that counts counts exactly the matching contacts for {case}"
+            );
+        }
     }
 
     let any = Segment::from_json(&json!({"tag": tag}).to_string())
@@ -518,6 +525,13 @@ pub async fn segment_activity(
             .into_iter()
             .map(|c| c.id)
             .collect();
+        if let Some(n) = ok("count", query.count(&segment).await) {
+            assert_eq!(
+                n,
+                expected.len() as u64,
+                "count: counts active_within segments as the pages read them ({case})"
+            );
+        }
         assert_eq!(
             got, expected,
             "active_within: a contact is active when its last inbound on the channel is at most N hours before now ({case})"
