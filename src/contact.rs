@@ -508,7 +508,50 @@ impl Contact {
     pub fn address_on(&self, channel: &Channel) -> Option<&Address> {
         self.addresses.iter().find(|a| a.channel() == channel)
     }
+
+    /// Whether the contact was created by auto-registration (its e-mail, if any, is a
+    /// technical address that reaches nobody): the [`TECHNICAL_FIELD`] is `true`.
+    pub fn is_technical(&self) -> bool {
+        self.fields.get(TECHNICAL_FIELD) == Some(&serde_json::Value::Bool(true))
+    }
+
+    /// Every address the crate sends to for this contact: its linked addresses, then its
+    /// e-mail ([`Contact::email`]) as an e-mail address when no e-mail address is linked and
+    /// the contact is not [technical](Contact::is_technical).
+    ///
+    /// This is the one rule of "how is this contact reached": support replies, campaigns and
+    /// flows all use it, so a person a reply can reach by e-mail is not skipped by a
+    /// newsletter as having "no address".
+    pub fn reachable_addresses(&self) -> Vec<Address> {
+        let mut addresses = self.addresses.clone();
+        if let Some(email) = self.real_email() {
+            addresses.push(email);
+        }
+        addresses
+    }
+
+    /// The first of the [reachable addresses](Contact::reachable_addresses) on `channel`.
+    pub fn reachable_on(&self, channel: &Channel) -> Option<Address> {
+        match self.address_on(channel) {
+            Some(address) => Some(address.clone()),
+            None if *channel == Channel::Email => self.real_email(),
+            None => None,
+        }
+    }
+
+    /// [`Contact::email`] as an address, when no e-mail address is linked and it is real.
+    fn real_email(&self) -> Option<Address> {
+        if self.is_technical() || self.address_on(&Channel::Email).is_some() {
+            return None;
+        }
+        self.email
+            .as_ref()
+            .and_then(|e| Address::email(e.clone()).ok())
+    }
 }
+
+/// The custom field that marks a contact created by auto-registration.
+pub const TECHNICAL_FIELD: &str = "tidings_technical";
 
 /// The data of a contact to create; the store assigns the id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

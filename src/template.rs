@@ -54,7 +54,7 @@ use minijinja::{
     value::{Enumerator, Object},
 };
 
-use crate::{contact::Contact, identity::connect::is_technical};
+use crate::contact::{Contact, TECHNICAL_FIELD};
 
 /// Instructions one render may run before it is stopped.
 pub const MAX_FUEL: u64 = 100_000;
@@ -326,7 +326,7 @@ impl Vars {
             Some(Value::from(joined))
         };
         let visible = |(k, v): &(&String, &serde_json::Value)| {
-            k.as_str() != crate::identity::connect::TECHNICAL_FIELD
+            k.as_str() != TECHNICAL_FIELD
                 && !matches!(v, serde_json::Value::Null)
                 && v.as_str().is_none_or(|s| !s.trim().is_empty())
         };
@@ -353,7 +353,7 @@ impl Vars {
             first_name: uses.first_name.then(|| text(&contact.first_name)).flatten(),
             last_name: uses.last_name.then(|| text(&contact.last_name)).flatten(),
             name: uses.name.then(full_name).flatten(),
-            email: (uses.email && !is_technical(contact))
+            email: (uses.email && !contact.is_technical())
                 .then(|| text(&contact.email))
                 .flatten(),
             fields: uses.fields.then(fields),
@@ -494,10 +494,7 @@ mod tests {
     fn a_technical_email_is_never_rendered() {
         let mut c = ann();
         c.email = Some("m-123@users.example".into());
-        c.fields.insert(
-            crate::identity::connect::TECHNICAL_FIELD.into(),
-            json!(true),
-        );
+        c.fields.insert(TECHNICAL_FIELD.into(), json!(true));
         let t = Template::compile("{{ email | default('none') }} {{ fields | length }}").unwrap();
         assert_eq!(t.render(&c, &campaign()).unwrap(), "none 2");
     }

@@ -1151,3 +1151,99 @@ async fn sent_messages_appear_in_the_inbox_and_their_receipts_land_on_them() {
     }
     assert_eq!(entries as u64, report.total.sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_reaches_by_email_whoever_a_reply_would_reach_by_email() {
+    use tidings::{
+        contact::NewContact,
+        identity::Directory,
+        inbox::{Reply, Support},
+        message::Message,
+        store::memory::MemoryInbox,
+    };
+    let directory = Arc::new(MemoryDirectory::new());
+    // Ann's e-mail is only in `Contact.email`, as a host importing its users sets it.
+    let ann = directory
+        .create(NewContact::new().with_email("ann@example.org"))
+        .await
+        .unwrap();
+    // Bob has a linked e-mail address: that one is used, once.
+    let bob = directory
+        .create(
+            NewContact::new()
+                .with_email("bob.old@example.org")
+                .with_address(Address::email("bob@example.org").unwrap()),
+        )
+        .await
+        .unwrap();
+    // An auto-registered visitor's technical address reaches nobody.
+    let visitor = directory
+        .create(
+            NewContact::new()
+                .with_email("fb-123@users.school.example")
+                .with_field(tidings::contact::TECHNICAL_FIELD, true),
+        )
+        .await
+        .unwrap();
+    let email = Arc::new(StubTransport::new(Channel::Email));
+    let mut transports = TransportSet::new();
+    transports.insert(email.clone() as SharedTransport);
+    let outbox = Arc::new(MemoryOutbox::new());
+    let campaign = Campaign::builder(
+        CampaignId::new("by-mail").unwrap(),
+        Segment::everyone(),
+        "Lesson 5 is open",
+    )
+    .channels([Channel::Email])
+    .build()
+    .unwrap();
+    let report = CampaignRunner::new(directory.clone(), outbox.clone(), transports)
+        .run(&campaign, &RunControl::new())
+        .await
+        .unwrap();
+    let to: Vec<String> = email.sent().iter().map(|s| s.to.to_string()).collect();
+    assert_eq!(to.len(), 2, "{to:?}");
+    assert!(to.iter().any(|a| a.contains("ann@example.org")), "{to:?}");
+    assert!(to.iter().any(|a| a.contains("bob@example.org")), "{to:?}");
+    assert_eq!(report.this_run.sent, 2);
+    let visitor_outcome = outbox
+        .get(campaign.id(), &visitor.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            visitor_outcome.outcome,
+            Outcome::Skipped {
+                reason: SkipReason::NoAddress
+            }
+        ),
+        "{visitor_outcome:?}"
+    );
+    // The same rule as a support reply's: Ann is reached by e-mail there too.
+    let support = Support::new(
+        directory.clone(),
+        Arc::new(MemoryInbox::new()),
+        tidings::clock::SystemClock::shared(),
+    )
+    .with_transport(email.clone());
+    assert_eq!(
+        support
+            .transports_for(&ann.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|o| o.channel == Channel::Email && o.available())
+            .count(),
+        1
+    );
+    support
+        .reply(
+            &ann.id,
+            Reply::new(Message::text("Welcome!").unwrap(), [Channel::Email]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(email.sent().len(), 3);
+    let _ = bob;
+}

@@ -41,8 +41,7 @@ use crate::{
     token::{Purpose, SignedToken, TokenError, Tokens},
 };
 
-/// The custom field that marks a contact created by auto-registration.
-pub const TECHNICAL_FIELD: &str = "tidings_technical";
+pub use crate::contact::TECHNICAL_FIELD;
 
 /// What a connector may do on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,9 +491,9 @@ impl Connector {
     }
 }
 
-/// Whether `contact` was created by auto-registration.
+/// Whether `contact` was created by auto-registration ([`Contact::is_technical`]).
 pub fn is_technical(contact: &Contact) -> bool {
-    contact.fields.get(TECHNICAL_FIELD) == Some(&Value::Bool(true))
+    contact.is_technical()
 }
 
 #[cfg(all(test, feature = "memory"))]

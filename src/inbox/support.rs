@@ -19,7 +19,7 @@ use crate::{
     clock::SharedClock,
     contact::{Address, Channel, Contact, ContactId},
     error::StoreError,
-    identity::{Directory, connect::is_technical},
+    identity::Directory,
     message::Message,
     transport::{DeliveryErrorKind, SendContext, SharedTransport, TransportSet},
 };
@@ -237,16 +237,7 @@ impl Support {
     }
 }
 
-/// The contact's address on `channel`: a linked one, or for e-mail its real e-mail address
-/// (never the technical one of an auto-registered contact).
+/// The contact's address on `channel` ([`Contact::reachable_on`]).
 fn address_on(contact: &Contact, channel: &Channel) -> Option<Address> {
-    if let Some(a) = contact.address_on(channel) {
-        return Some(a.clone());
-    }
-    match (channel, &contact.email) {
-        (Channel::Email, Some(email)) if !is_technical(contact) => {
-            Address::email(email.clone()).ok()
-        }
-        _ => None,
-    }
+    contact.reachable_on(channel)
 }

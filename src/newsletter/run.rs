@@ -955,11 +955,7 @@ impl CampaignRunner {
         let campaign = run.campaign;
         let skip = if campaign.opted_out(contact) {
             Some(SkipReason::OptedOut)
-        } else if !contact
-            .addresses
-            .iter()
-            .any(|a| campaign.channels.contains(a.channel()))
-        {
+        } else if campaign_addresses(campaign, contact).is_empty() {
             Some(SkipReason::NoAddress)
         } else {
             None
@@ -1155,13 +1151,12 @@ impl CampaignRunner {
     }
 }
 
-/// The contact's addresses on the campaign's channels.
+/// The contact's addresses on the campaign's channels ([`Contact::reachable_addresses`]).
 fn campaign_addresses(campaign: &Campaign, contact: &Contact) -> Vec<Address> {
     contact
-        .addresses
-        .iter()
+        .reachable_addresses()
+        .into_iter()
         .filter(|a| campaign.channels.contains(a.channel()))
-        .cloned()
         .collect()
 }
 

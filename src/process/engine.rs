@@ -1188,7 +1188,8 @@ impl FlowEngine {
         };
         // Bounded well inside the lease taken before the send, so `tick` never takes the step
         // up again while this send may still deliver.
-        let sending = routes.send(&contact.addresses, message, &ctx);
+        let addresses = contact.reachable_addresses();
+        let sending = routes.send(&addresses, message, &ctx);
         let sent = match self.inner.send_timeout {
             Some(limit) => match tokio::time::timeout(limit, sending).await {
                 Ok(sent) => sent,
