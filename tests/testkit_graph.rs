@@ -698,3 +698,47 @@ async fn dropping_the_fake_stops_the_server() {
         "the fake kept accepting connections after drop"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_wrote_in_opens_the_window_for_the_fake_and_for_the_crate_alike() {
+    use tidings::{
+        activity::LastInbound,
+        contact::Address,
+        message::Message,
+        messenger::{MessengerTransport, PageAccessToken, PageConfig, StaticPages},
+        store::memory::MemoryLastInbound,
+        transport::{DeliveryErrorKind, Intent, SendContext, Transport},
+    };
+    let clock = ManualClock::new(t0());
+    let fake = FakeGraph::builder()
+        .page(PAGE_A, TOKEN_A)
+        .clock(clock.shared())
+        .start()
+        .await
+        .unwrap();
+    let last = Arc::new(MemoryLastInbound::new());
+    let pages = Arc::new(StaticPages::new([PageConfig::new(
+        PAGE_A,
+        PageAccessToken::new(TOKEN_A),
+    )]));
+    let messenger = MessengerTransport::builder(pages, last.clone())
+        .base_url(fake.base_url())
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    let to = Address::messenger(PAGE_A, PSID).unwrap();
+    let hello = Message::text("Hello").unwrap();
+    let reply = SendContext::new(Intent::Reply);
+    // The fake's side alone: the crate has no message on record, and refuses to send.
+    fake.user_wrote(PAGE_A, PSID, t0());
+    let refused = messenger.send(&to, &hello, &reply).await.unwrap_err();
+    assert_eq!(refused.kind(), DeliveryErrorKind::WindowClosed);
+    assert!(fake.sent().is_empty());
+    // Both sides: the send goes out.
+    fake.user_wrote_in(last.as_ref(), PAGE_A, PSID, t0())
+        .await
+        .unwrap();
+    assert_eq!(last.last(&to).await.unwrap(), Some(t0()));
+    messenger.send(&to, &hello, &reply).await.unwrap();
+    assert_eq!(fake.sent().len(), 1);
+}

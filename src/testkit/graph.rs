@@ -351,6 +351,11 @@ impl FakeGraph {
     /// Records that user `psid` last wrote to Page `page_id` at `at`, which opens the messaging
     /// window from then on (and makes the PSID known). A later call replaces the time, even
     /// with an earlier one.
+    ///
+    /// This is the fake's side only: the crate's own record of the person's last message (the
+    /// [`LastInbound`](crate::activity::LastInbound) the Messenger transport reads) is moved by
+    /// the webhook. A test that sends without a webhook wants
+    /// [`user_wrote_in`](FakeGraph::user_wrote_in), which moves both.
     pub fn user_wrote(&self, page_id: &str, psid: &str, at: Timestamp) {
         self.shared
             .lock()
@@ -358,6 +363,23 @@ impl FakeGraph {
             .entry(page_id.to_owned())
             .or_default()
             .insert(psid.to_owned(), at);
+    }
+
+    /// [`user_wrote`](FakeGraph::user_wrote), and the same message recorded in `last` as the
+    /// webhook would record it: the fake and the crate's Messenger transport then agree that
+    /// the window is open. Fails only when `last` does.
+    pub async fn user_wrote_in(
+        &self,
+        last: &dyn crate::activity::LastInbound,
+        page_id: &str,
+        psid: &str,
+        at: Timestamp,
+    ) -> Result<(), crate::error::StoreError> {
+        let address = crate::contact::Address::messenger(page_id, psid)
+            .map_err(|e| crate::error::StoreError::invalid(e.to_string()))?;
+        last.record(&address, at).await?;
+        self.user_wrote(page_id, psid, at);
+        Ok(())
     }
 
     /// The successful message sends and sender actions so far, in the order they were
