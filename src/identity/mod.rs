@@ -18,7 +18,9 @@
 //! - [`Directory::merge`] moves every address of `from` to `into`, fills `into`'s missing data
 //!   from `from` (never the technical marker [`connect::TECHNICAL_FIELD`]: a real contact must
 //!   not become technical), and retires `from`, which the host may delete or keep as an alias.
-//!   The crate never deletes host data itself.
+//!   The crate never deletes host data itself. Merging a contact into itself changes nothing
+//!   and fails with [`StoreError::Conflict`]; a `from` or `into` that does not exist fails with
+//!   [`StoreError::NotFound`].
 //! - [`Directory::forget_contact`] removes the contact and unlinks every address linked to it,
 //!   in one step: afterwards [`get`](Directory::get) returns `None`, no
 //!   [`find_by_address`](Directory::find_by_address) of its addresses finds anyone, and the
@@ -60,7 +62,9 @@ pub trait Directory: Send + Sync {
     /// Unlinks `address`, returning the contact it was linked to, if any.
     async fn unlink(&self, address: &Address) -> Result<Option<ContactId>, StoreError>;
 
-    /// Merges contact `from` into contact `into` and returns the merged contact.
+    /// Merges contact `from` into contact `into` and returns the merged contact. `from ==
+    /// into` is a [`StoreError::Conflict`] (nothing changes); an unknown contact is
+    /// [`StoreError::NotFound`].
     async fn merge(&self, from: &ContactId, into: &ContactId) -> Result<Contact, StoreError>;
 
     /// Removes contact `id` and every address linked to it; returns the contact as it was, or

@@ -298,13 +298,28 @@ pub async fn directory(dir: Arc<dyn Directory>) {
         Some(ann.id.clone()),
         "merge: moved addresses resolve to the target"
     );
+    let before = ok("get before a merge into itself", dir.get(&ann.id).await);
     expect_conflict(
         "merge a contact into itself",
         dir.merge(&ann.id, &ann.id).await,
     );
+    assert_eq!(
+        ok("get after a merge into itself", dir.get(&ann.id).await),
+        before,
+        "merge: merging a contact into itself changes nothing"
+    );
     expect_not_found(
         "merge a missing contact",
         dir.merge(&id(&unique("ghost")), &ann.id).await,
+    );
+    expect_not_found(
+        "merge into a missing contact",
+        dir.merge(&ann.id, &id(&unique("ghost"))).await,
+    );
+    assert_eq!(
+        ok("get after a merge into nobody", dir.get(&ann.id).await),
+        before,
+        "merge: a merge into a missing contact changes nothing"
     );
 
     // Racing creates for one new sender create one contact.
