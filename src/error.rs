@@ -225,6 +225,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Opening the stores of a database URL failed.
+    #[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
     #[error(transparent)]
     Open(#[from] crate::store::OpenError),
     /// A process operation failed.

@@ -89,8 +89,9 @@
 //! | `memory` | yes | in-memory stores ([`store::memory`]) |
 //! | `sqlite` | no | SQLite stores ([`store::sqlite`]) |
 //! | `email` | no | an SMTP e-mail transport through lettre and rustls ([`email`]) |
-//! | `axum` | no | ready axum routers: the webhook, the agent API and the support desk page ([`axum`](crate::axum)) |
-//! | `testkit` | no | the store conformance suite (and a fake Graph API) for host tests |
+//! | `axum` | no | ready axum routers: the webhook, the agent API and the support desk page ([`axum`]) |
+//! | `conformance` | no | the store conformance suite alone ([`testkit::conformance`]) |
+//! | `testkit` | no | every test helper: the conformance suite, the fake Graph API and the fake Messenger user |
 //!
 //! # Security
 //!
@@ -194,8 +195,8 @@ pub mod segment;
 pub mod store;
 mod sync;
 pub mod template;
-#[cfg(feature = "testkit")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod testkit;
 pub mod threads;
 pub mod token;

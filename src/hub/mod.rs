@@ -87,7 +87,6 @@ use crate::{
     message::{Inbound, InboundKind, Message, ThreadChange},
     optin::{OptInRecord, OptIns},
     process::{IgnoredAnswer, InstanceId, NoProcesses, Offer, ProcessEngine, ProcessError},
-    store::memory::{MemoryOptIns, MemoryThreadOwners},
     threads::{ThreadOwner, ThreadOwners},
     transport::{SendContext, SharedTransport, TransportSet},
 };
@@ -236,17 +235,19 @@ impl HubBuilder {
         self
     }
 
-    /// Where notification opt-ins are kept (default: in memory, for the life of the Hub; give
-    /// the durable store the campaign runner reads, e.g. `SqliteStores::opt_ins`).
+    /// Where notification opt-ins are kept (default with the `memory` feature: in memory, for
+    /// the life of the Hub; without it, none, and opt-ins are logged and not kept). Give the
+    /// durable store the campaign runner reads, e.g. `SqliteStores::opt_ins`.
     pub fn opt_ins(mut self, store: Arc<dyn OptIns>) -> Self {
-        self.hub.opt_ins = store;
+        self.hub.opt_ins = Some(store);
         self
     }
 
-    /// Where thread owners are kept (default: in memory, for the life of the Hub; give the
-    /// durable store the senders read, e.g. `SqliteStores::thread_owners`).
+    /// Where thread owners are kept (default with the `memory` feature: in memory, for the
+    /// life of the Hub; without it, none, and thread changes are logged and not kept). Give
+    /// the durable store the senders read, e.g. `SqliteStores::thread_owners`.
     pub fn thread_owners(mut self, store: Arc<dyn ThreadOwners>) -> Self {
-        self.hub.threads = store;
+        self.hub.threads = Some(store);
         self
     }
 
@@ -277,8 +278,8 @@ pub struct Hub {
     directory: Arc<dyn Directory>,
     inbox: Arc<dyn Inbox>,
     processes: Arc<dyn ProcessEngine>,
-    opt_ins: Arc<dyn OptIns>,
-    threads: Arc<dyn ThreadOwners>,
+    opt_ins: Option<Arc<dyn OptIns>>,
+    threads: Option<Arc<dyn ThreadOwners>>,
     transports: TransportSet,
     confirmation: Option<Message>,
     please_authorize: Option<Message>,
@@ -309,8 +310,8 @@ impl Hub {
                 directory,
                 inbox,
                 processes: Arc::new(NoProcesses),
-                opt_ins: Arc::new(MemoryOptIns::new()),
-                threads: Arc::new(MemoryThreadOwners::new()),
+                opt_ins: default_opt_ins(),
+                threads: default_thread_owners(),
                 transports: TransportSet::new(),
                 confirmation: None,
                 please_authorize: None,
@@ -511,9 +512,16 @@ impl Hub {
             _ => None,
         };
         if let Some(owner) = &owner {
-            self.threads
-                .set(&event.from, owner.clone(), event.at)
-                .await?;
+            match &self.threads {
+                Some(threads) => {
+                    threads.set(&event.from, owner.clone(), event.at).await?;
+                }
+                None => tracing::warn!(
+                    from = %event.from,
+                    ?owner,
+                    "thread owner not kept: the Hub has no ThreadOwners store"
+                ),
+            }
         } else {
             tracing::info!(from = %event.from, ?change, "another app asks for thread control");
         }
@@ -523,12 +531,15 @@ impl Hub {
     /// A standby event says another app owns the thread: noted, keeping the owner's app id
     /// when an earlier event named it.
     async fn note_standby(&self, event: &Inbound) -> Result<(), HubError> {
+        let Some(threads) = &self.threads else {
+            return Ok(());
+        };
         // An earlier event than the stored one is refused by the store itself.
-        let known = self.threads.get(&event.from).await?;
+        let known = threads.get(&event.from).await?;
         if known.is_some_and(|s| matches!(s.owner, ThreadOwner::Other { .. })) {
             return Ok(());
         }
-        self.threads
+        threads
             .set(&event.from, ThreadOwner::Other { app_id: None }, event.at)
             .await?;
         Ok(())
@@ -599,7 +610,15 @@ impl Hub {
             event.at,
             optin.clone(),
         );
-        self.opt_ins.record(record).await?;
+        match &self.opt_ins {
+            Some(opt_ins) => {
+                opt_ins.record(record).await?;
+            }
+            None => tracing::warn!(
+                contact = %record.contact,
+                "opt-in not kept: the Hub has no OptIns store"
+            ),
+        }
         Ok(Routed::OptedIn {
             contact: contact.id,
             stopped: optin.is_stopped(),
@@ -650,10 +669,27 @@ impl Hub {
     }
 }
 
+/// The opt-in store a Hub starts with: in memory with the `memory` feature, none otherwise.
+fn default_opt_ins() -> Option<Arc<dyn OptIns>> {
+    #[cfg(feature = "memory")]
+    return Some(Arc::new(crate::store::memory::MemoryOptIns::new()));
+    #[cfg(not(feature = "memory"))]
+    None
+}
+
+/// The thread-owner store a Hub starts with: in memory with the `memory` feature, none
+/// otherwise.
+fn default_thread_owners() -> Option<Arc<dyn ThreadOwners>> {
+    #[cfg(feature = "memory")]
+    return Some(Arc::new(crate::store::memory::MemoryThreadOwners::new()));
+    #[cfg(not(feature = "memory"))]
+    None
+}
+
 /// Moves the inbox conversation and the opt-ins of a technical contact before it is merged.
 struct FollowTheMerge {
     inbox: Arc<dyn Inbox>,
-    opt_ins: Arc<dyn OptIns>,
+    opt_ins: Option<Arc<dyn OptIns>>,
 }
 
 #[async_trait::async_trait]
@@ -664,7 +700,10 @@ impl crate::identity::MergeHook for FollowTheMerge {
         into: &ContactId,
     ) -> Result<(), StoreError> {
         let moved = self.inbox.reassign(technical, into).await?;
-        let opt_ins = self.opt_ins.reassign(technical, into).await?;
+        let opt_ins = match &self.opt_ins {
+            Some(opt_ins) => opt_ins.reassign(technical, into).await?,
+            None => 0,
+        };
         tracing::info!(%technical, %into, moved, opt_ins, "conversation follows the merged contact");
         Ok(())
     }

@@ -142,7 +142,7 @@ pub enum RunState {
 #[non_exhaustive]
 pub struct Progress {
     /// The number of recipients: counted at the start when the segment store can count
-    /// ([`SegmentQuery::count`](crate::segment::SegmentQuery::count), for a run of one
+    /// ([`crate::segment::SegmentQuery::count`], for a run of one
     /// worker), and the number handled once the run ends. `None` until then otherwise.
     pub total: Option<u64>,
     /// Recipients handled so far in this run (each has an outcome).

@@ -23,7 +23,9 @@ pub mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 mod stores;
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 pub use stores::{OpenError, Stores};
 
 #[cfg(feature = "sqlite")]
