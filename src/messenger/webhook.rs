@@ -681,6 +681,8 @@ mod page_table_tests {
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(table.get(id, &hasher), None);
             table.insert(id, i % 3 == 0, &hasher);
+            // A list for the first few Pages, a table from the one after.
+            assert_eq!(table.many.is_empty(), i < PageTable::FEW, "after {i}");
             for (j, seen) in ids[..=i].iter().enumerate() {
                 assert_eq!(
                     table.get(seen, &hasher),
@@ -693,5 +695,6 @@ mod page_table_tests {
         // Past a few Pages the lookups are hashed, so a body naming thousands of Pages costs
         // the same per entry.
         assert!(table.few.is_empty() && table.many.len() == ids.len());
+        assert!(ids.len() > PageTable::FEW);
     }
 }
