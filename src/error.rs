@@ -285,7 +285,7 @@ pub enum Error {
     /// A message could not be rendered for Messenger.
     #[cfg(feature = "messenger")]
     #[error(transparent)]
-    MessengerRender(#[from] crate::messenger::render::RenderError),
+    MessengerRender(#[from] crate::messenger::render::MessengerRenderError),
     /// The e-mail transport could not be built.
     #[cfg(feature = "email")]
     #[error(transparent)]

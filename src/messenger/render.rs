@@ -10,7 +10,7 @@
 //!
 //! Lengths are counted in UTF-16 code units, as Messenger's clients count them (an emoji
 //! counts twice), so a part that fits here fits there. Everything is checked before any request
-//! is made: a message that cannot be rendered is refused with a [`RenderError`].
+//! is made: a message that cannot be rendered is refused with a [`MessengerRenderError`].
 
 use serde::Serialize;
 
@@ -32,7 +32,7 @@ pub const PAYLOAD_MAX: usize = 1000;
 /// Why a message cannot be rendered for Messenger.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RenderError {
+pub enum MessengerRenderError {
     /// More choices than the chosen presentation allows.
     #[error("{count} choices, Messenger shows at most {max} as {shown_as}")]
     TooManyChoices {
@@ -139,10 +139,10 @@ pub fn messenger_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
 }
 
-fn check_title(title: &str) -> Result<(), RenderError> {
+fn check_title(title: &str) -> Result<(), MessengerRenderError> {
     let len = messenger_len(title);
     if len > TITLE_MAX {
-        return Err(RenderError::TitleTooLong {
+        return Err(MessengerRenderError::TitleTooLong {
             title: title.to_owned(),
             len,
         });
@@ -151,13 +151,13 @@ fn check_title(title: &str) -> Result<(), RenderError> {
 }
 
 /// Renders `message` into the bodies to send, in order.
-pub fn render(message: &Message) -> Result<Vec<OutgoingMessage>, RenderError> {
+pub fn render(message: &Message) -> Result<Vec<OutgoingMessage>, MessengerRenderError> {
     let choices = message.choices();
     for c in choices {
         check_title(c.label())?;
         let len = messenger_len(c.payload());
         if len > PAYLOAD_MAX {
-            return Err(RenderError::PayloadTooLong {
+            return Err(MessengerRenderError::PayloadTooLong {
                 label: c.label().to_owned(),
                 len,
             });
@@ -177,7 +177,7 @@ pub fn render(message: &Message) -> Result<Vec<OutgoingMessage>, RenderError> {
         (QUICK_REPLIES_MAX, "quick replies")
     };
     if choices.len() > max {
-        return Err(RenderError::TooManyChoices {
+        return Err(MessengerRenderError::TooManyChoices {
             count: choices.len(),
             max,
             shown_as,
@@ -369,7 +369,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             render(&long_label),
-            Err(RenderError::TitleTooLong { len: 21, .. })
+            Err(MessengerRenderError::TitleTooLong { len: 21, .. })
         ));
         let emoji_label = Message::builder("q")
             .choice("😀".repeat(11), "P")
@@ -378,7 +378,7 @@ mod tests {
         assert!(
             matches!(
                 render(&emoji_label),
-                Err(RenderError::TitleTooLong { len: 22, .. })
+                Err(MessengerRenderError::TitleTooLong { len: 22, .. })
             ),
             "emoji count as two"
         );
@@ -388,7 +388,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             render(&long_payload),
-            Err(RenderError::PayloadTooLong { len: 1001, .. })
+            Err(MessengerRenderError::PayloadTooLong { len: 1001, .. })
         ));
         let four_buttons = (0..4)
             .fold(Message::builder("q").style(ChoiceStyle::Buttons), |b, i| {
@@ -398,7 +398,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             render(&four_buttons),
-            Err(RenderError::TooManyChoices {
+            Err(MessengerRenderError::TooManyChoices {
                 count: 4,
                 max: 3,
                 shown_as: "buttons"
@@ -410,7 +410,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             render(&long_link_title),
-            Err(RenderError::TitleTooLong { .. })
+            Err(MessengerRenderError::TitleTooLong { .. })
         ));
     }
 
