@@ -391,3 +391,100 @@ async fn execute(conn: &mut SqliteConnection, write: &Write) -> Result<Done, sql
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+
+    const INSERT: &str = "INSERT INTO t (id, v) VALUES (?, ?)";
+
+    async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("batch.db"))
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool
+    }
+
+    fn insert(id: i64) -> Write {
+        Write::Execute {
+            sql: INSERT,
+            binds: vec![Value::Int(id), Value::Text(format!("v{id}"))],
+        }
+    }
+
+    /// Runs `writes` as one batch (one transaction) and returns each write's result.
+    async fn one_batch(pool: &SqlitePool, writes: Vec<Write>) -> Vec<Result<Done, StoreError>> {
+        let (jobs, replies): (Vec<Job>, Vec<_>) = writes
+            .into_iter()
+            .map(|write| {
+                let (reply, done) = oneshot::channel();
+                (Job { write, reply }, done)
+            })
+            .unzip();
+        run(pool.clone(), jobs).await;
+        let mut results = Vec::new();
+        for done in replies {
+            results.push(done.await.unwrap());
+        }
+        results
+    }
+
+    async fn ids(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT id FROM t ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_that_breaks_a_constraint_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        let results = one_batch(&pool, vec![insert(1), insert(1), insert(2)]).await;
+        assert!(matches!(results[0], Ok(Done::Rows(1))), "{results:?}");
+        assert!(
+            matches!(
+                results[1],
+                Err(StoreError::Database {
+                    failure: DbFailure::Constraint,
+                    ..
+                })
+            ),
+            "{results:?}"
+        );
+        assert!(matches!(results[2], Ok(Done::Rows(1))), "{results:?}");
+        assert_eq!(ids(&pool).await, [1, 2], "the others are committed");
+    }
+
+    #[tokio::test]
+    async fn any_other_failure_rolls_the_whole_batch_back_for_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        let broken = Write::Execute {
+            sql: "INSERT INTO no_such_table (id) VALUES (?)",
+            binds: vec![Value::Int(9)],
+        };
+        let results = one_batch(&pool, vec![insert(3), broken, insert(4)]).await;
+        for result in &results {
+            assert!(
+                matches!(result, Err(StoreError::Database { failure, .. }) if *failure != DbFailure::Constraint),
+                "every write gets the batch's failure: {results:?}"
+            );
+        }
+        assert!(
+            ids(&pool).await.is_empty(),
+            "nothing of the batch is stored"
+        );
+    }
+}
