@@ -87,19 +87,49 @@
 //! |---|---|---|
 //! | `messenger` | yes | the Facebook Messenger transport |
 //! | `memory` | yes | in-memory stores ([`store::memory`]) |
-//! | `sqlite` | no | SQLite stores ([`store::sqlite`]) |
+//! | `sqlite` | no | SQLite stores ([`store::sqlite`]); brings `memory` |
+//! | `postgres` | no | PostgreSQL stores ([`store::postgres`]), for several processes on one database |
 //! | `email` | no | an SMTP e-mail transport through lettre and rustls ([`email`]) |
 //! | `axum` | no | ready axum routers: the webhook, the agent API and the support desk page ([`axum`]) |
 //! | `conformance` | no | the store conformance suite alone ([`testkit::conformance`]) |
 //! | `testkit` | no | every test helper: the conformance suite, the fake Graph API and the fake Messenger user |
 //!
+//! Each feature builds on its own; `.ci/run` checks the library with each one alone.
+//!
+//! # Transports
+//!
+//! | transport | feature | reaches | notes |
+//! |---|---|---|---|
+//! | [`messenger::MessengerTransport`] | `messenger` | a PSID on a Page | Send API; the 24-hour window, message tags and HUMAN_AGENT from [`messenger::Policy`]; a per-Page [`budget::SendBudget`]; retries of what Meta calls transient |
+//! | [`email::EmailTransport`] | `email` | a real e-mail address | SMTP through lettre; choices as links or numbered options; failures classified retryable, unreachable or refused |
+//! | [`transport::stub::StubTransport`] | always | any address of its channel | records what it is given; for tests and examples |
+//! | the host's own | — | whatever it implements | implement [`transport::Transport`] |
+//!
+//! Replies, campaigns and flows pick the addresses with one rule,
+//! [`contact::Contact::reachable_addresses`], and fall from one transport to the next in order
+//! ([`transport::Fallback`]) when one cannot reach the person (a closed window, no address).
+//!
 //! # Security
 //!
-//! - Secrets (token keys, and later Page tokens and app secrets) are held so that `Debug` never
-//!   prints them.
-//! - Token signatures are checked in constant time before any claim is read.
-//! - Every constructor that takes outside input validates it and returns a typed error;
-//!   nothing on an input-driven path panics.
+//! - **Webhook signatures.** Every POST is checked against `X-Hub-Signature-256` with the app
+//!   secret, in constant time, over the raw body, before anything is parsed; the body size is
+//!   capped while it is read. A verify token guards the subscription handshake.
+//! - **Signed tokens.** Connect links, login links and link-confirmation answers are tokens of
+//!   [`token`]: HMAC-SHA256 under rotating keys, a purpose each (a token made for one use is
+//!   refused for another), an expiry, a nonce that makes the single-use ones usable once. Flow
+//!   answers are signed payloads naming the instance and the visit, so a forged, replayed or
+//!   stale answer moves nothing. Signatures are checked in constant time before any claim is
+//!   read, and a text longer than the longest legal token is refused unread.
+//! - **Secrets.** Page tokens, app secrets, token keys, SMTP passwords and database URLs'
+//!   passwords are held so that `Debug` and logs never print them; the Send API's URL (which
+//!   carries the Page token) is never logged.
+//! - **Messenger policy.** The transport refuses, before any HTTP call, what Meta would refuse:
+//!   a message outside the 24-hour window without a tag that fits its purpose (an update is
+//!   not an account update), HUMAN_AGENT unless enabled. A link tapped by someone else asks before it moves an
+//!   account ([`identity::ConfirmLinks`]).
+//! - **Input.** Every constructor that takes outside input validates it and returns a typed
+//!   error; nothing on an input-driven path panics, and one unreadable webhook event never costs
+//!   the others in its batch.
 
 #![forbid(unsafe_code)]
 #![deny(

@@ -273,6 +273,66 @@ impl HubBuilder {
 }
 
 /// Routes inbound events; see the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidings::{
+///     clock::SystemClock,
+///     hub::{Hub, Routed},
+///     identity::{ConnectPolicy, Connector},
+///     inbox::Inbox,
+///     messenger::{AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook},
+///     secrecy::SecretSlice,
+///     store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
+///     token::{TokenKey, Tokens},
+/// };
+/// use hmac::{Hmac, Mac};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let (directory, inbox) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryInbox::new()));
+/// let seen = Arc::new(MemorySeenEvents::new());
+/// let pages = Arc::new(StaticPages::new([PageConfig::new(
+///     "104812345678901",
+///     PageAccessToken::new("page-token"),
+/// )]));
+/// let webhook = Webhook::builder(
+///     AppSecret::new("app-secret"),
+///     VerifyToken::new("verify-me"),
+///     pages,
+///     seen.clone(),
+///     Arc::new(MemoryLastInbound::new()),
+/// )
+/// .build();
+/// let connector = Connector::new(
+///     directory.clone(),
+///     seen,
+///     Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32]))?),
+///     SystemClock::shared(),
+///     ConnectPolicy::new().with_auto_register(true),
+/// );
+/// let hub = Hub::builder(connector, directory, inbox.clone()).build();
+///
+/// // What the host's HTTP route hands over: Meta's POST, as it came.
+/// let body = r#"{"object":"page","entry":[{"id":"104812345678901","time":1764000000000,
+///   "messaging":[{"sender":{"id":"6789012345678901"},"recipient":{"id":"104812345678901"},
+///   "timestamp":1764000000000,"message":{"mid":"m_1","text":"Is lesson 3 out?"}}]}]}"#;
+/// let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"app-secret")?;
+/// mac.update(body.as_bytes());
+/// let digest: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+/// let request = http::Request::post("/webhook")
+///     .header("X-Hub-Signature-256", format!("sha256={digest}"))
+///     .body(bytes::Bytes::from(body))?;
+///
+/// let handled = hub.handle(&webhook, &request).await;
+/// assert_eq!(handled.response.status(), 200); // the answer to give Meta
+/// let Some((_, Routed::Inbox { contact, .. })) = handled.routed.first() else {
+///     panic!("a message goes to the inbox: {:?}", handled.routed);
+/// };
+/// // The unknown sender was auto-registered, and their message is in the support inbox.
+/// assert_eq!(inbox.conversation(contact, 10).await?.len(), 1);
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 pub struct Hub {
     connector: Connector,
     directory: Arc<dyn Directory>,

@@ -254,6 +254,53 @@ pub trait MergeHook: Send + Sync {
 }
 
 /// Links addresses to contacts; see the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidings::{
+///     clock::SystemClock,
+///     contact::{Address, NewContact},
+///     identity::{ConnectOutcome, ConnectPolicy, Connector, Directory, Sender},
+///     message::Reference,
+///     secrecy::SecretSlice,
+///     store::memory::{MemoryDirectory, MemorySeenEvents},
+///     token::{TokenKey, Tokens},
+/// };
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let directory = Arc::new(MemoryDirectory::new());
+/// let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
+/// let connector = Connector::new(
+///     directory.clone(),
+///     Arc::new(MemorySeenEvents::new()),
+///     tokens,
+///     SystemClock::shared(),
+///     ConnectPolicy::new().with_auto_register(true),
+/// );
+///
+/// // The platform shows Ann a link to m.me/<page>?ref=<token>; she taps it in Messenger.
+/// let ann = directory.create(NewContact::new().with_email("ann@example.org")).await?;
+/// let token = connector.connect_token(&ann.id, Some("104812345678901"))?;
+/// let phone = Address::messenger("104812345678901", "6789012345678901")?;
+/// let outcome = connector
+///     .on_referral(&phone, &Reference::new(token.expose_secret()))
+///     .await?;
+/// assert!(matches!(outcome, ConnectOutcome::Linked { contact } if contact.id == ann.id));
+/// // The link works once.
+/// let again = connector
+///     .on_referral(&phone, &Reference::new(token.expose_secret()))
+///     .await?;
+/// assert!(!matches!(again, ConnectOutcome::Linked { .. }));
+///
+/// // Someone who writes without a link is auto-registered under a technical e-mail.
+/// let visitor = Address::messenger("104812345678901", "5550001")?;
+/// let Sender::Registered(contact) = connector.resolve_sender(&visitor).await? else {
+///     panic!("auto-registration is on");
+/// };
+/// assert!(contact.is_technical());
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Connector {
     pub(super) directory: Arc<dyn Directory>,

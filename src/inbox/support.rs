@@ -106,6 +106,51 @@ pub enum SupportError {
 }
 
 /// Replies to contacts through the transports agents tick; see the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidings::{
+///     clock::SystemClock,
+///     contact::{Address, Channel, NewContact},
+///     identity::Directory,
+///     inbox::{DeliveryStatus, Inbox, Reply, Support},
+///     message::Message,
+///     store::memory::{MemoryDirectory, MemoryInbox},
+///     transport::stub::StubTransport,
+/// };
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let directory = Arc::new(MemoryDirectory::new());
+/// let inbox = Arc::new(MemoryInbox::new());
+/// let messenger = Arc::new(StubTransport::new(Channel::Messenger));
+/// let email = Arc::new(StubTransport::new(Channel::Email));
+/// let support = Support::new(directory.clone(), inbox.clone(), SystemClock::shared())
+///     .with_transport(messenger.clone())
+///     .with_transport(email.clone());
+/// let ann = directory
+///     .create(
+///         NewContact::new()
+///             .with_email("ann@example.org")
+///             .with_address(Address::messenger("104812345678901", "6789012345678901")?),
+///     )
+///     .await?;
+///
+/// // The reply box: a checkbox per transport that reaches Ann.
+/// let boxes = support.transports_for(&ann.id).await?;
+/// assert!(boxes.iter().all(|b| b.available()));
+///
+/// // The agent ticks both; each transport gets its own delivery record.
+/// let reply = Reply::new(Message::text("Lesson 3 is open.")?, [Channel::Messenger, Channel::Email])
+///     .by("agent-7");
+/// let report = support.reply(&ann.id, reply).await?;
+/// assert_eq!(report.deliveries.len(), 2);
+/// assert!(report.deliveries.iter().all(|d| d.status == DeliveryStatus::Sent));
+/// assert_eq!((messenger.sent().len(), email.sent().len()), (1, 1));
+/// // One outgoing entry in Ann's conversation, with both records under it.
+/// assert_eq!(inbox.conversation(&ann.id, 10).await?.len(), 1);
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Support {
     directory: Arc<dyn Directory>,

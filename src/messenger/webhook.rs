@@ -210,6 +210,55 @@ impl WebhookBuilder {
 }
 
 /// The Messenger webhook endpoint; see the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidings::{
+///     messenger::{AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook},
+///     store::memory::{MemoryLastInbound, MemorySeenEvents},
+/// };
+/// use hmac::{Hmac, Mac};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let pages = Arc::new(StaticPages::new([PageConfig::new(
+///     "104812345678901",
+///     PageAccessToken::new("page-token"),
+/// )]));
+/// let webhook = Webhook::builder(
+///     AppSecret::new("app-secret"),
+///     VerifyToken::new("verify-me"),
+///     pages,
+///     Arc::new(MemorySeenEvents::new()),
+///     Arc::new(MemoryLastInbound::new()),
+/// )
+/// .build();
+///
+/// // The subscription handshake: echo the challenge for the right verify token only.
+/// let query = "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444";
+/// assert_eq!(webhook.verify_subscription(query)?, "1158201444");
+/// assert!(webhook.verify_subscription("hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1").is_err());
+///
+/// // A POST: signed by Meta with the app secret over the raw body.
+/// let body = br#"{"object":"page","entry":[{"id":"104812345678901","time":1764000000000,
+///   "messaging":[{"sender":{"id":"6789012345678901"},"recipient":{"id":"104812345678901"},
+///   "timestamp":1764000000000,"message":{"mid":"m_1","text":"Hello"}}]}]}"#;
+/// let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"app-secret")?;
+/// mac.update(body);
+/// let digest: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-hub-signature-256", format!("sha256={digest}").parse()?);
+///
+/// let batch = webhook.receive(&headers, body).await?;
+/// assert_eq!(batch.events.len(), 1);
+/// // Routed (by the Hub, or by hand): settle it, so a redelivery is a duplicate.
+/// webhook.commit_all(&batch.events).await?;
+/// assert_eq!(webhook.receive(&headers, body).await?.duplicates, 1);
+///
+/// // A forged body is refused before anything is read.
+/// assert!(webhook.receive(&headers, br#"{"object":"page","entry":[]}"#).await.is_err());
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 pub struct Webhook {
     mac: Hmac<Sha256>,
     verify_token: VerifyToken,

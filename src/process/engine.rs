@@ -481,6 +481,53 @@ struct Inner {
 ///
 /// Sends are cut off by a Tokio timer ([`FlowEngineBuilder::send_timeout`]), so the engine
 /// runs on a Tokio runtime with the time driver enabled unless that is turned off.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidings::{
+///     contact::{Address, Channel, NewContact},
+///     identity::Directory,
+///     process::{
+///         Flow, FlowEngine, FlowId, ProcessEngine,
+///         payload::{PayloadKey, PayloadKeys},
+///     },
+///     secrecy::SecretSlice,
+///     store::memory::{MemoryDirectory, MemoryProcessStore},
+///     transport::stub::StubTransport,
+/// };
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let directory = Arc::new(MemoryDirectory::new());
+/// let messenger = Arc::new(StubTransport::new(Channel::Messenger));
+/// let keys = PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![3u8; 32]))?);
+/// let engine = FlowEngine::builder(Arc::new(MemoryProcessStore::new()), directory.clone(), keys)
+///     .transport(messenger.clone())
+///     .build();
+/// // A callback-operation question: at most three answers, one branch each.
+/// engine.define(
+///     Flow::builder(FlowId::new("check-in")?, 1)
+///         .question("ask", "How is the course going?", |q| {
+///             q.option("Great", "great").option("Too fast", "slow").option("I'm stuck", "stuck")
+///         })
+///         .send("great", "Wonderful!", "done")
+///         .send("slow", "Take your time.", "done")
+///         .handover("stuck", Some("A tutor will answer you here."), "done")
+///         .end("done")
+///         .build(),
+/// )?;
+/// let ann = directory
+///     .create(NewContact::new().with_address(Address::messenger("page", "psid")?))
+///     .await?;
+/// engine.start(&FlowId::new("check-in")?, &ann.id).await?;
+///
+/// let question = &messenger.sent()[0].message;
+/// assert_eq!(question.choices().len(), 3);
+/// // Each answer carries a signed payload; the Hub hands the tapped one back to the engine
+/// // (`ProcessEngine::offer`), which sends that branch's message.
+/// assert!(question.choices().iter().all(|c| c.payload().starts_with("tdf1.")));
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct FlowEngine {
     inner: Arc<Inner>,
