@@ -198,6 +198,7 @@ macro_rules! string_id {
 }
 
 pub mod activity;
+mod any_error;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
@@ -236,10 +237,11 @@ pub use secrecy;
 
 #[doc(inline)]
 pub use crate::{
+    any_error::Error,
     clock::{Clock, Timestamp},
     contact::{Address, Channel, Contact, ContactId},
     erasure::{Erasure, ErasureReport},
-    error::{Error, StoreError},
+    error::StoreError,
     message::{Inbound, Message, Receipt},
     transport::{DeliveryError, Transport},
 };
