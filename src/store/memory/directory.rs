@@ -72,6 +72,28 @@ impl fmt::Debug for MemoryDirectory {
 }
 
 impl MemoryDirectory {
+    /// Hands `read` the contacts of `segment` from `start` on, in id order, evaluated at the
+    /// activity source's time.
+    fn matching<R>(
+        &self,
+        segment: &Segment,
+        start: Bound<ContactId>,
+        read: impl FnOnce(&mut dyn Iterator<Item = &Contact>) -> R,
+    ) -> R {
+        let lookup = |a: &Address| self.activity.as_ref().and_then(|s| s.last.get(a));
+        let activity = match &self.activity {
+            Some(source) if segment.reads_activity() => Activity::new(source.clock.now(), &lookup),
+            _ => Activity::none(),
+        };
+        let state = lock(&self.state);
+        let mut matching = state
+            .contacts
+            .range((start, Bound::Unbounded))
+            .map(|(_, c)| c)
+            .filter(|c| segment.matches_at(c, &activity));
+        read(&mut matching)
+    }
+
     /// An empty directory.
     pub fn new() -> Self {
         MemoryDirectory::default()
@@ -256,19 +278,10 @@ impl SegmentQuery for MemoryDirectory {
             }
         };
         self.check(segment)?;
-        let lookup = |a: &Address| self.activity.as_ref().and_then(|s| s.last.get(a));
-        let activity = match &self.activity {
-            Some(source) if segment.reads_activity() => Activity::new(source.clock.now(), &lookup),
-            _ => Activity::none(),
-        };
-        let state = lock(&self.state);
-        let mut matching = state
-            .contacts
-            .range((start, Bound::Unbounded))
-            .map(|(_, c)| c)
-            .filter(|c| segment.matches_at(c, &activity));
-        let contacts: Vec<Contact> = matching.by_ref().take(limit).cloned().collect();
-        let more = matching.next().is_some();
+        let (contacts, more) = self.matching(segment, start, |matching| {
+            let contacts: Vec<Contact> = (&mut *matching).take(limit).cloned().collect();
+            (contacts, matching.next().is_some())
+        });
         let next = match contacts.last() {
             Some(last) if more => Some(Cursor::new(format!("{CURSOR_PREFIX}{}", last.id))),
             _ => None,
@@ -288,17 +301,7 @@ impl SegmentQuery for MemoryDirectory {
 
     async fn count(&self, segment: &Segment) -> Result<Option<u64>, StoreError> {
         self.check(segment)?;
-        let lookup = |a: &Address| self.activity.as_ref().and_then(|s| s.last.get(a));
-        let activity = match &self.activity {
-            Some(source) if segment.reads_activity() => Activity::new(source.clock.now(), &lookup),
-            _ => Activity::none(),
-        };
-        let state = lock(&self.state);
-        let n = state
-            .contacts
-            .values()
-            .filter(|c| segment.matches_at(c, &activity))
-            .count();
+        let n = self.matching(segment, Bound::Unbounded, |matching| matching.count());
         Ok(Some(u64::try_from(n).unwrap_or(u64::MAX)))
     }
 }
