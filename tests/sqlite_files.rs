@@ -150,6 +150,25 @@ async fn a_full_database_fails_typed_and_keeps_what_was_committed() {
         assert!(directory.get(id).await.unwrap().is_some(), "lost {id}");
     }
     assert_eq!(directory.count().await.unwrap(), created.len() as u64);
+    // A flow started on a full database says the disk is full, not "already running".
+    let mut instance = ProcessInstance::new(
+        InstanceId::new("full-1").unwrap(),
+        FlowId::new("onboarding").unwrap(),
+        1,
+        created[0].clone(),
+        "ask",
+    );
+    instance.history = (0..200)
+        .map(|i| {
+            tidings::process::StepRecord::new(
+                format!("step-{i}-{}", "y".repeat(50)),
+                Timestamp::from_secs(i),
+            )
+        })
+        .collect();
+    let refused = stores.processes().insert(&instance).await.unwrap_err();
+    assert_eq!(failure(&refused), Some(DbFailure::Full), "{refused:?}");
+    assert!(!refused.is_conflict(), "{refused:?}");
 }
 
 /// A tmpfs mounted for a test, unmounted when dropped. `None` where mounting is not allowed.
