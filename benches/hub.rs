@@ -22,10 +22,11 @@ use tidings::{
     clock::{ManualClock, Timestamp},
     hub::Hub,
     identity::{ConnectPolicy, Connector},
+    keys::SigningKey,
     messenger::{AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook},
     secrecy::SecretSlice,
     store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
-    token::{TokenKey, Tokens},
+    token::Tokens,
 };
 
 const SECRET: &str = "perf-bench-app-secret-0123456789abcdef";
@@ -49,7 +50,7 @@ fn bench_hub(c: &mut Criterion) {
         "104857600123456",
         PageAccessToken::new("t"),
     )]));
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key"))
+    let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key"))
         .with_clock(clock.shared());
     let connector = Connector::new(
         directory.clone(),

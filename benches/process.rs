@@ -30,12 +30,9 @@ use tidings::{
     clock::{ManualClock, Timestamp},
     contact::{Address, Channel, ContactId, NewContact},
     identity::Directory,
+    keys::{KeyRing, SigningKey},
     message::{Inbound, InboundKind, Message, Receipt},
-    process::{
-        FlowEngine, FlowId, Offer, ProcessEngine,
-        flow::Flow,
-        payload::{PayloadKey, PayloadKeys},
-    },
+    process::{FlowEngine, FlowId, Offer, ProcessEngine, flow::Flow},
     secrecy::SecretSlice,
     store::memory::{MemoryDirectory, MemoryProcessStore},
     transport::{Capabilities, DeliveryError, SendContext, Transport},
@@ -128,8 +125,8 @@ impl Transport for Sink {
     }
 }
 
-fn keys() -> PayloadKeys {
-    PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![5u8; 32])).expect("key"))
+fn keys() -> KeyRing {
+    KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![5u8; 32])).expect("key"))
 }
 
 /// Questions in a row in the bench flow (a typical flow asks a handful).

@@ -7,13 +7,14 @@ use std::{hint::black_box, time::Duration};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tidings::{
     clock::{ManualClock, Timestamp},
+    keys::SigningKey,
     secrecy::SecretSlice,
-    token::{Purpose, TokenKey, Tokens},
+    token::{Purpose, Tokens},
 };
 
 fn tokens() -> Tokens {
     let clock = ManualClock::new(Timestamp::from_secs(1_764_000_000));
-    Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).expect("32-byte key"))
+    Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).expect("32-byte key"))
         .with_clock(clock.shared())
 }
 

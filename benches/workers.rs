@@ -65,6 +65,7 @@ use tidings::{
     contact::{Address, Channel, ContactId, NewContact},
     hub::Hub,
     identity::{ConnectPolicy, Connector},
+    keys::SigningKey,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
         Webhook,
@@ -77,7 +78,7 @@ use tidings::{
     segment::Segment,
     store::{Stores, memory::MemoryCampaignBatches},
     testkit::graph::FakeGraph,
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{SharedTransport, TransportSet},
 };
 
@@ -438,7 +439,8 @@ struct Inbound {
 
 impl Inbound {
     async fn new(stores: &Stores) -> Inbound {
-        let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key"));
+        let tokens =
+            Tokens::new(SigningKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key"));
         let connector = Connector::new(
             stores.directory.clone(),
             stores.seen.clone(),

@@ -47,6 +47,7 @@ use tidings::{
     hub::{Hub, HubResponse, Routed},
     identity::{ConnectPolicy, Connector},
     inbox::Support,
+    keys::{KeyRing, SigningKey},
     message::Message,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, Policy, StaticPages,
@@ -56,14 +57,11 @@ use tidings::{
         CampaignRunner,
         login::{LoginLinks, LoginRefusal},
     },
-    process::{
-        Flow, FlowEngine, FlowId,
-        payload::{PayloadKey, PayloadKeys},
-    },
+    process::{Flow, FlowEngine, FlowId},
     secrecy::SecretSlice,
     store::Stores,
     testkit::graph::FakeGraph,
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{SharedTransport, TransportSet},
 };
 
@@ -289,24 +287,21 @@ impl Config {
     }
 
     /// The key of connect tokens.
-    fn token_key(&self) -> Result<TokenKey, Box<dyn Error>> {
+    fn token_key(&self) -> Result<SigningKey, Box<dyn Error>> {
         let key = self.derived_key(b"tidings connect tokens v1")?;
-        Ok(TokenKey::new(1, SecretSlice::from(key))?)
+        Ok(SigningKey::new(1, SecretSlice::from(key))?)
     }
 
     /// The key of login links ("authorize on click").
-    fn login_key(&self) -> Result<TokenKey, Box<dyn Error>> {
+    fn login_key(&self) -> Result<SigningKey, Box<dyn Error>> {
         let key = self.derived_key(b"tidings login tokens v1")?;
-        Ok(TokenKey::new(1, SecretSlice::from(key))?)
+        Ok(SigningKey::new(1, SecretSlice::from(key))?)
     }
 
     /// The key that signs the answer buttons of flow questions.
-    fn payload_keys(&self) -> Result<PayloadKeys, Box<dyn Error>> {
+    fn payload_keys(&self) -> Result<KeyRing, Box<dyn Error>> {
         let key = self.derived_key(b"tidings answer payloads v1")?;
-        Ok(PayloadKeys::new(PayloadKey::new(
-            1,
-            SecretSlice::from(key),
-        )?))
+        Ok(KeyRing::new(SigningKey::new(1, SecretSlice::from(key))?))
     }
 }
 

@@ -39,16 +39,14 @@ use tidings::{
     hub::{Hub, HubResponse, Routed},
     identity::{ConnectOutcome, ConnectPolicy, Connector},
     inbox::{DeliveryStatus, EntryContent, Reply, Support},
+    keys::{KeyRing, SigningKey},
     message::{Message, Receipt},
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
         Webhook, link::connect_link,
     },
     newsletter::{Campaign, CampaignId, CampaignRunner, RunControl, login::LoginLinks},
-    process::{
-        Flow, FlowEngine, FlowId, ProcessEngine,
-        payload::{PayloadKey, PayloadKeys},
-    },
+    process::{Flow, FlowEngine, FlowId, ProcessEngine},
     secrecy::SecretSlice,
     segment::Segment,
     store::Stores,
@@ -57,7 +55,7 @@ use tidings::{
         graph::{FakeGraph, SentRequest},
         user::FakeUser,
     },
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{
         Capabilities, DeliveryError, SendContext, SharedTransport, Transport, TransportSet,
         ensure_channel,
@@ -283,8 +281,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let connector = Connector::new(
         stores.directory.clone(),
         stores.seen.clone(),
-        Tokens::new(TokenKey::new(1, key(b"quickstart connect-token key 0123"))?)
-            .with_clock(clock.shared()),
+        Tokens::new(SigningKey::new(
+            1,
+            key(b"quickstart connect-token key 0123"),
+        )?)
+        .with_clock(clock.shared()),
         clock.shared(),
         ConnectPolicy::new().with_auto_register(true),
     );
@@ -306,7 +307,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let flows = FlowEngine::builder(
         stores.processes.clone(),
         stores.directory.clone(),
-        PayloadKeys::new(PayloadKey::new(
+        KeyRing::new(SigningKey::new(
             1,
             key(b"quickstart answer-payload key 012"),
         )?),
@@ -540,8 +541,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         directory.create(new).await?;
     }
     let login = LoginLinks::new(
-        Tokens::new(TokenKey::new(1, key(b"quickstart login-link key 0123456"))?)
-            .with_clock(clock.shared()),
+        Tokens::new(SigningKey::new(
+            1,
+            key(b"quickstart login-link key 0123456"),
+        )?)
+        .with_clock(clock.shared()),
         Url::parse("https://school.example/login")?,
     )?
     .clock(clock.shared());

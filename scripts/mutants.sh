@@ -22,6 +22,7 @@ fi
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
     files=(
+        src/keys.rs
         src/token.rs
         src/process/payload.rs
         src/identity/connect.rs

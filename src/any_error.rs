@@ -16,6 +16,9 @@ pub enum Error {
     /// An invalid message.
     #[error(transparent)]
     Message(#[from] crate::message::MessageError),
+    /// A signing key or key ring could not be made.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// A token that could not be issued or was refused.
     #[error(transparent)]
     Token(#[from] crate::token::TokenError),

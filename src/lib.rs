@@ -214,6 +214,7 @@ pub mod hub;
 pub mod identity;
 pub mod inbound;
 pub mod inbox;
+pub mod keys;
 pub mod message;
 #[cfg(feature = "messenger")]
 #[cfg_attr(docsrs, doc(cfg(feature = "messenger")))]
@@ -266,7 +267,7 @@ mod assert_impls {
         send_sync::<std::sync::Arc<dyn process::ProcessStore>>();
         send_sync::<process::FlowEngine>();
         send_sync::<process::FlowRegistry>();
-        send_sync::<process::payload::PayloadKeys>();
+        send_sync::<keys::KeyRing>();
         send_sync::<std::sync::Arc<dyn seen::SeenEvents>>();
         send_sync::<std::sync::Arc<dyn activity::LastInbound>>();
         send_sync::<erasure::Erasure>();

@@ -19,9 +19,9 @@
 //!
 //! # Key rotation
 //!
-//! Each key has a one-byte id that travels in the token. [`Tokens`] signs with its current key
-//! and verifies with any key it holds: add the new key as current, keep the old one with
-//! [`Tokens::accept`] until the tokens it signed have expired, then drop it.
+//! Each key has a one-byte id that travels in the token. [`Tokens`] signs with the current key
+//! of its [`KeyRing`] and verifies with any key the ring holds: make the new key current, keep
+//! the old one with [`KeyRing::accept`] until the tokens it signed have expired, then drop it.
 //!
 //! # Format (version 1)
 //!
@@ -34,12 +34,13 @@
 //! use std::time::Duration;
 //! use tidings::{
 //!     clock::{ManualClock, Timestamp},
+//!     keys::SigningKey,
 //!     secrecy::SecretSlice,
-//!     token::{Purpose, TokenError, TokenKey, Tokens},
+//!     token::{Purpose, TokenError, Tokens},
 //! };
 //!
 //! let clock = ManualClock::new(Timestamp::from_secs(1_718_000_000));
-//! let key = TokenKey::new(1, SecretSlice::from(b"a 32-byte or longer random secret".to_vec()))?;
+//! let key = SigningKey::new(1, SecretSlice::from(b"a 32-byte or longer random secret".to_vec()))?;
 //! let tokens = Tokens::new(key).with_clock(clock.shared());
 //!
 //! let token = tokens.issue(&Purpose::CONNECT, "user-42", Duration::from_secs(15 * 60))?;
@@ -49,19 +50,18 @@
 //! assert!(matches!(tokens.verify(&token, &Purpose::LOGIN), Err(TokenError::WrongPurpose { .. })));
 //! clock.advance(Duration::from_secs(16 * 60));
 //! assert!(matches!(tokens.verify(&token, &Purpose::CONNECT), Err(TokenError::Expired { .. })));
-//! # Ok::<(), TokenError>(())
+//! # Ok::<(), tidings::Error>(())
 //! ```
 
 use std::{borrow::Cow, fmt, time::Duration};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretSlice};
-use sha2::Sha256;
+use hmac::Mac;
 
-use crate::clock::{SharedClock, SystemClock, Timestamp};
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::{
+    clock::{SharedClock, SystemClock, Timestamp},
+    keys::KeyRing,
+};
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 16;
@@ -69,8 +69,6 @@ const NONCE_LEN: usize = 8;
 /// Fixed bytes: version, key id, two length bytes, expiry, nonce, data length, mac.
 const FIXED_LEN: usize = 1 + 1 + 1 + 1 + 8 + NONCE_LEN + 2 + MAC_LEN;
 
-/// Shortest secret accepted for a [`TokenKey`], in bytes.
-pub const MIN_KEY_LEN: usize = 32;
 /// Longest purpose, in bytes.
 pub const MAX_PURPOSE_LEN: usize = 32;
 /// Longest subject, in bytes.
@@ -126,12 +124,6 @@ pub enum TokenError {
     /// The data to sign is longer than [`MAX_DATA_LEN`] bytes.
     #[error("token data must be at most {MAX_DATA_LEN} bytes, got {0}")]
     DataTooLong(usize),
-    /// A key secret is shorter than [`MIN_KEY_LEN`] bytes.
-    #[error("token key secret must be at least {MIN_KEY_LEN} bytes, got {0}")]
-    WeakKey(usize),
-    /// Two keys share an id.
-    #[error("two token keys share id {0}")]
-    DuplicateKeyId(u8),
     /// The operating system could not provide randomness for the nonce.
     #[error("no randomness available for the token nonce")]
     Randomness,
@@ -285,77 +277,35 @@ impl fmt::Debug for SignedToken {
     }
 }
 
-/// A signing key with its id. The secret is kept only as keyed HMAC state and never printed.
-#[derive(Clone)]
-pub struct TokenKey {
-    id: u8,
-    mac: HmacSha256,
-}
-
-impl TokenKey {
-    /// A key with id `id`; the secret must be at least [`MIN_KEY_LEN`] random bytes.
-    pub fn new(id: u8, secret: SecretSlice<u8>) -> Result<Self, TokenError> {
-        let bytes = secret.expose_secret();
-        if bytes.len() < MIN_KEY_LEN {
-            return Err(TokenError::WeakKey(bytes.len()));
-        }
-        let mac =
-            HmacSha256::new_from_slice(bytes).map_err(|_| TokenError::WeakKey(bytes.len()))?;
-        Ok(TokenKey { id, mac })
-    }
-
-    /// The key's id.
-    pub fn id(&self) -> u8 {
-        self.id
-    }
-}
-
-impl fmt::Debug for TokenKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenKey")
-            .field("id", &self.id)
-            .field("secret", &"[redacted]")
-            .finish()
-    }
-}
-
 /// Issues and verifies tokens; see the [module docs](self).
 #[derive(Clone)]
 pub struct Tokens {
-    current: TokenKey,
-    accepted: Vec<TokenKey>,
+    keys: KeyRing,
     clock: SharedClock,
 }
 
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
-            .field("current_key", &self.current.id)
-            .field(
-                "accepted_keys",
-                &self.accepted.iter().map(|k| k.id).collect::<Vec<_>>(),
-            )
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
 
 impl Tokens {
-    /// Tokens signed with `current`, read from the system clock.
-    pub fn new(current: TokenKey) -> Self {
+    /// Tokens signed with the current key of `keys` (a [`KeyRing`], or one
+    /// [`SigningKey`](crate::keys::SigningKey)) and verified with any key of it, read from the
+    /// system clock.
+    pub fn new(keys: impl Into<KeyRing>) -> Self {
         Tokens {
-            current,
-            accepted: Vec::new(),
+            keys: keys.into(),
             clock: SystemClock::shared(),
         }
     }
 
-    /// Also accepts tokens signed with `key` (an older key during rotation).
-    pub fn accept(mut self, key: TokenKey) -> Result<Self, TokenError> {
-        if key.id == self.current.id || self.accepted.iter().any(|k| k.id == key.id) {
-            return Err(TokenError::DuplicateKeyId(key.id));
-        }
-        self.accepted.push(key);
-        Ok(self)
+    /// The keys tokens are signed and verified with.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     /// Reads the time from `clock`.
@@ -399,7 +349,8 @@ impl Tokens {
         let purpose = purpose.as_str().as_bytes();
         let mut buf = Vec::with_capacity(FIXED_LEN + purpose.len() + subject.len() + data.len());
         buf.push(VERSION);
-        buf.push(self.current.id);
+        let key = self.keys.current();
+        buf.push(key.id());
         buf.push(len_u8(purpose.len()));
         buf.extend_from_slice(purpose);
         buf.push(len_u8(subject.len()));
@@ -408,7 +359,7 @@ impl Tokens {
         buf.extend_from_slice(&nonce);
         buf.extend_from_slice(&u16::try_from(data.len()).unwrap_or(u16::MAX).to_be_bytes());
         buf.extend_from_slice(data.as_bytes());
-        let mut mac = self.current.mac.clone();
+        let mut mac = key.mac();
         mac.update(&buf);
         let tag = mac.finalize().into_bytes();
         buf.extend_from_slice(&tag[..MAC_LEN]);
@@ -431,12 +382,12 @@ impl Tokens {
             return Err(TokenError::UnsupportedVersion(bytes[0]));
         }
         let key_id = bytes[1];
-        let key = std::iter::once(&self.current)
-            .chain(&self.accepted)
-            .find(|k| k.id == key_id)
+        let key = self
+            .keys
+            .get(key_id)
             .ok_or(TokenError::UnknownKey(key_id))?;
         let (signed, tag) = bytes.split_at(bytes.len() - MAC_LEN);
-        let mut mac = key.mac.clone();
+        let mut mac = key.mac();
         mac.update(signed);
         mac.verify_truncated_left(tag)
             .map_err(|_| TokenError::Tampered)?;
@@ -509,10 +460,14 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock};
+    use crate::{
+        clock::{Clock, ManualClock},
+        keys::SigningKey,
+    };
+    use secrecy::SecretSlice;
 
-    fn key(id: u8, fill: u8) -> TokenKey {
-        TokenKey::new(id, SecretSlice::from(vec![fill; 32])).unwrap()
+    fn key(id: u8, fill: u8) -> SigningKey {
+        SigningKey::new(id, SecretSlice::from(vec![fill; 32])).unwrap()
     }
 
     fn setup() -> (ManualClock, Tokens) {
@@ -581,7 +536,7 @@ mod tests {
 
     /// Signs `body` (everything before the MAC) with the current key, as the issuer would.
     fn sign_raw(tokens: &Tokens, body: &[u8]) -> String {
-        let mut mac = tokens.current.mac.clone();
+        let mut mac = tokens.keys().current().mac();
         mac.update(body);
         let tag = mac.finalize().into_bytes();
         let mut bytes = body.to_vec();
@@ -687,9 +642,7 @@ mod tests {
     fn rotation_accepts_old_keys_and_signs_with_the_new_one() {
         let (clock, old) = setup();
         let old_token = old.issue(&Purpose::CONNECT, "c1", TTL).unwrap();
-        let rotated = Tokens::new(key(2, 9))
-            .accept(key(1, 7))
-            .unwrap()
+        let rotated = Tokens::new(KeyRing::new(key(2, 9)).accept(key(1, 7)).unwrap())
             .with_clock(clock.shared());
         assert_eq!(
             rotated
@@ -712,14 +665,10 @@ mod tests {
             dropped.verify(&old_token, &Purpose::CONNECT),
             Err(TokenError::UnknownKey(1))
         );
-        assert_eq!(
-            Tokens::new(key(2, 9)).accept(key(2, 1)).map(|_| ()),
-            Err(TokenError::DuplicateKeyId(2))
-        );
     }
 
     #[test]
-    fn bad_inputs_to_issue_and_keys_are_refused() {
+    fn bad_inputs_to_issue_are_refused() {
         let (_, tokens) = setup();
         assert_eq!(
             tokens.issue(&Purpose::CONNECT, "", TTL),
@@ -732,10 +681,6 @@ mod tests {
         assert_eq!(
             tokens.issue_with_data(&Purpose::LOGIN, "c", TTL, &"d".repeat(MAX_DATA_LEN + 1)),
             Err(TokenError::DataTooLong(MAX_DATA_LEN + 1))
-        );
-        assert_eq!(
-            TokenKey::new(1, SecretSlice::from(vec![1; 31])).map(|_| ()),
-            Err(TokenError::WeakKey(31))
         );
         assert!(Purpose::new("Connect").is_err());
         assert!(Purpose::new("").is_err());

@@ -13,6 +13,7 @@ use tidings::{
     hub::Hub,
     identity::{ConnectPolicy, Connector, Directory},
     inbox::Support,
+    keys::SigningKey,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, Policy, StaticPages,
         VerifyToken, Webhook,
@@ -21,7 +22,7 @@ use tidings::{
     secrecy::SecretSlice,
     store::sqlite::SqliteStores,
     testkit::{graph::FakeGraph, user::FakeUser},
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{SharedTransport, TransportSet},
 };
 
@@ -68,7 +69,7 @@ async fn desk_with(dir: Arc<tempfile::TempDir>, policy: Policy) -> Desk {
             .build()
             .unwrap(),
     );
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
+    let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
     let connector = Connector::new(
         stores.directory(),
         stores.seen(),

@@ -17,11 +17,12 @@ use tidings::{
     hub::{Hub, HubResponse},
     identity::{ConnectPolicy, Connector, Directory},
     inbox::{EntryContent, Inbox},
+    keys::SigningKey,
     messenger::{AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook},
     secrecy::SecretSlice,
     store::sqlite::SqliteStores,
     testkit::user::FakeUser,
-    token::{TokenKey, Tokens},
+    token::Tokens,
 };
 
 const PAGE: &str = "104812345678901";
@@ -47,7 +48,7 @@ async fn server() -> Server {
         PAGE,
         PageAccessToken::new("page-token"),
     )]));
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
+    let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
     let connector = Connector::new(
         stores.directory(),
         stores.seen(),

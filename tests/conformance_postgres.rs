@@ -180,6 +180,49 @@ async fn opening_twice_migrates_once_and_keeps_what_was_written() {
     assert_eq!(second.directory().get(&ann.id).await.unwrap(), Some(ann));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_store_names_itself_and_its_server_in_debug_but_never_the_password() {
+    let db = database!("debug");
+    // The same server, reached with a password in the URL (under trust authentication the
+    // server never asks for it; a server that does is configured with its own, kept).
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let (url, password) = match rest.split_once('@') {
+        Some((user, host)) if !user.contains(':') => (
+            format!("{scheme}://{user}:s3cret@{host}"),
+            "s3cret".to_owned(),
+        ),
+        Some((user, _)) => (db.url.clone(), user.split_once(':').unwrap().1.to_owned()),
+        None => (
+            format!("{scheme}://postgres:s3cret@{rest}"),
+            "s3cret".to_owned(),
+        ),
+    };
+    let stores = PostgresStores::open(&url).await.unwrap();
+    let shown = [
+        ("PostgresStores", format!("{stores:?}")),
+        ("PgDirectory", format!("{:?}", stores.directory())),
+        ("PgInbox", format!("{:?}", stores.inbox())),
+        ("PgOutbox", format!("{:?}", stores.outbox())),
+        ("PgProcessStore", format!("{:?}", stores.processes())),
+        ("PgSeenEvents", format!("{:?}", stores.seen())),
+        ("PgLastInbound", format!("{:?}", stores.last_inbound())),
+        ("PgOptIns", format!("{:?}", stores.opt_ins())),
+        ("PgThreadOwners", format!("{:?}", stores.thread_owners())),
+        (
+            "PgCampaignBatches",
+            format!("{:?}", stores.campaign_batches()),
+        ),
+        ("PgPages", format!("{:?}", stores.pages())),
+        ("PgSendBudget", format!("{:?}", stores.send_budget(10))),
+    ];
+    for (name, text) in shown {
+        assert!(
+            text.starts_with(name) && text.contains('@') && !text.contains(&password),
+            "{name}: {text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_a_connection_error_without_the_password() {
     let err = PostgresStores::open_with(

@@ -57,6 +57,7 @@ use tidings::{
     hub::{Hub, Routed},
     identity::{ConnectPolicy, Connector},
     inbox::{Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
+    keys::{KeyRing, SigningKey},
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
         Webhook,
@@ -67,13 +68,12 @@ use tidings::{
     process::{
         FlowEngine, FlowId, IgnoredAnswer, InstanceId, InstanceStatus, ProcessEngine, ProcessStore,
         flow::Flow,
-        payload::{PayloadKey, PayloadKeys},
     },
     secrecy::SecretSlice,
     segment::Segment,
     store::sqlite::SqliteStores,
     testkit::{graph::FakeGraph, user::FakeUser},
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{SharedTransport, TransportSet},
 };
 
@@ -418,8 +418,8 @@ fn flow_contact() -> ContactId {
     ContactId::new("ann").unwrap()
 }
 
-fn payload_keys() -> PayloadKeys {
-    PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![11u8; 32])).unwrap())
+fn payload_keys() -> KeyRing {
+    KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![11u8; 32])).unwrap())
 }
 
 fn flow_engine(stores: &SqliteStores, graph: &str) -> FlowEngine {
@@ -431,7 +431,7 @@ fn flow_engine(stores: &SqliteStores, graph: &str) -> FlowEngine {
 }
 
 fn connector(stores: &SqliteStores) -> Connector {
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap());
+    let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap());
     Connector::new(
         stores.directory(),
         stores.seen(),

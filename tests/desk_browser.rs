@@ -26,20 +26,17 @@ use tidings::{
     hub::Hub,
     identity::{ConnectPolicy, Connector, Directory},
     inbox::Support,
+    keys::{KeyRing, SigningKey},
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, RetryPolicy, StaticPages,
         VerifyToken, Webhook,
     },
     newsletter::CampaignRunner,
-    process::{
-        FlowEngine,
-        flow::Flow,
-        payload::{PayloadKey, PayloadKeys},
-    },
+    process::{FlowEngine, flow::Flow},
     secrecy::SecretSlice,
     store::sqlite::SqliteStores,
     testkit::{graph::FakeGraph, user::FakeUser},
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{SharedTransport, TransportSet, stub::StubTransport},
 };
 
@@ -282,7 +279,7 @@ impl Desk {
                 .unwrap(),
         );
         let mail: SharedTransport = Arc::new(StubTransport::new(Channel::Email));
-        let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
+        let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
         let connector = Connector::new(
             stores.directory(),
             stores.seen(),
@@ -290,7 +287,7 @@ impl Desk {
             SystemClock::shared(),
             ConnectPolicy::new().with_auto_register(true),
         );
-        let keys = PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
+        let keys = KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
         let engine = Arc::new(
             FlowEngine::builder(stores.processes(), stores.directory(), keys)
                 .transport(messenger.clone())

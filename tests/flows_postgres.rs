@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use tidings::{
     clock::{Clock, SystemClock},
     contact::ContactId,
+    keys::{KeyRing, SigningKey},
     messenger::{MessengerTransport, PageAccessToken, PageConfig, StaticPages},
     process::{
         FlowEngine, FlowId, InstanceId, InstanceStatus, ProcessInstance, ProcessStore, StepRecord,
         flow::Flow,
-        payload::{PayloadKey, PayloadKeys},
     },
     secrecy::SecretSlice,
     store::postgres::PostgresStores,
@@ -84,7 +84,7 @@ async fn child_ticker() {
         .rate_limit(None)
         .build()
         .unwrap();
-    let keys = PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
+    let keys = KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
     let engine = FlowEngine::builder(stores.processes(), stores.directory(), keys)
         .transport(Arc::new(messenger))
         .tick_batch(50)

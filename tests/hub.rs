@@ -24,6 +24,7 @@ use tidings::{
         Sender, connect::is_technical,
     },
     inbox::{Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
+    keys::SigningKey,
     message::Message,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
@@ -38,7 +39,7 @@ use tidings::{
     },
     testkit::{graph::FakeGraph, user::FakeUser},
     threads::{ThreadOwner, ThreadOwners},
-    token::{Purpose, TokenKey, Tokens},
+    token::{Purpose, Tokens},
 };
 
 const PAGE: &str = "104812345678901";
@@ -275,7 +276,7 @@ impl World {
             .clock(clock.shared())
             .build()
             .unwrap();
-        let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
+        let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
             .with_clock(clock.shared());
         let engine = Arc::new(RecordingEngine::default());
         let opt_ins = Arc::new(MemoryOptIns::new());
@@ -497,12 +498,12 @@ async fn every_bad_token_is_refused_with_its_reason_and_links_nothing() {
     let valid = w.connector.connect_token(&ann, Some(PAGE)).unwrap();
     let from = w.address("333");
 
-    let forger = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap())
+    let forger = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap())
         .with_clock(w.clock.shared());
     let forged = forger
         .issue(&Purpose::CONNECT, ann.as_str(), Duration::from_secs(900))
         .unwrap();
-    let login = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
+    let login = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
         .with_clock(w.clock.shared())
         .issue(&Purpose::LOGIN, ann.as_str(), Duration::from_secs(900))
         .unwrap();
@@ -666,7 +667,7 @@ async fn a_store_failure_after_the_token_was_claimed_does_not_lose_the_connect()
         inner: memory.clone(),
         fail_next_link: std::sync::atomic::AtomicBool::new(true),
     });
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
+    let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
         .with_clock(clock.shared());
     let connector = Connector::new(
         directory,
@@ -1723,7 +1724,7 @@ async fn two_first_events_of_a_new_sender_meeting_at_registration_make_one_conta
     let connector = Connector::new(
         directory.clone(),
         Arc::new(MemorySeenEvents::new()),
-        Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap()),
+        Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap()),
         clock.shared(),
         ConnectPolicy::new().with_auto_register(true),
     );

@@ -16,11 +16,12 @@ use tidings::{
     identity::{ConnectPolicy, Connector, Directory},
     inbound::{InboundBatch, InboundSource, Outcome, Reception},
     inbox::{EntryContent, Inbox},
+    keys::SigningKey,
     message::{Inbound, InboundKind},
     secrecy::SecretSlice,
     seen::{Claim, SeenEvents},
     store::memory::{MemoryDirectory, MemoryInbox, MemorySeenEvents},
-    token::{TokenKey, Tokens},
+    token::Tokens,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -135,7 +136,7 @@ async fn a_host_transport_routes_into_the_inbox_through_the_core_seam() {
     let directory = Arc::new(MemoryDirectory::new());
     let inbox = Arc::new(MemoryInbox::new());
     let seen = Arc::new(MemorySeenEvents::new());
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
+    let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
     let connector = Connector::new(
         directory.clone(),
         seen.clone(),

@@ -8,6 +8,7 @@ use tidings::{
     activity::LastInbound,
     clock::{Clock, ManualClock, Timestamp},
     contact::{Address, Channel, Contact, ContactId},
+    keys::SigningKey,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, RetryPolicy, StaticPages,
     },
@@ -20,7 +21,7 @@ use tidings::{
     store::memory::{MemoryDirectory, MemoryLastInbound, MemoryOutbox},
     template::CampaignVars,
     testkit::graph::{FakeGraph, GraphFault},
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{DeliveryErrorKind, Intent, SharedTransport, TransportSet, stub::StubTransport},
 };
 use url::Url;
@@ -549,7 +550,7 @@ async fn rate_limits_pause_the_campaign_and_persistent_failures_are_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_links_reach_the_recipient_and_verify() {
     let w = world(20).await;
-    let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
+    let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
         .with_clock(w.clock.shared());
     let links = LoginLinks::new(tokens, Url::parse("https://school.example/login").unwrap())
         .unwrap()

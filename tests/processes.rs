@@ -15,6 +15,7 @@ use tidings::{
     hub::{Hub, Routed},
     identity::{ConnectPolicy, Connector, Directory},
     inbox::{EntryContent, Inbox},
+    keys::{KeyRing, SigningKey},
     message::ChoiceStyle,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
@@ -22,16 +23,14 @@ use tidings::{
     },
     process::{
         FlowEngine, FlowId, IgnoredAnswer, InstanceStatus, ProcessEngine, ProcessError,
-        ProcessStore,
-        flow::Flow,
-        payload::{PayloadKey, PayloadKeys},
+        ProcessStore, flow::Flow,
     },
     secrecy::SecretSlice,
     store::memory::{
         MemoryDirectory, MemoryInbox, MemoryLastInbound, MemoryProcessStore, MemorySeenEvents,
     },
     testkit::{graph::FakeGraph, user::FakeUser},
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{DeliveryErrorKind, Intent, stub::StubTransport},
 };
 
@@ -82,8 +81,8 @@ struct World {
     flows: Vec<Flow>,
 }
 
-fn keys() -> PayloadKeys {
-    PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![11u8; 32])).unwrap())
+fn keys() -> KeyRing {
+    KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![11u8; 32])).unwrap())
 }
 
 fn check_in() -> Flow {
@@ -157,7 +156,7 @@ impl World {
         for flow in &self.flows {
             self.engine.define(flow.clone()).unwrap();
         }
-        let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
+        let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
             .with_clock(self.clock.shared());
         let connector = Connector::new(
             self.directory.clone(),

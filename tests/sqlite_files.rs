@@ -122,6 +122,33 @@ async fn a_location_is_shown_without_its_query_string() {
 }
 
 #[tokio::test]
+async fn every_store_names_itself_and_its_file_in_debug_and_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", db_path(dir.path()));
+    let stores = SqliteStores::open(&url).await.unwrap();
+    let shown = [
+        ("SqliteDirectory", format!("{:?}", stores.directory())),
+        ("SqliteInbox", format!("{:?}", stores.inbox())),
+        ("SqliteOutbox", format!("{:?}", stores.outbox())),
+        ("SqliteProcessStore", format!("{:?}", stores.processes())),
+        ("SqliteSeenEvents", format!("{:?}", stores.seen())),
+        ("SqliteLastInbound", format!("{:?}", stores.last_inbound())),
+        ("SqliteOptIns", format!("{:?}", stores.opt_ins())),
+        (
+            "SqliteThreadOwners",
+            format!("{:?}", stores.thread_owners()),
+        ),
+        ("SqlitePages", format!("{:?}", stores.pages())),
+    ];
+    for (name, text) in shown {
+        assert!(
+            text.starts_with(name) && text.contains("tidings.db") && !text.contains("mode=rwc"),
+            "{name}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_full_database_fails_typed_and_keeps_what_was_committed() {
     let dir = tempfile::tempdir().unwrap();
     let stores = SqliteStores::open_with(

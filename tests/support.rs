@@ -12,6 +12,7 @@ use tidings::{
     hub::Hub,
     identity::{ConnectPolicy, Connector, Directory},
     inbox::{DeliveryStatus, Entry, EntryContent, Inbox, Reply, Support},
+    keys::SigningKey,
     message::Message,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, Policy, RetryPolicy,
@@ -23,7 +24,7 @@ use tidings::{
         graph::{FakeGraph, GraphFault},
         user::FakeUser,
     },
-    token::{TokenKey, Tokens},
+    token::Tokens,
     transport::{SharedTransport, stub::StubTransport},
 };
 
@@ -72,7 +73,7 @@ impl World {
                 .unwrap(),
         );
         let mail = Arc::new(StubTransport::new(Channel::Email).with_clock(clock.shared()));
-        let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
+        let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
             .with_clock(clock.shared());
         let connector = Connector::new(
             directory.clone(),

@@ -6,14 +6,15 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use proptest::prelude::*;
 use tidings::{
     clock::{ManualClock, Timestamp},
+    keys::SigningKey,
     secrecy::SecretSlice,
-    token::{Purpose, TokenKey, Tokens},
+    token::{Purpose, Tokens},
 };
 
 fn tokens() -> Tokens {
     let clock = ManualClock::new(Timestamp::from_secs(1_718_000_000));
     Tokens::new(
-        TokenKey::new(
+        SigningKey::new(
             3,
             SecretSlice::from(b"0123456789abcdef0123456789abcdef".to_vec()),
         )

@@ -11,6 +11,7 @@ use tidings::{
     contact::NewContact,
     hub::Hub,
     identity::{ConnectPolicy, Connector, Directory},
+    keys::SigningKey,
     message::Message,
     messenger::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, StaticPages, VerifyToken,
@@ -19,7 +20,7 @@ use tidings::{
     secrecy::SecretSlice,
     store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
     testkit::{graph::FakeGraph, user::FakeUser},
-    token::{TokenKey, Tokens},
+    token::Tokens,
 };
 
 const PAGE: &str = "104812345678901";
@@ -80,7 +81,7 @@ async fn logs_have_a_span_per_request_per_event_and_per_send_attempt() {
     let connector = Connector::new(
         directory.clone(),
         seen.clone(),
-        Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap()),
+        Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap()),
         SystemClock::shared(),
         ConnectPolicy::new(),
     );

@@ -34,11 +34,12 @@ use crate::{
     messenger::{
         PageConfig,
         link::connect_link,
-        policy::{HUMAN_AGENT_WINDOW, Policy, STANDARD_WINDOW},
+        policy::{MessageTag, MessagingType, Policy, STANDARD_WINDOW},
     },
     newsletter::{CampaignRunner, login::LoginLinks},
     process::{FlowId, ProcessEngine, ProcessError},
     sync::lock,
+    transport::Intent,
 };
 
 /// What makes m.me connect links.
@@ -363,8 +364,8 @@ async fn read_conversation(
     })))
 }
 
-/// What an agent reply over Messenger will meet: nothing inside the 24-hour window; then the
-/// HUMAN_AGENT tag up to 7 days when the policy allows it; a refusal otherwise.
+/// What an agent reply over Messenger will meet, in words: the Messenger policy's own
+/// decision (so the note and the send can never disagree), explained for the agent.
 async fn window_note(
     api: &ApiRef,
     address: &crate::contact::Address,
@@ -373,32 +374,41 @@ async fn window_note(
         return Ok(None);
     };
     let now = api.0.clock.now();
-    Ok(match last.last(address).await? {
-        None => {
-            Some("no message from this person on record: Messenger may refuse the reply".into())
+    let policy = api.0.messenger_policy;
+    let last = last.last(address).await?;
+    let closed = |at: Timestamp| {
+        now.saturating_duration_since(at)
+            .saturating_sub(STANDARD_WINDOW)
+            .as_secs()
+            / 3600
+    };
+    Ok(match (policy.decide(Intent::AgentReply, last, now), last) {
+        (Ok(MessagingType::Response), _) => None,
+        (Ok(MessagingType::Tagged(MessageTag::HumanAgent)), Some(at)) => Some(format!(
+            "the 24-hour window closed {} h ago: the reply goes with the HUMAN_AGENT tag",
+            closed(at)
+        )),
+        (Ok(other), _) => Some(format!(
+            "the reply goes as {}{}",
+            other.as_str(),
+            other
+                .tag()
+                .map(|t| format!(" {}", t.as_str()))
+                .unwrap_or_default()
+        )),
+        (Err(_), None) => Some(
+            "no message from this person on record: Messenger will refuse the reply; use e-mail"
+                .into(),
+        ),
+        // With the Human Agent feature on, only the 7 days can have run out.
+        (Err(_), Some(_)) if policy.human_agent => {
+            Some("last message over 7 days ago: Messenger will refuse the reply; use e-mail".into())
         }
-        Some(at) => {
-            let ago = now.saturating_duration_since(at);
-            let closed = ago.saturating_sub(STANDARD_WINDOW).as_secs() / 3600;
-            // The same bounds as the policy's.
-            if ago < STANDARD_WINDOW {
-                None
-            } else if ago < HUMAN_AGENT_WINDOW && api.0.messenger_policy.human_agent {
-                Some(format!(
-                    "the 24-hour window closed {closed} h ago: the reply goes with the HUMAN_AGENT tag"
-                ))
-            } else if ago < HUMAN_AGENT_WINDOW {
-                Some(format!(
-                    "the 24-hour window closed {closed} h ago: Messenger will refuse the reply \
-                     (the HUMAN_AGENT tag is not enabled); use e-mail"
-                ))
-            } else {
-                Some(
-                    "last message over 7 days ago: Messenger will refuse the reply; use e-mail"
-                        .into(),
-                )
-            }
-        }
+        (Err(_), Some(at)) => Some(format!(
+            "the 24-hour window closed {} h ago: Messenger will refuse the reply \
+             (the HUMAN_AGENT tag is not enabled); use e-mail",
+            closed(at)
+        )),
     })
 }
 

@@ -284,7 +284,8 @@ impl HubBuilder {
 ///     messenger::{AppSecret, PageAccessToken, PageConfig, StaticPages, VerifyToken, Webhook},
 ///     secrecy::SecretSlice,
 ///     store::memory::{MemoryDirectory, MemoryInbox, MemoryLastInbound, MemorySeenEvents},
-///     token::{TokenKey, Tokens},
+///     keys::SigningKey,
+///     token::Tokens,
 /// };
 /// use hmac::{Hmac, Mac};
 ///
@@ -306,7 +307,7 @@ impl HubBuilder {
 /// let connector = Connector::new(
 ///     directory.clone(),
 ///     seen,
-///     Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32]))?),
+///     Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32]))?),
 ///     SystemClock::shared(),
 ///     ConnectPolicy::new().with_auto_register(true),
 /// );

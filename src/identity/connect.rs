@@ -264,12 +264,13 @@ pub trait MergeHook: Send + Sync {
 ///     message::Reference,
 ///     secrecy::SecretSlice,
 ///     store::memory::{MemoryDirectory, MemorySeenEvents},
-///     token::{TokenKey, Tokens},
+///     keys::SigningKey,
+///     token::Tokens,
 /// };
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let directory = Arc::new(MemoryDirectory::new());
-/// let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
+/// let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
 /// let connector = Connector::new(
 ///     directory.clone(),
 ///     Arc::new(MemorySeenEvents::new()),
@@ -550,8 +551,8 @@ mod tests {
     use super::*;
     use crate::{
         clock::SystemClock,
+        keys::SigningKey,
         store::memory::{MemoryDirectory, MemorySeenEvents},
-        token::TokenKey,
     };
 
     const SECRET_BYTE: u8 = 0x5a;
@@ -561,7 +562,7 @@ mod tests {
     }
 
     fn connector_over(directory: Arc<dyn Directory>, policy: ConnectPolicy) -> Connector {
-        let key = TokenKey::new(6, SecretSlice::from(vec![SECRET_BYTE; 32])).unwrap();
+        let key = SigningKey::new(6, SecretSlice::from(vec![SECRET_BYTE; 32])).unwrap();
         Connector::new(
             directory,
             Arc::new(MemorySeenEvents::new()),

@@ -13,8 +13,8 @@ use crate::token::SignedToken;
 ///
 /// ```
 /// use tidings::messenger::{PageAccessToken, PageConfig, link::connect_link};
-/// # use tidings::{clock::{ManualClock, Timestamp}, secrecy::SecretSlice, token::{Purpose, TokenKey, Tokens}};
-/// # let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
+/// # use tidings::{clock::{ManualClock, Timestamp}, keys::SigningKey, secrecy::SecretSlice, token::{Purpose, Tokens}};
+/// # let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
 /// # let token = tokens.issue(&Purpose::CONNECT, "user-42", std::time::Duration::from_secs(900)).unwrap();
 /// let page = PageConfig::new("104812345678901", PageAccessToken::new("…")).with_username("rustschool");
 /// let link = connect_link(&page, &token);

@@ -34,12 +34,13 @@
 //!     contact::ContactId,
 //!     newsletter::{CampaignId, login::LoginLinks},
 //!     secrecy::SecretSlice,
-//!     token::{TokenKey, Tokens},
+//!     keys::SigningKey,
+//!     token::Tokens,
 //! };
 //! use url::Url;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let tokens = Tokens::new(TokenKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
+//! let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
 //! let links = LoginLinks::new(tokens, Url::parse("https://school.example/login")?)?
 //!     .ttl(Duration::from_secs(3 * 24 * 3600));
 //!
@@ -400,13 +401,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        clock::ManualClock,
-        store::memory::MemorySeenEvents,
-        token::{TokenKey, Tokens},
+        clock::ManualClock, keys::SigningKey, store::memory::MemorySeenEvents, token::Tokens,
     };
 
     fn tokens(secret: u8) -> Tokens {
-        Tokens::new(TokenKey::new(1, SecretSlice::from(vec![secret; 32])).unwrap())
+        Tokens::new(SigningKey::new(1, SecretSlice::from(vec![secret; 32])).unwrap())
     }
 
     fn setup() -> (LoginLinks, ManualClock) {

@@ -7,10 +7,10 @@ use secrecy::SecretSlice;
 use serde_json::json;
 
 use super::*;
-use crate::process::payload::PayloadKey;
 use crate::{
     clock::{Clock, ManualClock},
     contact::{Address, Channel, NewContact},
+    keys::{KeyRing, SigningKey},
     message::Choice,
     process::flow::FreeText,
     store::memory::{MemoryDirectory, MemoryProcessStore},
@@ -28,8 +28,8 @@ struct World {
     ann: ContactId,
 }
 
-fn keys() -> PayloadKeys {
-    PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
+fn keys() -> KeyRing {
+    KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
 }
 
 fn messenger_like() -> Capabilities {
@@ -176,7 +176,7 @@ async fn a_question_goes_out_as_buttons_whose_payloads_name_the_step() {
     let labels: Vec<_> = question.choices().iter().map(Choice::label).collect();
     assert_eq!(labels, ["Great", "Too fast", "I'm stuck"]);
     for (i, c) in question.choices().iter().enumerate() {
-        let p = keys().verify(c.payload()).unwrap();
+        let p = AnswerPayload::verify(c.payload(), &keys()).unwrap();
         assert_eq!(
             (p.instance.clone(), p.visit, usize::from(p.option)),
             (id.clone(), 0, i)
@@ -285,8 +285,8 @@ async fn stale_forged_duplicate_and_foreign_answers_are_ignored_and_reported() {
         }
     );
     // A payload signed with another key, and one altered.
-    let forger = PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
-    let forged = forger.sign(&AnswerPayload::new(id.clone(), 1, 0));
+    let forger = KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
+    let forged = AnswerPayload::new(id.clone(), 1, 0).sign(&forger);
     let mut altered = choice(&first, "Great").payload().to_owned();
     altered.pop();
     for payload in [forged, altered] {
@@ -321,7 +321,7 @@ async fn stale_forged_duplicate_and_foreign_answers_are_ignored_and_reported() {
         }
     );
     // A payload for an instance the store does not know.
-    let ghost = keys().sign(&AnswerPayload::new(InstanceId::new("ghost").unwrap(), 0, 0));
+    let ghost = AnswerPayload::new(InstanceId::new("ghost").unwrap(), 0, 0).sign(&keys());
     let event = Inbound::new(
         "g",
         Address::messenger(PAGE, "ann-psid").unwrap(),

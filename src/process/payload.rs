@@ -16,49 +16,46 @@
 //! Payloads do not expire: an answer to a question asked a week ago is still the contact's
 //! answer. Whether it still counts is the engine's call (the visit must be the current one).
 //!
+//! Payloads are signed with a [`KeyRing`]: its current key signs, any key it holds verifies
+//! (rotation: keep the old key while questions it signed may still be answered).
+//!
 //! ```
 //! use tidings::{
-//!     process::{InstanceId, payload::{AnswerPayload, PayloadError, PayloadKey, PayloadKeys}},
+//!     keys::{KeyRing, SigningKey},
+//!     process::{InstanceId, payload::{AnswerPayload, PayloadError}},
 //!     secrecy::SecretSlice,
 //! };
 //!
-//! let keys = PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
+//! let keys = KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
 //! let answer = AnswerPayload::new(InstanceId::new("i-42")?, 3, 1);
-//! let text = keys.sign(&answer);
+//! let text = answer.sign(&keys);
 //! assert!(text.starts_with("tdf1."));
-//! assert_eq!(keys.verify(&text)?, answer);
+//! assert_eq!(AnswerPayload::verify(&text, &keys)?, answer);
 //!
-//! assert_eq!(keys.verify("GET_STARTED"), Err(PayloadError::NotOurs));
-//! let forger = PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![8u8; 32]))?);
-//! assert_eq!(keys.verify(&forger.sign(&answer)), Err(PayloadError::Forged));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! assert_eq!(AnswerPayload::verify("GET_STARTED", &keys), Err(PayloadError::NotOurs));
+//! let forger = KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![8u8; 32]))?);
+//! assert_eq!(AnswerPayload::verify(&answer.sign(&forger), &keys), Err(PayloadError::Forged));
+//! # Ok::<(), tidings::Error>(())
 //! ```
 
-use std::fmt;
-
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretSlice};
-use sha2::Sha256;
+use hmac::Mac;
 
 use super::InstanceId;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::keys::{HmacSha256, KeyRing, SigningKey};
 
 /// What every payload of this format starts with.
 pub const PREFIX: &str = "tdf1.";
 const DOMAIN: &[u8] = b"tidings.flow-answer.v1";
 const MAC_LEN: usize = 12;
 const FIXED_LEN: usize = 1 + 4 + 1 + MAC_LEN;
-/// Shortest secret accepted for a [`PayloadKey`], in bytes.
-pub const MIN_KEY_LEN: usize = 32;
 /// Length of the longest payload a key signs (an instance id of the longest length), which is
-/// the longest text [`PayloadKeys::verify`] reads: anything longer is refused unread as
+/// the longest text [`AnswerPayload::verify`] reads: anything longer is refused unread as
 /// [`PayloadError::TooLong`].
 pub const MAX_PAYLOAD_LEN: usize =
     PREFIX.len() + (4 * (FIXED_LEN + crate::error::MAX_ID_LEN)).div_ceil(3);
 
-/// Why a payload was refused, or a key could not be made.
+/// Why a payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PayloadError {
@@ -73,12 +70,6 @@ pub enum PayloadError {
     /// was refused without being decoded. Holds the text's length.
     #[error("a flow answer payload is at most {MAX_PAYLOAD_LEN} characters, this one has {0}")]
     TooLong(usize),
-    /// A key secret shorter than [`MIN_KEY_LEN`] bytes.
-    #[error("payload key must be at least {MIN_KEY_LEN} bytes, got {0}")]
-    WeakKey(usize),
-    /// Two keys with one id.
-    #[error("two payload keys share id {0}")]
-    DuplicateKeyId(u8),
 }
 
 /// The answer a payload stands for.
@@ -104,106 +95,35 @@ impl AnswerPayload {
     }
 }
 
-/// A key that signs answer payloads; its secret is kept only as keyed HMAC state and never
-/// printed.
-#[derive(Clone)]
-pub struct PayloadKey {
-    id: u8,
-    mac: HmacSha256,
+/// The MAC state of `key` over the domain label and `signed`.
+fn tag(key: &SigningKey, signed: &[u8]) -> HmacSha256 {
+    let mut mac = key.mac();
+    mac.update(DOMAIN);
+    mac.update(signed);
+    mac
 }
 
-impl PayloadKey {
-    /// A key with id `id`; the secret must be at least [`MIN_KEY_LEN`] random bytes.
-    pub fn new(id: u8, secret: SecretSlice<u8>) -> Result<Self, PayloadError> {
-        let bytes = secret.expose_secret();
-        if bytes.len() < MIN_KEY_LEN {
-            return Err(PayloadError::WeakKey(bytes.len()));
-        }
-        let mut mac =
-            HmacSha256::new_from_slice(bytes).map_err(|_| PayloadError::WeakKey(bytes.len()))?;
-        mac.update(DOMAIN);
-        Ok(PayloadKey { id, mac })
-    }
-
-    /// The key's id.
-    pub fn id(&self) -> u8 {
-        self.id
-    }
-
-    fn tag(&self, signed: &[u8]) -> HmacSha256 {
-        let mut mac = self.mac.clone();
-        mac.update(signed);
-        mac
-    }
-}
-
-impl fmt::Debug for PayloadKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PayloadKey")
-            .field("id", &self.id)
-            .field("secret", &"[redacted]")
-            .finish()
-    }
-}
-
-/// Signs payloads with the current key and verifies them with any key held (rotation: keep the
-/// old key with [`accept`](PayloadKeys::accept) while questions it signed may still be
-/// answered).
-#[derive(Clone)]
-pub struct PayloadKeys {
-    current: PayloadKey,
-    accepted: Vec<PayloadKey>,
-}
-
-impl fmt::Debug for PayloadKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PayloadKeys")
-            .field("current_key", &self.current.id)
-            .field(
-                "accepted_keys",
-                &self.accepted.iter().map(|k| k.id).collect::<Vec<_>>(),
-            )
-            .finish()
-    }
-}
-
-impl PayloadKeys {
-    /// Keys that sign with `current`.
-    pub fn new(current: PayloadKey) -> Self {
-        PayloadKeys {
-            current,
-            accepted: Vec::new(),
-        }
-    }
-
-    /// Also accepts payloads signed with `key`.
-    pub fn accept(mut self, key: PayloadKey) -> Result<Self, PayloadError> {
-        if key.id == self.current.id || self.accepted.iter().any(|k| k.id == key.id) {
-            return Err(PayloadError::DuplicateKeyId(key.id));
-        }
-        self.accepted.push(key);
-        Ok(self)
-    }
-
-    /// The payload text for `answer`.
-    pub fn sign(&self, answer: &AnswerPayload) -> String {
-        let instance = answer.instance.as_str().as_bytes();
+impl AnswerPayload {
+    /// The payload text for this answer, signed with the current key of `keys`.
+    pub fn sign(&self, keys: &KeyRing) -> String {
+        let key = keys.current();
+        let instance = self.instance.as_str().as_bytes();
         let mut buf = Vec::with_capacity(FIXED_LEN + instance.len());
-        buf.push(self.current.id);
-        buf.extend_from_slice(&answer.visit.to_be_bytes());
-        buf.push(answer.option);
+        buf.push(key.id());
+        buf.extend_from_slice(&self.visit.to_be_bytes());
+        buf.push(self.option);
         buf.extend_from_slice(instance);
-        let tag = self.current.tag(&buf).finalize().into_bytes();
-        buf.extend_from_slice(&tag[..MAC_LEN]);
+        let mac = tag(key, &buf).finalize().into_bytes();
+        buf.extend_from_slice(&mac[..MAC_LEN]);
         let mut text = String::with_capacity(PREFIX.len() + buf.len() * 4 / 3 + 4);
         text.push_str(PREFIX);
         URL_SAFE_NO_PAD.encode_string(&buf, &mut text);
         text
     }
 
-    /// The answer `text` stands for, if this engine signed it. The MAC is checked in constant
-    /// time before anything in the payload is read.
-    pub fn verify(&self, text: &str) -> Result<AnswerPayload, PayloadError> {
+    /// The answer `text` stands for, if a key of `keys` signed it. The MAC is checked in
+    /// constant time before anything in the payload is read.
+    pub fn verify(text: &str, keys: &KeyRing) -> Result<AnswerPayload, PayloadError> {
         let Some(body) = text.strip_prefix(PREFIX) else {
             return Err(PayloadError::NotOurs);
         };
@@ -216,13 +136,10 @@ impl PayloadKeys {
         if bytes.len() <= FIXED_LEN {
             return Err(PayloadError::Forged);
         }
-        let key = std::iter::once(&self.current)
-            .chain(&self.accepted)
-            .find(|k| k.id == bytes[0])
-            .ok_or(PayloadError::Forged)?;
-        let (signed, tag) = bytes.split_at(bytes.len() - MAC_LEN);
-        key.tag(signed)
-            .verify_truncated_left(tag)
+        let key = keys.get(bytes[0]).ok_or(PayloadError::Forged)?;
+        let (signed, mac) = bytes.split_at(bytes.len() - MAC_LEN);
+        tag(key, signed)
+            .verify_truncated_left(mac)
             .map_err(|_| PayloadError::Forged)?;
         let visit = u32::from_be_bytes([signed[1], signed[2], signed[3], signed[4]]);
         let option = signed[5];
@@ -241,9 +158,29 @@ impl PayloadKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretSlice;
 
-    fn keys(fill: u8, id: u8) -> PayloadKeys {
-        PayloadKeys::new(PayloadKey::new(id, SecretSlice::from(vec![fill; 32])).unwrap())
+    fn key(fill: u8, id: u8) -> SigningKey {
+        SigningKey::new(id, SecretSlice::from(vec![fill; 32])).unwrap()
+    }
+
+    fn keys(fill: u8, id: u8) -> KeyRing {
+        KeyRing::new(key(fill, id))
+    }
+
+    /// The ring's view of payloads, as the engine uses it.
+    trait Payloads {
+        fn sign(&self, answer: &AnswerPayload) -> String;
+        fn verify(&self, text: &str) -> Result<AnswerPayload, PayloadError>;
+    }
+
+    impl Payloads for KeyRing {
+        fn sign(&self, answer: &AnswerPayload) -> String {
+            answer.sign(self)
+        }
+        fn verify(&self, text: &str) -> Result<AnswerPayload, PayloadError> {
+            AnswerPayload::verify(text, self)
+        }
     }
 
     fn answer() -> AnswerPayload {
@@ -299,25 +236,26 @@ mod tests {
     fn rotation_keeps_old_payloads_valid() {
         let old = keys(1, 1);
         let text = old.sign(&answer());
-        let rotated = keys(2, 2)
-            .accept(PayloadKey::new(1, SecretSlice::from(vec![1; 32])).unwrap())
-            .unwrap();
+        let rotated = keys(2, 2).accept(key(1, 1)).unwrap();
         assert_eq!(rotated.verify(&text), Ok(answer()));
+        // The ring signs with its current key: the new key alone verifies what it signs.
+        assert_eq!(keys(2, 2).verify(&rotated.sign(&answer())), Ok(answer()));
         assert_eq!(keys(2, 2).verify(&text), Err(PayloadError::Forged));
-        assert!(matches!(
-            PayloadKey::new(1, SecretSlice::from(vec![1; 31])),
-            Err(PayloadError::WeakKey(31))
-        ));
     }
 
     #[test]
-    fn debug_never_shows_the_secret() {
-        let k = keys(0x41, 1);
-        let debug = format!("{k:?} {:?}", k.current);
-        assert!(
-            !debug.contains("AAAA") && !debug.contains("65, 65"),
-            "{debug}"
-        );
-        assert!(debug.contains("[redacted]"));
+    fn a_mac_without_the_domain_label_is_refused() {
+        // What a token signer sharing this ring would make over the same bytes.
+        let k = keys(1, 1);
+        let mut bytes = URL_SAFE_NO_PAD
+            .decode(&k.sign(&answer())[PREFIX.len()..])
+            .unwrap();
+        let signed = bytes.len() - MAC_LEN;
+        let mut mac = k.current().mac();
+        mac.update(&bytes[..signed]);
+        let undomained = mac.finalize().into_bytes();
+        bytes[signed..].copy_from_slice(&undomained[..MAC_LEN]);
+        let text = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&bytes));
+        assert_eq!(k.verify(&text), Err(PayloadError::Forged));
     }
 }

@@ -25,11 +25,13 @@ impl FlowEngine {
         event: &Inbound,
     ) -> Result<Offer, ProcessError> {
         match &event.kind {
-            InboundKind::Answer { payload, .. } => match self.inner.keys.verify(payload) {
-                Ok(answer) => self.answer(contact, answer).await,
-                Err(PayloadError::NotOurs) => Ok(Offer::NotConsumed),
-                Err(_) => Ok(ignored(contact, None, IgnoredAnswer::Forged)),
-            },
+            InboundKind::Answer { payload, .. } => {
+                match AnswerPayload::verify(payload, &self.inner.keys) {
+                    Ok(answer) => self.answer(contact, answer).await,
+                    Err(PayloadError::NotOurs) => Ok(Offer::NotConsumed),
+                    Err(_) => Ok(ignored(contact, None, IgnoredAnswer::Forged)),
+                }
+            }
             InboundKind::Text { text, .. } => self.typed(contact, text).await,
             _ => Ok(Offer::NotConsumed),
         }

@@ -6,8 +6,9 @@ use super::{ContactFields, FlowEngine, FlowRegistry, Inner};
 use crate::{
     clock::{SharedClock, SystemClock},
     identity::Directory,
+    keys::KeyRing,
     message::ChoiceStyle,
-    process::{ProcessStore, payload::PayloadKeys, validate::Limits},
+    process::{ProcessStore, validate::Limits},
     template::CampaignVars,
     transport::{SharedTransport, TransportSet},
 };
@@ -21,7 +22,7 @@ use crate::transport::Fallback;
 pub struct FlowEngineBuilder {
     store: Arc<dyn ProcessStore>,
     directory: Arc<dyn Directory>,
-    keys: PayloadKeys,
+    keys: KeyRing,
     transports: TransportSet,
     clock: SharedClock,
     fields: Option<Arc<dyn ContactFields>>,
@@ -177,17 +178,18 @@ impl FlowEngineBuilder {
 }
 
 impl FlowEngine {
-    /// Starts building an engine over the instance store, the contacts and the key that signs
-    /// answer payloads. Add transports with [`FlowEngineBuilder::transport`].
+    /// Starts building an engine over the instance store, the contacts and the keys that sign
+    /// answer payloads (a [`KeyRing`], or one [`SigningKey`](crate::keys::SigningKey)). Add
+    /// transports with [`FlowEngineBuilder::transport`].
     pub fn builder(
         store: Arc<dyn ProcessStore>,
         directory: Arc<dyn Directory>,
-        keys: PayloadKeys,
+        keys: impl Into<KeyRing>,
     ) -> FlowEngineBuilder {
         FlowEngineBuilder {
             store,
             directory,
-            keys,
+            keys: keys.into(),
             transports: TransportSet::new(),
             clock: SystemClock::shared(),
             fields: None,

@@ -176,11 +176,12 @@ impl FlowEngine {
         let visit = visit_of(&run.inst);
         let mut message = Message::builder(text).style(style.unwrap_or(self.inner.style));
         for (i, option) in options.iter().enumerate() {
-            let payload = self.inner.keys.sign(&AnswerPayload::new(
+            let payload = AnswerPayload::new(
                 run.inst.id.clone(),
                 visit,
                 u8::try_from(i).unwrap_or(u8::MAX),
-            ));
+            )
+            .sign(&self.inner.keys);
             message = message.choice(option.label.as_str(), payload);
         }
         Ok(message.build()?)

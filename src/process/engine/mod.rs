@@ -150,13 +150,14 @@ use async_trait::async_trait;
 
 use super::{
     FlowId, InstanceId, Offer, ProcessEngine, ProcessError, ProcessInstance, ProcessStore,
-    payload::PayloadKeys, validate::Compiled,
+    validate::Compiled,
 };
 use crate::{
     clock::{SharedClock, Timestamp},
     contact::{Contact, ContactId},
     error::StoreError,
     identity::Directory,
+    keys::KeyRing,
     message::{ChoiceStyle, Inbound},
     template::CampaignVars,
     transport::TransportSet,
@@ -203,7 +204,7 @@ struct Inner {
     store: Arc<dyn ProcessStore>,
     directory: Arc<dyn Directory>,
     transports: TransportSet,
-    keys: PayloadKeys,
+    keys: KeyRing,
     clock: SharedClock,
     fields: Option<Arc<dyn ContactFields>>,
     style: ChoiceStyle,
@@ -226,10 +227,8 @@ struct Inner {
 /// use tidings::{
 ///     contact::{Address, Channel, NewContact},
 ///     identity::Directory,
-///     process::{
-///         Flow, FlowEngine, FlowId, ProcessEngine,
-///         payload::{PayloadKey, PayloadKeys},
-///     },
+///     keys::SigningKey,
+///     process::{Flow, FlowEngine, FlowId, ProcessEngine},
 ///     secrecy::SecretSlice,
 ///     store::memory::{MemoryDirectory, MemoryProcessStore},
 ///     transport::stub::StubTransport,
@@ -238,7 +237,7 @@ struct Inner {
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let directory = Arc::new(MemoryDirectory::new());
 /// let messenger = Arc::new(StubTransport::new(Channel::Messenger));
-/// let keys = PayloadKeys::new(PayloadKey::new(1, SecretSlice::from(vec![3u8; 32]))?);
+/// let keys = SigningKey::new(1, SecretSlice::from(vec![3u8; 32]))?;
 /// let engine = FlowEngine::builder(Arc::new(MemoryProcessStore::new()), directory.clone(), keys)
 ///     .transport(messenger.clone())
 ///     .build();

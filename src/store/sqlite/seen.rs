@@ -244,17 +244,13 @@ impl SeenEvents for SqliteSeenEvents {
                     .map_err(db)?,
             );
         }
-        // The rare path: keys someone else holds or handled, and keys listed twice.
+        // The rare path: keys someone else holds or handled. A key listed twice and taken
+        // at its first place needs no read: its later places see the claim just made,
+        // held until `expires`, which is the answer below when no mark was read.
         let refused: Vec<&str> = distinct
             .iter()
             .copied()
             .filter(|k| !acquired.contains(*k))
-            .chain(
-                keys.iter()
-                    .enumerate()
-                    .filter(|(i, k)| first.get(*k) != Some(i))
-                    .map(|(_, k)| *k),
-            )
             .collect();
         let mut marks = HashMap::with_capacity(refused.len());
         for chunk in refused.chunks(CHUNK) {
@@ -278,7 +274,8 @@ impl SeenEvents for SqliteSeenEvents {
                 if first.get(k) == Some(&i) && acquired.contains(*k) {
                     Claim::Acquired
                 } else {
-                    // Inside the transaction every refused key had a live mark.
+                    // Inside the transaction every refused key had a live mark, and a key
+                    // taken at an earlier place is held by this very claim.
                     marks.get(*k).copied().unwrap_or(Claim::Held {
                         until: Timestamp::from_millis(expires),
                     })
