@@ -52,13 +52,10 @@ fn bench_hub(c: &mut Criterion) {
     )]));
     let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key"))
         .with_clock(clock.shared());
-    let connector = Connector::new(
-        directory.clone(),
-        seen.clone(),
-        tokens,
-        clock.shared(),
-        ConnectPolicy::new().with_auto_register(true),
-    );
+    let connector = Connector::builder(directory.clone(), seen.clone(), tokens)
+        .clock(clock.shared())
+        .policy(ConnectPolicy::new().with_auto_register(true))
+        .build();
     let hub = Hub::builder(connector, directory, Arc::new(MemoryInbox::new())).build();
     let webhook = Webhook::builder(
         AppSecret::new(SECRET),

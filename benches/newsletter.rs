@@ -137,9 +137,11 @@ fn campaign(id: usize) -> Campaign {
 }
 
 fn runner(setup: &Setup, outbox: Arc<MemoryOutbox>) -> CampaignRunner {
-    CampaignRunner::new(setup.directory.clone(), outbox, setup.transports.clone())
+    CampaignRunner::builder(setup.directory.clone(), outbox)
+        .transports(setup.transports.clone())
         .concurrency(64)
         .page_size(1000)
+        .build()
 }
 
 /// Runs one campaign and returns (peak, retained) live bytes above the level before it.

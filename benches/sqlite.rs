@@ -1321,9 +1321,11 @@ impl FanOut {
     }
 
     fn runner(&self, outbox: Arc<dyn Outbox>) -> CampaignRunner {
-        CampaignRunner::new(self.segments.clone(), outbox, self.transports.clone())
+        CampaignRunner::builder(self.segments.clone(), outbox)
+            .transports(self.transports.clone())
             .concurrency(64)
             .page_size(1000)
+            .build()
     }
 }
 

@@ -272,13 +272,11 @@ fn bench_fan_out(c: &mut Criterion, client: &tokio::runtime::Runtime, backends: 
                 let runners: Vec<CampaignRunner> = backend.stores[..workers]
                     .iter()
                     .map(|stores| {
-                        CampaignRunner::new(
-                            stores.segments.clone(),
-                            stores.outbox.clone(),
-                            transports(&fake, stores),
-                        )
-                        .concurrency(16)
-                        .page_size(100)
+                        CampaignRunner::builder(stores.segments.clone(), stores.outbox.clone())
+                            .transports(transports(&fake, stores))
+                            .concurrency(16)
+                            .page_size(100)
+                            .build()
                     })
                     .collect();
                 let batches = backend.batches.clone();
@@ -441,13 +439,9 @@ impl Inbound {
     async fn new(stores: &Stores) -> Inbound {
         let tokens =
             Tokens::new(SigningKey::new(1, SecretSlice::from(vec![1u8; 32])).expect("key"));
-        let connector = Connector::new(
-            stores.directory.clone(),
-            stores.seen.clone(),
-            tokens,
-            SystemClock::shared(),
-            ConnectPolicy::new().with_auto_register(true),
-        );
+        let connector = Connector::builder(stores.directory.clone(), stores.seen.clone(), tokens)
+            .policy(ConnectPolicy::new().with_auto_register(true))
+            .build();
         let hub = Hub::builder(connector, stores.directory.clone(), stores.inbox.clone()).build();
         let pages = Arc::new(StaticPages::new([PageConfig::new(
             PAGE,

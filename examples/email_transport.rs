@@ -175,8 +175,9 @@ impl Transport for StandInTransport {
 async fn main() -> Result<(), Box<dyn Error>> {
     let directory = Arc::new(MemoryDirectory::new());
     let inbox = Arc::new(MemoryInbox::new());
-    let support = Support::new(directory.clone(), inbox.clone(), SystemClock::shared())
-        .with_transport(email_transport()?);
+    let support = Support::builder(directory.clone(), inbox.clone())
+        .transport(email_transport()?)
+        .build();
 
     let ann_email = std::env::var("EMAIL_TO").unwrap_or_else(|_| "ann@example.org".into());
     let ann = directory

@@ -587,13 +587,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ),
         None => None,
     };
-    let connector = Connector::new(
+    let connector = Connector::builder(
         stores.directory.clone(),
         stores.seen.clone(),
         Tokens::new(config.token_key()?),
-        SystemClock::shared(),
-        ConnectPolicy::new().with_auto_register(config.auto_register),
-    );
+    )
+    .policy(ConnectPolicy::new().with_auto_register(config.auto_register))
+    .build();
     let hub = Arc::new(
         Hub::builder(
             connector.clone(),
@@ -602,7 +602,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .opt_ins(stores.opt_ins.clone())
         .thread_owners(stores.thread_owners.clone())
-        .reply_transport(messenger.clone())
+        .transport(messenger.clone())
         .processes(Arc::new(flows.clone()))
         .confirmation(Message::text(
             "Your Messenger is now connected to your account.",
@@ -622,27 +622,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .build(),
     );
-    let mut support = Support::new(
-        stores.directory.clone(),
-        stores.inbox.clone(),
-        SystemClock::shared(),
-    )
-    .with_transport(messenger.clone());
-    let mut transports = TransportSet::new();
-    transports.insert(messenger);
-    if let Some(email) = email {
-        support = support.with_transport(email.clone());
-        transports.insert(email);
-    }
+    // Messenger first, then e-mail when configured: replies and campaigns offer them in this
+    // order.
+    let transports: TransportSet = std::iter::once(messenger).chain(email).collect();
+    let support = Support::builder(stores.directory.clone(), stores.inbox.clone())
+        .transports(transports.clone())
+        .build();
     // What a campaign sends shows in each recipient's conversation, with its receipts.
     // In flight at once: about a tenth of a second of the send rate. More would only wait for
     // the rate, and a stop (SIGTERM) waits for every recipient in flight.
     let concurrency = usize::try_from(config.send_rate / 10)
         .unwrap_or(1)
         .clamp(1, 32);
-    let runner = CampaignRunner::new(stores.segments.clone(), stores.outbox.clone(), transports)
+    let runner = CampaignRunner::builder(stores.segments.clone(), stores.outbox.clone())
+        .transports(transports)
         .concurrency(concurrency)
-        .record_in(stores.inbox.clone());
+        .record_in(stores.inbox.clone())
+        .build();
     let agents = AgentApi::builder(
         BearerToken::new(&config.agent_token, "agent"),
         support,

@@ -224,13 +224,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         stores.backend()
     );
     if run > 1 {
-        let earlier = CampaignRunner::new(
-            stores.segments.clone(),
-            stores.outbox.clone(),
-            TransportSet::new(),
-        )
-        .recorded(&CampaignId::new(format!("lesson-4-run{}", run - 1))?)
-        .await?;
+        let earlier = CampaignRunner::builder(stores.segments.clone(), stores.outbox.clone())
+            .transports(TransportSet::new())
+            .build()
+            .recorded(&CampaignId::new(format!("lesson-4-run{}", run - 1))?)
+            .await?;
         let conversations = stores.inbox.conversations(None, 1000).await?;
         println!(
             "   the database remembers the earlier runs: {} conversation(s); run {}'s newsletter \
@@ -278,7 +276,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     )
     .clock(clock.shared())
     .build();
-    let connector = Connector::new(
+    let connector = Connector::builder(
         stores.directory.clone(),
         stores.seen.clone(),
         Tokens::new(SigningKey::new(
@@ -286,9 +284,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             key(b"quickstart connect-token key 0123"),
         )?)
         .with_clock(clock.shared()),
-        clock.shared(),
-        ConnectPolicy::new().with_auto_register(true),
-    );
+    )
+    .clock(clock.shared())
+    .policy(ConnectPolicy::new().with_auto_register(true))
+    .build();
     let check_in = Flow::builder(FlowId::new("check-in")?, 1)
         .question("ask", "How is the course going?", |q| {
             q.option("Great", "great")
@@ -324,7 +323,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     )
     .opt_ins(stores.opt_ins.clone())
     .thread_owners(stores.thread_owners.clone())
-    .reply_transport(messenger.clone())
+    .transport(messenger.clone())
     .processes(Arc::new(flows.clone()))
     .confirmation(Message::text(
         "You're connected: your school's messages will arrive here.",
@@ -455,13 +454,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
 
     println!("\n4. An agent replies with \"messenger\" ticked; receipts come back.");
-    let support = Support::new(
-        stores.directory.clone(),
-        stores.inbox.clone(),
-        clock.shared(),
-    )
-    .with_transport(messenger.clone())
-    .with_transport(mailer.clone());
+    let support = Support::builder(stores.directory.clone(), stores.inbox.clone())
+        .clock(clock.shared())
+        .transport(messenger.clone())
+        .transport(mailer.clone())
+        .build();
     let options = support.transports_for(&ann.id).await?;
     let ticks: Vec<String> = options
         .iter()
@@ -564,9 +561,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut transports = TransportSet::new();
     transports.insert(messenger.clone());
     transports.insert(mailer.clone());
-    let runner = CampaignRunner::new(stores.segments.clone(), stores.outbox.clone(), transports)
+    let runner = CampaignRunner::builder(stores.segments.clone(), stores.outbox.clone())
+        .transports(transports)
         .clock(clock.shared())
-        .record_in(stores.inbox.clone());
+        .record_in(stores.inbox.clone())
+        .build();
     let control = RunControl::new();
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("   {bar:40} {pos}/{len} recipients")?.progress_chars("=> "),

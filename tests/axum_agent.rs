@@ -70,16 +70,12 @@ async fn desk_with(dir: Arc<tempfile::TempDir>, policy: Policy) -> Desk {
             .unwrap(),
     );
     let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
-    let connector = Connector::new(
-        stores.directory(),
-        stores.seen(),
-        tokens,
-        SystemClock::shared(),
-        ConnectPolicy::new().with_auto_register(true),
-    );
+    let connector = Connector::builder(stores.directory(), stores.seen(), tokens)
+        .policy(ConnectPolicy::new().with_auto_register(true))
+        .build();
     let hub = Arc::new(
         Hub::builder(connector.clone(), stores.directory(), stores.inbox())
-            .reply_transport(messenger.clone())
+            .transport(messenger.clone())
             .build(),
     );
     let webhook = Arc::new(
@@ -92,11 +88,14 @@ async fn desk_with(dir: Arc<tempfile::TempDir>, policy: Policy) -> Desk {
         )
         .build(),
     );
-    let support = Support::new(stores.directory(), stores.inbox(), SystemClock::shared())
-        .with_transport(messenger.clone());
+    let support = Support::builder(stores.directory(), stores.inbox())
+        .transport(messenger.clone())
+        .build();
     let mut transports = TransportSet::new();
     transports.insert(messenger);
-    let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports);
+    let runner = CampaignRunner::builder(stores.directory(), stores.outbox())
+        .transports(transports)
+        .build();
     let agents = AgentApi::builder(
         BearerToken::new(TOKEN, "agent-ann"),
         support,
@@ -663,7 +662,7 @@ async fn a_host_guard_may_await_its_session_store() {
     use tidings::store::memory::{MemoryDirectory, MemoryInbox};
     let directory = Arc::new(MemoryDirectory::new());
     let inbox = Arc::new(MemoryInbox::new());
-    let support = Support::new(directory.clone(), inbox.clone(), SystemClock::shared());
+    let support = Support::builder(directory.clone(), inbox.clone()).build();
     let sessions = Sessions(tokio::sync::RwLock::new(
         [("s-123".to_owned(), "agent-bo".to_owned())].into(),
     ));

@@ -12,7 +12,7 @@ use std::{
 use serde_json::json;
 use tidings::{
     axum::WebhookRouter,
-    clock::{SystemClock, Timestamp},
+    clock::Timestamp,
     contact::{Address, Channel},
     hub::{Hub, HubResponse},
     identity::{ConnectPolicy, Connector, Directory},
@@ -49,13 +49,9 @@ async fn server() -> Server {
         PageAccessToken::new("page-token"),
     )]));
     let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
-    let connector = Connector::new(
-        stores.directory(),
-        stores.seen(),
-        tokens,
-        SystemClock::shared(),
-        ConnectPolicy::new().with_auto_register(true),
-    );
+    let connector = Connector::builder(stores.directory(), stores.seen(), tokens)
+        .policy(ConnectPolicy::new().with_auto_register(true))
+        .build();
     let hub = Arc::new(Hub::builder(connector, stores.directory(), stores.inbox()).build());
     let webhook = Arc::new(
         Webhook::builder(

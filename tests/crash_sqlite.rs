@@ -55,7 +55,7 @@ use tidings::{
     contact::{Address, Channel, Contact, ContactId},
     error::StoreError,
     hub::{Hub, Routed},
-    identity::{ConnectPolicy, Connector},
+    identity::Connector,
     inbox::{Entry, EntryContent, EntryId, Inbox, Incoming, Outgoing, StatusUpdate},
     keys::{KeyRing, SigningKey},
     messenger::{
@@ -223,9 +223,11 @@ async fn child_campaign() {
     let stores = open(&env(DB)).await;
     let mut transports = TransportSet::new();
     transports.insert(messenger(&stores, &env(GRAPH)) as SharedTransport);
-    let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports)
+    let runner = CampaignRunner::builder(stores.directory(), stores.outbox())
+        .transports(transports)
         .concurrency(CONCURRENCY)
-        .page_size(500);
+        .page_size(500)
+        .build();
     let done = runner
         .run(&crash_campaign(), &RunControl::new())
         .await
@@ -432,13 +434,7 @@ fn flow_engine(stores: &SqliteStores, graph: &str) -> FlowEngine {
 
 fn connector(stores: &SqliteStores) -> Connector {
     let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap());
-    Connector::new(
-        stores.directory(),
-        stores.seen(),
-        tokens,
-        SystemClock::shared(),
-        ConnectPolicy::new(),
-    )
+    Connector::builder(stores.directory(), stores.seen(), tokens).build()
 }
 
 fn webhook(stores: &SqliteStores) -> Webhook {

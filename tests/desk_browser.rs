@@ -280,13 +280,9 @@ impl Desk {
         );
         let mail: SharedTransport = Arc::new(StubTransport::new(Channel::Email));
         let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap());
-        let connector = Connector::new(
-            stores.directory(),
-            stores.seen(),
-            tokens,
-            SystemClock::shared(),
-            ConnectPolicy::new().with_auto_register(true),
-        );
+        let connector = Connector::builder(stores.directory(), stores.seen(), tokens)
+            .policy(ConnectPolicy::new().with_auto_register(true))
+            .build();
         let keys = KeyRing::new(SigningKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
         let engine = Arc::new(
             FlowEngine::builder(stores.processes(), stores.directory(), keys)
@@ -311,13 +307,16 @@ impl Desk {
             )
             .build(),
         );
-        let support = Support::new(stores.directory(), stores.inbox(), SystemClock::shared())
-            .with_transport(messenger.clone())
-            .with_transport(mail.clone());
+        let support = Support::builder(stores.directory(), stores.inbox())
+            .transport(messenger.clone())
+            .transport(mail.clone())
+            .build();
         let mut transports = TransportSet::new();
         transports.insert(messenger);
         transports.insert(mail);
-        let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports);
+        let runner = CampaignRunner::builder(stores.directory(), stores.outbox())
+            .transports(transports)
+            .build();
         let agents = AgentApi::builder(
             BearerToken::new(TOKEN, "agent-7"),
             support,

@@ -503,8 +503,10 @@ async fn a_support_reply_by_email_is_delivered_and_recorded() {
         .unwrap();
     let directory = Arc::new(MemoryDirectory::new());
     let inbox = Arc::new(MemoryInbox::new());
-    let support = Support::new(directory.clone(), inbox.clone(), clock.shared())
-        .with_transport(Arc::new(email));
+    let support = Support::builder(directory.clone(), inbox.clone())
+        .clock(clock.shared())
+        .transport(Arc::new(email))
+        .build();
     let ann = directory
         .create(NewContact::new().with_email("ann@example.org"))
         .await

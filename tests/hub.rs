@@ -281,19 +281,16 @@ impl World {
         let engine = Arc::new(RecordingEngine::default());
         let opt_ins = Arc::new(MemoryOptIns::new());
         let threads = Arc::new(MemoryThreadOwners::new());
-        let connector = Connector::new(
-            directory.clone(),
-            seen.clone(),
-            tokens,
-            clock.shared(),
-            policy,
-        );
+        let connector = Connector::builder(directory.clone(), seen.clone(), tokens)
+            .clock(clock.shared())
+            .policy(policy)
+            .build();
         let hub = Arc::new(
             Hub::builder(connector.clone(), directory.clone(), inbox.clone())
                 .processes(engine.clone())
                 .opt_ins(opt_ins.clone())
                 .thread_owners(threads.clone())
-                .reply_transport(Arc::new(messenger))
+                .transport(Arc::new(messenger))
                 .confirmation(
                     Message::text("Your Messenger is connected to your school account.").unwrap(),
                 )
@@ -669,13 +666,9 @@ async fn a_store_failure_after_the_token_was_claimed_does_not_lose_the_connect()
     });
     let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
         .with_clock(clock.shared());
-    let connector = Connector::new(
-        directory,
-        Arc::new(MemorySeenEvents::new()),
-        tokens,
-        clock.shared(),
-        ConnectPolicy::new(),
-    );
+    let connector = Connector::builder(directory, Arc::new(MemorySeenEvents::new()), tokens)
+        .clock(clock.shared())
+        .build();
     let ann = memory
         .create(NewContact::new().with_email("ann@example.org"))
         .await
@@ -1721,13 +1714,14 @@ async fn two_first_events_of_a_new_sender_meeting_at_registration_make_one_conta
         barrier: tokio::sync::Barrier::new(2),
     });
     let clock = ManualClock::new(Timestamp::from_secs(1_764_000_000));
-    let connector = Connector::new(
+    let connector = Connector::builder(
         directory.clone(),
         Arc::new(MemorySeenEvents::new()),
         Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap()),
-        clock.shared(),
-        ConnectPolicy::new().with_auto_register(true),
-    );
+    )
+    .clock(clock.shared())
+    .policy(ConnectPolicy::new().with_auto_register(true))
+    .build();
     let sender = Address::messenger(PAGE, "888").unwrap();
     let (a, b) = tokio::join!(
         connector.resolve_sender(&sender),

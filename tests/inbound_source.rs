@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use tidings::{
     StoreError,
     axum::WebhookRouter,
-    clock::{SystemClock, Timestamp},
+    clock::Timestamp,
     contact::{Address, Channel, ContactId, CustomChannel, NewContact},
     hub::Hub,
-    identity::{ConnectPolicy, Connector, Directory},
+    identity::{Connector, Directory},
     inbound::{InboundBatch, InboundSource, Outcome, Reception},
     inbox::{EntryContent, Inbox},
     keys::SigningKey,
@@ -137,13 +137,7 @@ async fn a_host_transport_routes_into_the_inbox_through_the_core_seam() {
     let inbox = Arc::new(MemoryInbox::new());
     let seen = Arc::new(MemorySeenEvents::new());
     let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![9u8; 32])).unwrap());
-    let connector = Connector::new(
-        directory.clone(),
-        seen.clone(),
-        tokens,
-        SystemClock::shared(),
-        ConnectPolicy::new(),
-    );
+    let connector = Connector::builder(directory.clone(), seen.clone(), tokens).build();
     let ann: ContactId = directory
         .create(NewContact::new().with_email("ann@example.org"))
         .await

@@ -13,8 +13,8 @@ use tidings::{
         AppSecret, MessengerTransport, PageAccessToken, PageConfig, RetryPolicy, StaticPages,
     },
     newsletter::{
-        Campaign, CampaignId, CampaignRunner, Outbox, Outcome, OutcomeRecord, RunControl, RunState,
-        SkipReason, campaign::OPT_OUT_TAG, login::LoginLinks,
+        Campaign, CampaignId, CampaignRunner, CampaignRunnerBuilder, Outbox, Outcome,
+        OutcomeRecord, RunControl, RunState, SkipReason, campaign::OPT_OUT_TAG, login::LoginLinks,
     },
     secrecy::SecretSlice,
     segment::Segment,
@@ -173,15 +173,16 @@ async fn world(recipients: usize) -> World {
 
 impl World {
     fn runner(&self) -> CampaignRunner {
-        CampaignRunner::new(
-            self.directory.clone(),
-            self.outbox.clone(),
-            self.transports.clone(),
-        )
-        .clock(self.clock.shared())
-        .concurrency(16)
-        .page_size(250)
-        .retries(3, Duration::from_millis(1))
+        self.runner_builder().build()
+    }
+
+    fn runner_builder(&self) -> CampaignRunnerBuilder {
+        CampaignRunner::builder(self.directory.clone(), self.outbox.clone())
+            .transports(self.transports.clone())
+            .clock(self.clock.shared())
+            .concurrency(16)
+            .page_size(250)
+            .retries(3, Duration::from_millis(1))
     }
 
     async fn outcomes(&self, campaign: &CampaignId) -> Vec<OutcomeRecord> {
@@ -448,7 +449,7 @@ async fn pause_resume_and_cancel() {
     let campaign = newsletter("controlled");
     let control = RunControl::new();
     let mut progress = control.progress();
-    let runner = w.runner().concurrency(4).page_size(50);
+    let runner = w.runner_builder().concurrency(4).page_size(50).build();
     let run = tokio::spawn({
         let campaign = campaign.clone();
         let control = control.clone();
@@ -737,7 +738,10 @@ async fn sends_cut_off_mid_flight_are_reported_uncertain_and_never_resent() {
     .channels([Channel::Email])
     .build()
     .unwrap();
-    let runner = CampaignRunner::new(directory.clone(), outbox.clone(), transports).concurrency(8);
+    let runner = CampaignRunner::builder(directory.clone(), outbox.clone())
+        .transports(transports)
+        .concurrency(8)
+        .build();
     let run = tokio::spawn({
         let campaign = campaign.clone();
         async move { runner.run(&campaign, &RunControl::new()).await }
@@ -754,7 +758,9 @@ async fn sends_cut_off_mid_flight_are_reported_uncertain_and_never_resent() {
     let email = Arc::new(StubTransport::new(Channel::Email));
     let mut transports = TransportSet::new();
     transports.insert(email.clone() as SharedTransport);
-    let report = CampaignRunner::new(directory, outbox, transports)
+    let report = CampaignRunner::builder(directory, outbox)
+        .transports(transports)
+        .build()
         .run(&campaign, &RunControl::new())
         .await
         .unwrap();
@@ -836,8 +842,10 @@ async fn only_recipients_about_to_be_sent_to_are_claimed() {
         claimed: Default::default(),
     });
     let campaign = newsletter("claims");
-    let report = CampaignRunner::new(w.directory.clone(), outbox.clone(), w.transports.clone())
+    let report = CampaignRunner::builder(w.directory.clone(), outbox.clone())
+        .transports(w.transports.clone())
         .clock(w.clock.shared())
+        .build()
         .run(&campaign, &RunControl::new())
         .await
         .unwrap();
@@ -885,9 +893,16 @@ fn email_runner(
     outbox: Arc<dyn Outbox>,
     email: &Arc<StubTransport>,
 ) -> CampaignRunner {
-    let mut transports = TransportSet::new();
-    transports.insert(email.clone() as SharedTransport);
-    CampaignRunner::new(directory.clone(), outbox, transports)
+    email_runner_builder(directory, outbox, email).build()
+}
+
+fn email_runner_builder(
+    directory: &Arc<MemoryDirectory>,
+    outbox: Arc<dyn Outbox>,
+    email: &Arc<StubTransport>,
+) -> CampaignRunnerBuilder {
+    CampaignRunner::builder(directory.clone(), outbox)
+        .transport(email.clone())
         .concurrency(4)
         .retries(1, Duration::from_millis(1))
 }
@@ -1027,7 +1042,9 @@ async fn a_cancel_during_a_rate_limit_pause_leaves_nothing_pending() {
     );
     let campaign = email_campaign("cancel-in-pause");
     let control = RunControl::new();
-    let runner = email_runner(&directory, outbox.clone(), &email).concurrency(1);
+    let runner = email_runner_builder(&directory, outbox.clone(), &email)
+        .concurrency(1)
+        .build();
     let run = tokio::spawn({
         let campaign = campaign.clone();
         let control = control.clone();
@@ -1110,8 +1127,9 @@ async fn sent_messages_appear_in_the_inbox_and_their_receipts_land_on_them() {
     let inbox = Arc::new(tidings::store::memory::MemoryInbox::new());
     let campaign = newsletter("inbox-visible");
     let report = w
-        .runner()
+        .runner_builder()
         .record_in(inbox.clone())
+        .build()
         .run(&campaign, &RunControl::new())
         .await
         .unwrap();
@@ -1198,7 +1216,9 @@ async fn a_campaign_reaches_by_email_whoever_a_reply_would_reach_by_email() {
     .channels([Channel::Email])
     .build()
     .unwrap();
-    let report = CampaignRunner::new(directory.clone(), outbox.clone(), transports)
+    let report = CampaignRunner::builder(directory.clone(), outbox.clone())
+        .transports(transports)
+        .build()
         .run(&campaign, &RunControl::new())
         .await
         .unwrap();
@@ -1222,12 +1242,10 @@ async fn a_campaign_reaches_by_email_whoever_a_reply_would_reach_by_email() {
         "{visitor_outcome:?}"
     );
     // The same rule as a support reply's: Ann is reached by e-mail there too.
-    let support = Support::new(
-        directory.clone(),
-        Arc::new(MemoryInbox::new()),
-        tidings::clock::SystemClock::shared(),
-    )
-    .with_transport(email.clone());
+    let support = Support::builder(directory.clone(), Arc::new(MemoryInbox::new()))
+        .clock(tidings::clock::SystemClock::shared())
+        .transport(email.clone())
+        .build();
     assert_eq!(
         support
             .transports_for(&ann.id)

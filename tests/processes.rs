@@ -13,7 +13,7 @@ use tidings::{
     clock::{Clock, ManualClock, Timestamp},
     contact::{Address, Channel, ContactId, NewContact},
     hub::{Hub, Routed},
-    identity::{ConnectPolicy, Connector, Directory},
+    identity::{Connector, Directory},
     inbox::{EntryContent, Inbox},
     keys::{KeyRing, SigningKey},
     message::ChoiceStyle,
@@ -158,17 +158,13 @@ impl World {
         }
         let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![42u8; 32])).unwrap())
             .with_clock(self.clock.shared());
-        let connector = Connector::new(
-            self.directory.clone(),
-            self.seen.clone(),
-            tokens,
-            self.clock.shared(),
-            ConnectPolicy::new(),
-        );
+        let connector = Connector::builder(self.directory.clone(), self.seen.clone(), tokens)
+            .clock(self.clock.shared())
+            .build();
         let hub = Arc::new(
             Hub::builder(connector, self.directory.clone(), self.inbox.clone())
                 .processes(Arc::new(self.engine.clone()))
-                .reply_transport(messenger)
+                .transport(messenger)
                 .build(),
         );
         let webhook = Arc::new(

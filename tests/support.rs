@@ -10,7 +10,7 @@ use tidings::{
     clock::{Clock, ManualClock, Timestamp},
     contact::{Address, Channel, ContactId, NewContact},
     hub::Hub,
-    identity::{ConnectPolicy, Connector, Directory},
+    identity::{Connector, Directory},
     inbox::{DeliveryStatus, Entry, EntryContent, Inbox, Reply, Support},
     keys::SigningKey,
     message::Message,
@@ -75,20 +75,18 @@ impl World {
         let mail = Arc::new(StubTransport::new(Channel::Email).with_clock(clock.shared()));
         let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![3u8; 32])).unwrap())
             .with_clock(clock.shared());
-        let connector = Connector::new(
-            directory.clone(),
-            seen.clone(),
-            tokens,
-            clock.shared(),
-            ConnectPolicy::new(),
-        );
+        let connector = Connector::builder(directory.clone(), seen.clone(), tokens)
+            .clock(clock.shared())
+            .build();
         let hub = Hub::builder(connector, directory.clone(), inbox.clone()).build();
         let webhook = Webhook::builder(secret.clone(), VerifyToken::new("v"), pages, seen, last)
             .clock(clock.shared())
             .build();
-        let support = Support::new(directory.clone(), inbox.clone(), clock.shared())
-            .with_transport(messenger)
-            .with_transport(mail.clone());
+        let support = Support::builder(directory.clone(), inbox.clone())
+            .clock(clock.shared())
+            .transport(messenger)
+            .transport(mail.clone())
+            .build();
         let ann = directory
             .create(
                 NewContact::new()

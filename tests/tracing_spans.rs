@@ -10,7 +10,7 @@ use tidings::{
     clock::SystemClock,
     contact::NewContact,
     hub::Hub,
-    identity::{ConnectPolicy, Connector, Directory},
+    identity::{Connector, Directory},
     keys::SigningKey,
     message::Message,
     messenger::{
@@ -78,19 +78,18 @@ async fn logs_have_a_span_per_request_per_event_and_per_send_attempt() {
         .base_url(graph.base_url())
         .build()
         .unwrap();
-    let connector = Connector::new(
+    let connector = Connector::builder(
         directory.clone(),
         seen.clone(),
         Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32])).unwrap()),
-        SystemClock::shared(),
-        ConnectPolicy::new(),
-    );
+    )
+    .build();
     let hub = Hub::builder(
         connector.clone(),
         directory.clone(),
         Arc::new(MemoryInbox::new()),
     )
-    .reply_transport(Arc::new(messenger))
+    .transport(Arc::new(messenger))
     .confirmation(Message::text("Connected.").unwrap())
     .build();
     let webhook = Webhook::builder(

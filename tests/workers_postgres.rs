@@ -96,10 +96,12 @@ async fn child_worker() {
         .unwrap();
     let mut transports = TransportSet::new();
     transports.insert(Arc::new(messenger) as SharedTransport);
-    let runner = CampaignRunner::new(stores.directory(), stores.outbox(), transports)
+    let runner = CampaignRunner::builder(stores.directory(), stores.outbox())
+        .transports(transports)
         .concurrency(CONCURRENCY)
         .page_size(250)
-        .lease(LEASE);
+        .lease(LEASE)
+        .build();
     let worker = WorkerId::new(var(NAME)).unwrap();
     report("STARTED", &worker);
     let done = runner

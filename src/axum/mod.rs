@@ -8,7 +8,6 @@
 //! use std::sync::Arc;
 //! use tidings::{
 //!     axum::{AgentApi, BearerToken, WebhookRouter},
-//!     clock::SystemClock,
 //!     hub::Hub,
 //!     inbox::Support,
 //!     messenger::Webhook,
@@ -17,7 +16,7 @@
 //!
 //! # fn app(hub: Arc<Hub>, webhook: Arc<Webhook>) -> axum::Router {
 //! let (directory, inbox) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryInbox::new()));
-//! let support = Support::new(directory.clone(), inbox.clone(), SystemClock::shared());
+//! let support = Support::builder(directory.clone(), inbox.clone()).build();
 //! let agents = AgentApi::builder(BearerToken::new("a long random token", "desk"), support, inbox, directory)
 //!     .build();
 //! axum::Router::new()

@@ -43,7 +43,7 @@
 //! let to = Address::email("ann@example.org")?;
 //! let receipt = email.send(&to, &question, &SendContext::agent_reply()).await?;
 //! println!("sent as {}", receipt.message_ids[0]); // the Message-ID header, <...@school.example>
-//! // Give it to the services like any transport: `Support::with_transport(Arc::new(email))`.
+//! // Give it to the services like any transport: `Support::builder(..).transport(Arc::new(email))`.
 //! # Ok(()) }
 //! ```
 //!

@@ -202,8 +202,15 @@ impl HubBuilder {
 
     /// A transport the Hub may answer through (confirmations, "please authorize"), one per
     /// channel: a later one for the same channel replaces the earlier.
-    pub fn reply_transport(mut self, transport: SharedTransport) -> Self {
+    pub fn transport(mut self, transport: SharedTransport) -> Self {
         self.hub.transports.insert(transport);
+        self
+    }
+
+    /// Several transports at once (a [`TransportSet`], a `Vec`, ...), as
+    /// [`transport`](Self::transport) one by one.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = SharedTransport>) -> Self {
+        self.hub.transports.extend(transports);
         self
     }
 
@@ -304,13 +311,10 @@ impl HubBuilder {
 ///     Arc::new(MemoryLastInbound::new()),
 /// )
 /// .build();
-/// let connector = Connector::new(
-///     directory.clone(),
-///     seen,
-///     Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32]))?),
-///     SystemClock::shared(),
-///     ConnectPolicy::new().with_auto_register(true),
-/// );
+/// let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
+/// let connector = Connector::builder(directory.clone(), seen, tokens)
+///     .policy(ConnectPolicy::new().with_auto_register(true))
+///     .build();
 /// let hub = Hub::builder(connector, directory, inbox.clone()).build();
 ///
 /// // What the host's HTTP route hands over: Meta's POST, as it came.

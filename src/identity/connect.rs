@@ -33,7 +33,7 @@ use super::{
     confirm::{ConfirmLinks, LinkChange, LinkQuestion},
 };
 use crate::{
-    clock::SharedClock,
+    clock::{SharedClock, SystemClock},
     contact::{Address, Contact, ContactId, NewContact},
     error::StoreError,
     message::Reference,
@@ -258,7 +258,6 @@ pub trait MergeHook: Send + Sync {
 /// ```
 /// use std::sync::Arc;
 /// use tidings::{
-///     clock::SystemClock,
 ///     contact::{Address, NewContact},
 ///     identity::{ConnectOutcome, ConnectPolicy, Connector, Directory, Sender},
 ///     message::Reference,
@@ -271,13 +270,9 @@ pub trait MergeHook: Send + Sync {
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let directory = Arc::new(MemoryDirectory::new());
 /// let tokens = Tokens::new(SigningKey::new(1, SecretSlice::from(vec![7u8; 32]))?);
-/// let connector = Connector::new(
-///     directory.clone(),
-///     Arc::new(MemorySeenEvents::new()),
-///     tokens,
-///     SystemClock::shared(),
-///     ConnectPolicy::new().with_auto_register(true),
-/// );
+/// let connector = Connector::builder(directory.clone(), Arc::new(MemorySeenEvents::new()), tokens)
+///     .policy(ConnectPolicy::new().with_auto_register(true))
+///     .build();
 ///
 /// // The platform shows Ann a link to m.me/<page>?ref=<token>; she taps it in Messenger.
 /// let ann = directory.create(NewContact::new().with_email("ann@example.org")).await?;
@@ -321,30 +316,64 @@ impl fmt::Debug for Connector {
     }
 }
 
+/// Builds a [`Connector`]: `Connector::builder(directory, seen, tokens)`, then the policy,
+/// the clock and a merge hook, then [`build`](Self::build).
+#[derive(Clone, Debug)]
+pub struct ConnectorBuilder {
+    connector: Connector,
+}
+
+impl ConnectorBuilder {
+    /// How connecting behaves (default: [`ConnectPolicy::new`]: 15-minute links, no
+    /// auto-registration, no relinking).
+    pub fn policy(mut self, policy: ConnectPolicy) -> Self {
+        self.connector.policy = policy;
+        self
+    }
+
+    /// The clock token lifetimes and link times are read from (default: the system clock).
+    /// Give the [`Tokens`] the same clock.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.connector.clock = clock;
+        self
+    }
+
+    /// Runs `hook` before each technical-to-real merge (default: none).
+    pub fn merge_hook(mut self, hook: Arc<dyn MergeHook>) -> Self {
+        self.connector.merge_hook = Some(hook);
+        self
+    }
+
+    /// The connector.
+    pub fn build(self) -> Connector {
+        self.connector
+    }
+}
+
 impl Connector {
-    /// A connector over the host's directory, with `seen` remembering used tokens. Time is read
-    /// from `clock` (give `tokens` the same clock).
-    pub fn new(
+    /// The connector with `hook` run before each merge instead of its own (the Hub's).
+    pub(crate) fn with_merge_hook(mut self, hook: Arc<dyn MergeHook>) -> Self {
+        self.merge_hook = Some(hook);
+        self
+    }
+
+    /// Starts building a connector over the host's directory, with `seen` remembering used
+    /// tokens and `tokens` signing and verifying connect links.
+    pub fn builder(
         directory: Arc<dyn Directory>,
         seen: Arc<dyn SeenEvents>,
         tokens: Tokens,
-        clock: SharedClock,
-        policy: ConnectPolicy,
-    ) -> Self {
-        Connector {
-            directory,
-            seen,
-            tokens,
-            clock,
-            policy,
-            merge_hook: None,
+    ) -> ConnectorBuilder {
+        ConnectorBuilder {
+            connector: Connector {
+                directory,
+                seen,
+                tokens,
+                clock: SystemClock::shared(),
+                policy: ConnectPolicy::new(),
+                merge_hook: None,
+            },
         }
-    }
-
-    /// Runs `hook` before each technical-to-real merge.
-    pub fn with_merge_hook(mut self, hook: Arc<dyn MergeHook>) -> Self {
-        self.merge_hook = Some(hook);
-        self
     }
 
     /// The policy.
@@ -550,7 +579,6 @@ mod tests {
 
     use super::*;
     use crate::{
-        clock::SystemClock,
         keys::SigningKey,
         store::memory::{MemoryDirectory, MemorySeenEvents},
     };
@@ -563,13 +591,13 @@ mod tests {
 
     fn connector_over(directory: Arc<dyn Directory>, policy: ConnectPolicy) -> Connector {
         let key = SigningKey::new(6, SecretSlice::from(vec![SECRET_BYTE; 32])).unwrap();
-        Connector::new(
+        Connector::builder(
             directory,
             Arc::new(MemorySeenEvents::new()),
             Tokens::new(key),
-            SystemClock::shared(),
-            policy,
         )
+        .policy(policy)
+        .build()
     }
 
     #[test]

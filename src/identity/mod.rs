@@ -37,7 +37,9 @@ pub mod confirm;
 pub mod connect;
 
 pub use confirm::{ConfirmLinks, LinkChange, LinkQuestion};
-pub use connect::{ConnectOutcome, ConnectPolicy, Connector, MergeHook, Refusal, Sender};
+pub use connect::{
+    ConnectOutcome, ConnectPolicy, Connector, ConnectorBuilder, MergeHook, Refusal, Sender,
+};
 
 use crate::{
     contact::{Address, Contact, ContactId, NewContact},

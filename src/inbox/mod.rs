@@ -53,7 +53,9 @@ pub mod support;
 
 pub use annotation::{Annotation, Change, Edit, Reaction};
 use serde::{Deserialize, Serialize};
-pub use support::{MAX_REPLY_CHOICES, Reply, ReplyReport, Support, SupportError, TransportOption};
+pub use support::{
+    MAX_REPLY_CHOICES, Reply, ReplyReport, Support, SupportBuilder, SupportError, TransportOption,
+};
 
 use crate::{
     clock::Timestamp,

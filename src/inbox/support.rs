@@ -16,7 +16,7 @@ use std::{fmt, sync::Arc};
 
 use super::{DeliveryRecord, EntryId, Inbox, Outgoing};
 use crate::{
-    clock::SharedClock,
+    clock::{SharedClock, SystemClock},
     contact::{Address, Channel, Contact, ContactId},
     error::StoreError,
     identity::Directory,
@@ -110,7 +110,6 @@ pub enum SupportError {
 /// ```
 /// use std::sync::Arc;
 /// use tidings::{
-///     clock::SystemClock,
 ///     contact::{Address, Channel, NewContact},
 ///     identity::Directory,
 ///     inbox::{DeliveryStatus, Inbox, Reply, Support},
@@ -124,9 +123,10 @@ pub enum SupportError {
 /// let inbox = Arc::new(MemoryInbox::new());
 /// let messenger = Arc::new(StubTransport::new(Channel::Messenger));
 /// let email = Arc::new(StubTransport::new(Channel::Email));
-/// let support = Support::new(directory.clone(), inbox.clone(), SystemClock::shared())
-///     .with_transport(messenger.clone())
-///     .with_transport(email.clone());
+/// let support = Support::builder(directory.clone(), inbox.clone())
+///     .transport(messenger.clone())
+///     .transport(email.clone())
+///     .build();
 /// let ann = directory
 ///     .create(
 ///         NewContact::new()
@@ -167,22 +167,51 @@ impl fmt::Debug for Support {
     }
 }
 
-impl Support {
-    /// A support service over the directory and the inbox, reading time from `clock`.
-    pub fn new(directory: Arc<dyn Directory>, inbox: Arc<dyn Inbox>, clock: SharedClock) -> Self {
-        Support {
-            directory,
-            inbox,
-            transports: TransportSet::new(),
-            clock,
-        }
+/// Builds a [`Support`]: `Support::builder(directory, inbox)`, then the transports agents may
+/// tick and the clock, then [`build`](Self::build).
+#[derive(Clone, Debug)]
+pub struct SupportBuilder {
+    support: Support,
+}
+
+impl SupportBuilder {
+    /// Offers replies through `transport` (one per channel; a later one for the same channel
+    /// replaces the earlier). The reply box lists them in this order.
+    pub fn transport(mut self, transport: SharedTransport) -> Self {
+        self.support.transports.insert(transport);
+        self
     }
 
-    /// Offers replies through `transport` (one per channel; a later one for the same channel
-    /// replaces the earlier).
-    pub fn with_transport(mut self, transport: SharedTransport) -> Self {
-        self.transports.insert(transport);
+    /// Several transports at once (a [`TransportSet`], a `Vec`, ...), as
+    /// [`transport`](Self::transport) one by one, in order.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = SharedTransport>) -> Self {
+        self.support.transports.extend(transports);
         self
+    }
+
+    /// The clock for the times of replies and delivery records (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.support.clock = clock;
+        self
+    }
+
+    /// The support service.
+    pub fn build(self) -> Support {
+        self.support
+    }
+}
+
+impl Support {
+    /// Starts building a support service over the directory and the inbox.
+    pub fn builder(directory: Arc<dyn Directory>, inbox: Arc<dyn Inbox>) -> SupportBuilder {
+        SupportBuilder {
+            support: Support {
+                directory,
+                inbox,
+                transports: TransportSet::new(),
+                clock: SystemClock::shared(),
+            },
+        }
     }
 
     /// The transports an agent may tick for `contact`, in configuration order.

@@ -23,7 +23,7 @@
 //!     newsletter::{Campaign, CampaignId, CampaignRunner, RunControl},
 //!     segment::Segment,
 //!     store::memory::{MemoryDirectory, MemoryOutbox},
-//!     transport::{TransportSet, stub::StubTransport},
+//!     transport::stub::StubTransport,
 //! };
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,9 +33,9 @@
 //!     .await?;
 //! directory.create(NewContact::new().with_name("Bo", "Kim")).await?;
 //!
-//! let mut transports = TransportSet::new();
-//! transports.insert(Arc::new(StubTransport::new(Channel::Email)));
-//! let runner = CampaignRunner::new(directory.clone(), Arc::new(MemoryOutbox::new()), transports);
+//! let runner = CampaignRunner::builder(directory.clone(), Arc::new(MemoryOutbox::new()))
+//!     .transport(Arc::new(StubTransport::new(Channel::Email)))
+//!     .build();
 //!
 //! let campaign = Campaign::builder(
 //!     CampaignId::new("lesson-4")?,
@@ -61,6 +61,9 @@ pub mod outbox;
 pub mod run;
 
 pub use campaign::{Campaign, CampaignBuilder, CampaignDefinitionError};
-pub use run::{CampaignError, CampaignRunner, Counts, Progress, Report, RunControl, RunState};
+pub use run::{
+    CampaignError, CampaignRunner, CampaignRunnerBuilder, Counts, Progress, Report, RunControl,
+    RunState,
+};
 
 pub use outbox::{CampaignId, Outbox, Outcome, OutcomeRecord, Recorded, SkipReason};

@@ -83,7 +83,7 @@ use crate::{
     segment::{Cursor, FieldOp, Segment, SegmentPage, SegmentQuery},
     sync::lock,
     transport::{
-        DeliveryErrorKind, Fallback, SendContext, TransportSet,
+        DeliveryErrorKind, Fallback, SendContext, SharedTransport, TransportSet,
         fallback::{AttemptFailure, Undelivered},
     },
 };
@@ -368,26 +368,58 @@ struct Tally {
     uncertain: Vec<ContactId>,
 }
 
+/// Builds a [`CampaignRunner`]: `CampaignRunner::builder(segments, outbox)`, then the
+/// transports and options, then [`build`](Self::build).
+#[derive(Clone)]
+pub struct CampaignRunnerBuilder {
+    runner: CampaignRunner,
+}
+
+impl std::fmt::Debug for CampaignRunnerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CampaignRunnerBuilder")
+            .field("runner", &self.runner)
+            .finish()
+    }
+}
+
 impl CampaignRunner {
-    /// A runner reading recipients from `segments`, recording in `outbox`, sending with
-    /// `transports`.
-    pub fn new(
+    /// Starts building a runner that reads recipients from `segments` and records outcomes in
+    /// `outbox`. Add the transports it may send with ([`transport`](CampaignRunnerBuilder::transport)).
+    pub fn builder(
         segments: Arc<dyn SegmentQuery>,
         outbox: Arc<dyn Outbox>,
-        transports: TransportSet,
-    ) -> Self {
-        CampaignRunner {
-            segments,
-            outbox,
-            transports,
-            clock: SystemClock::shared(),
-            concurrency: DEFAULT_CONCURRENCY,
-            page_size: DEFAULT_PAGE_SIZE,
-            retries: 3,
-            retry_delay: Duration::from_millis(200),
-            inbox: None,
-            lease: DEFAULT_LEASE,
+    ) -> CampaignRunnerBuilder {
+        CampaignRunnerBuilder {
+            runner: CampaignRunner {
+                segments,
+                outbox,
+                transports: TransportSet::new(),
+                clock: SystemClock::shared(),
+                concurrency: DEFAULT_CONCURRENCY,
+                page_size: DEFAULT_PAGE_SIZE,
+                retries: 3,
+                retry_delay: Duration::from_millis(200),
+                inbox: None,
+                lease: DEFAULT_LEASE,
+            },
         }
+    }
+}
+
+impl CampaignRunnerBuilder {
+    /// A transport campaigns may send with, one per channel (a later one for the same channel
+    /// replaces the earlier). A campaign's channels name which of them it uses, in order.
+    pub fn transport(mut self, transport: SharedTransport) -> Self {
+        self.runner.transports.insert(transport);
+        self
+    }
+
+    /// Several transports at once (a [`TransportSet`], a `Vec`, ...), as
+    /// [`transport`](Self::transport) one by one.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = SharedTransport>) -> Self {
+        self.runner.transports.extend(transports);
+        self
     }
 
     /// Records each message sent in the recipient's inbox conversation too, as an outgoing
@@ -396,45 +428,52 @@ impl CampaignRunner {
     /// written after the outcome; a failure to write it is logged and does not change the
     /// outcome, and a crash in between leaves the send without its entry.
     pub fn record_in(mut self, inbox: Arc<dyn crate::inbox::Inbox>) -> Self {
-        self.inbox = Some(inbox);
+        self.runner.inbox = Some(inbox);
         self
     }
 
-    /// How long a worker of [`run_shared`](Self::run_shared) holds a batch without renewing
-    /// it (at least 1 s; default [`DEFAULT_LEASE`]): after a worker dies, its batch waits this
-    /// long before another worker takes it over. Renewed every third of it.
+    /// How long a worker of [`run_shared`](CampaignRunner::run_shared) holds a batch without
+    /// renewing it (at least 1 s; default [`DEFAULT_LEASE`]): after a worker dies, its batch
+    /// waits this long before another worker takes it over. Renewed every third of it.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_secs(1));
+        self.runner.lease = lease.max(Duration::from_secs(1));
         self
     }
 
     /// Recipients in flight at once (at least 1; default [`DEFAULT_CONCURRENCY`]).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+        self.runner.concurrency = n.max(1);
         self
     }
 
     /// Contacts read per segment page (at least 1; default [`DEFAULT_PAGE_SIZE`]).
     pub fn page_size(mut self, n: usize) -> Self {
-        self.page_size = n.max(1);
+        self.runner.page_size = n.max(1);
         self
     }
 
     /// Retries of a temporary failure per recipient, and the first backoff delay (doubled
     /// each time, with jitter). Default: 3 retries from 200 ms.
     pub fn retries(mut self, retries: usize, first_delay: Duration) -> Self {
-        self.retries = retries;
-        self.retry_delay = first_delay;
+        self.runner.retries = retries;
+        self.runner.retry_delay = first_delay;
         self
     }
 
     /// The clock for outcome times, [`Progress::rate`] and [`Report::elapsed`] (default: the
     /// system clock). Rate-limit pauses are real waiting and use Tokio's timer.
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.runner.clock = clock;
         self
     }
 
+    /// The runner.
+    pub fn build(self) -> CampaignRunner {
+        self.runner
+    }
+}
+
+impl CampaignRunner {
     fn fallback(&self, campaign: &Campaign) -> Result<Fallback, CampaignError> {
         let transports = campaign
             .channels

@@ -47,6 +47,44 @@ impl TransportSet {
     }
 }
 
+impl Extend<SharedTransport> for TransportSet {
+    /// Adds each transport as [`insert`](TransportSet::insert) does.
+    fn extend<I: IntoIterator<Item = SharedTransport>>(&mut self, transports: I) {
+        for transport in transports {
+            self.insert(transport);
+        }
+    }
+}
+
+impl FromIterator<SharedTransport> for TransportSet {
+    /// A set of the transports, a later one for a channel replacing an earlier.
+    fn from_iter<I: IntoIterator<Item = SharedTransport>>(transports: I) -> Self {
+        let mut set = TransportSet::new();
+        set.extend(transports);
+        set
+    }
+}
+
+impl IntoIterator for TransportSet {
+    type Item = SharedTransport;
+    type IntoIter = std::vec::IntoIter<SharedTransport>;
+
+    /// The transports, in the order added.
+    fn into_iter(self) -> Self::IntoIter {
+        self.transports.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a TransportSet {
+    type Item = &'a SharedTransport;
+    type IntoIter = std::slice::Iter<'a, SharedTransport>;
+
+    /// The transports, in the order added.
+    fn into_iter(self) -> Self::IntoIter {
+        self.transports.iter()
+    }
+}
+
 impl fmt::Debug for TransportSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
@@ -68,7 +106,7 @@ mod tests {
         let first: SharedTransport = Arc::new(StubTransport::new(Channel::Email));
         let second: SharedTransport = Arc::new(StubTransport::new(Channel::Email));
         set.insert(Arc::new(StubTransport::new(Channel::Messenger)));
-        set.insert(first);
+        set.insert(first.clone());
         set.insert(second.clone());
         assert_eq!(set.len(), 2);
         assert!(
@@ -77,5 +115,17 @@ mod tests {
         );
         assert!(set.get(&Channel::custom("sms").unwrap()).is_none());
         assert_eq!(format!("{set:?}"), r#"["messenger", "email"]"#);
+        // Collecting and extending follow the same rule, and iteration keeps the order.
+        let collected: TransportSet = set.clone().into_iter().chain([first.clone()]).collect();
+        assert!(
+            collected
+                .get(&Channel::Email)
+                .is_some_and(|t| Arc::ptr_eq(t, &first))
+        );
+        let channels: Vec<String> = (&collected)
+            .into_iter()
+            .map(|t| t.channel().to_string())
+            .collect();
+        assert_eq!(channels, ["messenger", "email"]);
     }
 }

@@ -65,6 +65,13 @@ impl FlowEngineBuilder {
         self
     }
 
+    /// Several transports at once (a [`TransportSet`], a `Vec`, ...), as
+    /// [`transport`](Self::transport) one by one, in order.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = SharedTransport>) -> Self {
+        self.transports.extend(transports);
+        self
+    }
+
     /// Records each message a flow sends in the contact's inbox conversation too, as an
     /// outgoing entry by `flow:<flow id>` with its delivery, so that agents see what the flow
     /// said and receipts land on it (default: not recorded). A failure to write it is logged
