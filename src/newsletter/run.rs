@@ -25,7 +25,7 @@
 //! A recipient is *uncertain* when its claim (3) is stored but its outcome (5) is not: the
 //! process died (killed, crashed, lost power) or the store failed to write the outcome while
 //! the recipient was in flight. Only recipients in flight can be left so, so one stop leaves
-//! at most [`CampaignRunner::concurrency`] of them. Whether an uncertain recipient got the
+//! at most [`CampaignRunnerBuilder::concurrency`] of them. Whether an uncertain recipient got the
 //! message is unknown to the crate: the process may have died before the request left, while
 //! the transport had it, or after the answer came back. The Messenger Send API takes no
 //! idempotency key, so sending again could deliver a second copy; the crate never resends
@@ -49,8 +49,8 @@
 //!
 //! # Memory and speed
 //!
-//! The segment is read a page at a time ([`CampaignRunner::page_size`]) while at most
-//! [`CampaignRunner::concurrency`] recipients are in flight, so memory does not grow with the
+//! The segment is read a page at a time ([`CampaignRunnerBuilder::page_size`]) while at most
+//! [`CampaignRunnerBuilder::concurrency`] recipients are in flight, so memory does not grow with the
 //! segment. Throughput is bounded by the transports (their rate limiters) and the store.
 //!
 //! # Control and progress
@@ -553,7 +553,7 @@ impl CampaignRunner {
     /// Runs `campaign` as one of any number of workers (tasks or processes) sharing
     /// `batches`, under the name `worker`; see [batches](super::batches).
     ///
-    /// The worker takes batches of [`page_size`](Self::page_size) recipients until every page
+    /// The worker takes batches of [`page_size`](CampaignRunnerBuilder::page_size) recipients until every page
     /// of the segment is in a batch and every batch is completed (it waits for the batches of
     /// other workers, and takes them over if their leases end), or until cancelled. The
     /// report counts the recipients this worker handled; [`recorded`](Self::recorded) counts
